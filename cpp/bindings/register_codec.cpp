@@ -92,7 +92,10 @@ void register_codec(py::module_& m) {
         .def_property_readonly("step", [](const codec::Channel& c) {
             return (static_cast<double>(c.hi) - c.lo) / codec::quant_max(c.quant);
         }, "One quantization step in channel units.")
-        .def("__eq__", [](const codec::Channel& a, const codec::Channel& b) { return a == b; })
+        .def("__eq__", [](const codec::Channel& a, const py::object& b) -> py::object {
+            if (!py::isinstance<codec::Channel>(b)) return py::reinterpret_borrow<py::object>(Py_NotImplemented);
+            return py::bool_(a == b.cast<const codec::Channel&>());
+        }, py::arg("other"))
         .def("__hash__", [](const codec::Channel& c) { return py::hash(py::make_tuple(c.name, static_cast<int>(c.quant), c.lo, c.hi)); })
         .def("__repr__", [](const codec::Channel& c) {
             return "Channel('" + c.name + "', " + (c.quant == codec::Quant::kU8 ? "U8" : "U16") + ", " +
@@ -115,7 +118,15 @@ void register_codec(py::module_& m) {
         .def_property_readonly("fps", &codec::Schema::fps, "Frames per second.")
         .def_property_readonly("names", &names_of, "Channel names in stream order.")
         .def("__len__", [](const codec::Schema& s) { return s.channels.size(); })
-        .def("__eq__", [](const codec::Schema& a, const codec::Schema& b) { return a == b; })
+        .def("__eq__", [](const codec::Schema& a, const py::object& b) -> py::object {
+            if (!py::isinstance<codec::Schema>(b)) return py::reinterpret_borrow<py::object>(Py_NotImplemented);
+            return py::bool_(a == b.cast<const codec::Schema&>());
+        }, py::arg("other"))
+        .def("__hash__", [](const codec::Schema& s) {
+            py::list items;
+            for (const auto& c : s.channels) items.append(py::make_tuple(c.name, static_cast<int>(c.quant), c.lo, c.hi));
+            return py::hash(py::make_tuple(s.fps_num, s.fps_den, py::tuple(items)));
+        })
         .def("__repr__", [](const codec::Schema& s) {
             return "Schema(" + std::to_string(s.channels.size()) + " channels, fps=" + std::to_string(s.fps_num) + "/" +
                    std::to_string(s.fps_den) + ")";

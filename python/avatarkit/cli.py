@@ -1,0 +1,140 @@
+"""The ``avatarkit`` command."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import pathlib
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from . import __version__, codec
+from .protocol import parse_message
+
+log = logging.getLogger("avatarkit")
+
+
+class UserError(Exception):
+    """An error the user can fix; printed as one line, exit status 2."""
+
+
+def _official_keyframes(path: pathlib.Path) -> tuple[npt.NDArray[np.float32], list[int]]:
+    """Keyframes of a recording in the commercial Android demo's JSON format, and message sizes."""
+    try:
+        doc = json.loads(path.read_text())
+        messages = [base64.b64decode(m) for m in doc["animation_messages_base64"]]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UserError(f"{path}: not a recording with animation_messages_base64 ({err})") from err
+    chunks = []
+    for raw in messages:
+        message = parse_message(raw)
+        chunks.append(codec.decode_flame(message.server_response_animation.animation))
+    return np.concatenate(chunks), [len(c) for c in chunks]
+
+
+def _roundtrip(args: argparse.Namespace) -> int:
+    fps = 25
+    if args.source is None:
+        from ._synthetic import speech_like
+
+        values = speech_like(args.seconds, fps=fps)
+        schema = codec.canonical_schema(codec.Quant.U8 if args.u8 else codec.Quant.U16, fps)
+        chunk_sizes = [args.chunk] * (len(values) // args.chunk) + (
+            [len(values) % args.chunk] if len(values) % args.chunk else []
+        )
+        label = f"synthetic speech, {args.seconds:g} s, canonical channels"
+    else:
+        values, chunk_sizes = _official_keyframes(pathlib.Path(args.source))
+        lo, hi = values.min(axis=0), values.max(axis=0)
+        hi = np.where(hi > lo, hi, lo + 1.0)  # constant channels still need lo < hi
+        quant = codec.Quant.U8 if args.u8 else codec.Quant.U16
+        names = codec.flame_channel_names()
+        channels = [
+            codec.Channel(n, quant, float(a), float(b)) for n, a, b in zip(names, lo, hi, strict=True)
+        ]
+        schema = codec.Schema(channels)
+        label = f"{args.source}, FLAME channels"
+
+    encoder = codec.StreamEncoder(schema, zstd_level=args.zstd)
+    decoder = codec.StreamDecoder()
+    payloads, decoded = [], []
+    start = 0
+    for size in chunk_sizes:
+        payloads.append(encoder.encode(values[start : start + size]))
+        start += size
+    t0 = time.perf_counter()
+    for payload in payloads:
+        decoded.append(decoder.decode(payload).values.copy())
+    elapsed = time.perf_counter() - t0
+    out = np.concatenate(decoded)
+    steps = np.array([c.step for c in schema.channels])
+    clipped = np.clip(values, [c.lo for c in schema.channels], [c.hi for c in schema.channels])
+    err_steps = float((np.abs(out - clipped) / steps).max())
+    # Half a step, plus float32 rounding of the decoded value itself.
+    magnitude = np.maximum(np.abs([c.lo for c in schema.channels]), np.abs([c.hi for c in schema.channels]))
+    within = bool((np.abs(out - clipped) <= 0.5 * steps + 2 * np.finfo(np.float32).eps * magnitude).all())
+    total = sum(len(p) for p in payloads)
+    seconds = len(values) / fps
+    print(f"source      {label}")
+    print(f"frames      {len(values)} x {len(schema)} channels at {fps} fps ({seconds:.1f} s)")
+    print(f"payloads    {len(payloads)}, zstd level {args.zstd or 'off'}, {'u8' if args.u8 else 'u16'}")
+    print(
+        f"bytes       {total} ({total / seconds:.0f} B/s, "
+        f"raw float32 would be {values.nbytes / seconds:.0f} B/s)"
+    )
+    print(f"max error   {err_steps:.3f} quantization steps (bound: 0.5 plus float32 rounding)")
+    print(f"decode      {len(values) / elapsed:,.0f} frames/s through Python")
+    return 0 if within else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``avatarkit`` command."""
+    parser = argparse.ArgumentParser(
+        prog="avatarkit", description="AvatarKit for Python: real-time talking avatars."
+    )
+    parser.add_argument("--version", action="version", version=f"avatarkit {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    codec_parser = sub.add_parser("codec", help="the animation stream codec")
+    codec_sub = codec_parser.add_subparsers(dest="codec_command", required=True)
+    rt = codec_sub.add_parser(
+        "roundtrip",
+        help="encode a stream, decode it, report size and error",
+        description="Encode an animation stream with the AK1 codec, decode it again and report bytes per "
+        "second and the worst error. Without SOURCE it uses built-in speech-like canonical channels; "
+        "SOURCE may be a recording of the commercial service in its Android demo's JSON format.",
+    )
+    rt.add_argument("source", nargs="?", help="a recording JSON (animation_messages_base64)")
+    rt.add_argument("--seconds", type=float, default=10.0, help="length of the built-in stream (default 10)")
+    rt.add_argument("--chunk", type=int, default=25, help="frames per payload of the built-in stream")
+    rt.add_argument("--zstd", type=int, default=0, metavar="LEVEL", help="zstd level, 0 = off (default)")
+    rt.add_argument("--u8", action="store_true", help="quantize to 8 bits instead of 16")
+    rt.set_defaults(func=_roundtrip)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
+    )
+    try:
+        return int(args.func(args))
+    except UserError as err:
+        print(f"avatarkit: error: {err}", file=sys.stderr)
+        return 2
+    except codec.CodecError as err:
+        print(f"avatarkit: error: {err} ({err.code})", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""The package itself: the built extension, its stubs, its links, its command."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import avatarkit
+from avatarkit import _core
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_version_and_typed_marker() -> None:
+    assert avatarkit.__version__ == _core.__version__
+    assert avatarkit.__version__.count(".") == 2
+    package = pathlib.Path(avatarkit.__file__).parent
+    assert (package / "py.typed").is_file()
+    assert (package / "_core" / "codec.pyi").is_file(), "the _core stubs must ship with the package"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ldd is Linux only")
+def test_extension_does_not_link_gl() -> None:
+    ldd = shutil.which("ldd")
+    if ldd is None:
+        pytest.skip("ldd is not installed")
+    so = pathlib.Path(_core.__file__)
+    out = subprocess.run([ldd, str(so)], capture_output=True, text=True, check=True).stdout
+    assert "libc.so" in out or "libstdc++" in out, out  # ldd really listed the dependencies
+    for lib in ("libGL.", "libEGL.", "libGLdispatch.", "libGLX.", "libOpenGL."):
+        assert lib not in out, f"{so.name} links {lib}: GL must come from a proc address at run time\n{out}"
+
+
+def test_stubs_match_the_built_module() -> None:
+    if importlib.util.find_spec("mypy") is None:
+        pytest.skip("mypy is not installed (it is in the test dependency group)")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy.stubtest",
+            "avatarkit._core",
+            "--allowlist",
+            str(REPO / "tests" / "stubtest-allowlist.txt"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO / "tests",  # import the installed package, not the source tree
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cli_roundtrip_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "avatarkit", "codec", "roundtrip", "--seconds", "3"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "max error" in result.stdout
+    assert "B/s" in result.stdout
+
+
+def test_cli_user_error_is_one_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "avatarkit", "codec", "roundtrip", "/no/such/recording.json"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("avatarkit: error:")
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_version() -> None:
+    result = subprocess.run([sys.executable, "-m", "avatarkit", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert avatarkit.__version__ in result.stdout
+
+
+def test_source_is_ruff_clean_and_typed() -> None:
+    if importlib.util.find_spec("ruff") is None or importlib.util.find_spec("mypy") is None:
+        pytest.skip("ruff and mypy are in the test dependency group")
+    ruff = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "python", "tests", "bench", "scripts"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert ruff.returncode == 0, ruff.stdout + ruff.stderr
+    mypy = subprocess.run([sys.executable, "-m", "mypy"], capture_output=True, text=True, cwd=REPO)
+    assert mypy.returncode == 0, mypy.stdout + mypy.stderr
