@@ -1,0 +1,1 @@
+"""Avatar assets: the bundle manifest, the glTF loader and the sample-avatar generator."""

@@ -1,0 +1,65 @@
+"""The typed errors of AvatarKit for Python.
+
+The codes mirror the error cases of the commercial AvatarKit SDKs, so an app ported from them can
+switch on the same names: each member's value is the SDK's own spelling, for logs and wire messages.
+
+Example:
+    >>> from avatarkit.errors import AvatarError, AvatarErrorCode
+    >>> err = AvatarError(AvatarErrorCode.INCOMPATIBLE_AVATAR_ASSET, "avatar.glb: bad magic")
+    >>> str(err)
+    'incompatibleAvatarAsset: avatar.glb: bad magic'
+    >>> err.code is AvatarErrorCode.INCOMPATIBLE_AVATAR_ASSET
+    True
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["AvatarError", "AvatarErrorCode"]
+
+
+class AvatarErrorCode(enum.Enum):
+    """Why an AvatarKit operation failed; the value is the commercial SDK's name for the case."""
+
+    #: The avatar id is unknown to the asset service (or is not a valid id at all).
+    AVATAR_ID_UNRECOGNIZED = "avatarIDUnrecognized"
+    #: The avatar's manifest could not be fetched or parsed.
+    FAILED_TO_FETCH_AVATAR_METADATA = "failedToFetchAvatarMetadata"
+    #: A file of the avatar bundle could not be downloaded.
+    FAILED_TO_DOWNLOAD_AVATAR_ASSETS = "failedToDownloadAvatarAssets"
+    #: A file the avatar needs is not there (not in the cache, not on disk).
+    AVATAR_ASSETS_MISSING = "avatarAssetsMissing"
+    #: A file is there but malformed, or uses something this version does not support.
+    INCOMPATIBLE_AVATAR_ASSET = "incompatibleAvatarAsset"
+    #: An operation that needs ``initialize`` ran before it.
+    SDK_NOT_INITIALIZED = "sdkNotInitialized"
+    #: The caller passed a value outside what the operation accepts.
+    INVALID_ARGUMENT = "invalidArgument"
+    #: The load was cancelled before it finished.
+    LOAD_CANCELLED = "loadCancelled"
+
+
+class AvatarError(Exception):
+    """An AvatarKit failure: a machine-readable :attr:`code` and a message for people.
+
+    Args:
+        code: which kind of failure this is.
+        message: what exactly went wrong, specific enough to act on (which file, which field).
+    """
+
+    code: AvatarErrorCode
+    message: str
+
+    def __init__(self, code: AvatarErrorCode, message: str) -> None:
+        # Both go to Exception.__init__ so that pickling (multiprocessing, logging handlers) rebuilds
+        # the error with the same two arguments.
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.code.value}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"AvatarError({self.code}, {self.message!r})"
