@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
+#include <new>
 
 #include "bytes.hpp"
 
@@ -83,17 +85,12 @@ Schema read_schema(Reader& r, const Limits& limits) {
     return schema;
 }
 
-// Position of the lowest set bit of a non-zero byte (portable: no compiler intrinsics).
-inline unsigned lowest_bit(unsigned byte) {
-    unsigned bit = 0;
-    while (((byte >> bit) & 1u) == 0) ++bit;
-    return bit;
-}
-
 struct Dequant {
     std::vector<float> offset, scale;
     std::vector<std::uint32_t> maxq;
     std::vector<std::uint8_t> width;
+    std::size_t key_bytes = 0;  // the values of a key frame
+    bool all_u16 = true;
     explicit Dequant(const Schema& s) {
         const std::size_t k = s.channels.size();
         offset.resize(k);
@@ -106,9 +103,45 @@ struct Dequant {
             width[i] = static_cast<std::uint8_t>(quant_bytes(ch.quant));
             offset[i] = ch.lo;
             scale[i] = static_cast<float>((static_cast<double>(ch.hi) - ch.lo) / maxq[i]);
+            key_bytes += width[i];
+            all_u16 = all_u16 && ch.quant == Quant::kU16;
         }
     }
 };
+
+// The channels a change mask names, in channel order, and the bytes their differences take: built
+// once per explicit mask and reused by every kFrameDeltaSame frame after it.
+struct ChangeList {
+    std::vector<std::uint32_t> channels;
+    std::size_t bytes = 0;
+    bool valid = false;
+
+    void assign(const std::uint8_t* mask, std::size_t mask_bytes, const Dequant& dq) {
+        channels.clear();
+        channels.reserve(mask_bytes * 8);
+        bytes = 0;
+        for (std::size_t b = 0; b < mask_bytes; ++b) {
+            for (unsigned bits = mask[b], bit = 0; bits != 0; bits >>= 1, ++bit) {
+                if ((bits & 1u) == 0) continue;
+                const std::size_t c = b * 8 + bit;
+                channels.push_back(static_cast<std::uint32_t>(c));
+                bytes += dq.width[c];
+            }
+        }
+        valid = true;
+    }
+};
+
+// One zstd decompression context per thread, reused: ZSTD_decompress() allocates and frees a fresh
+// one (over 100 KB) on every call, which costs more than decoding a 100-frame payload.
+ZSTD_DCtx* thread_dctx() {
+    struct Free {
+        void operator()(ZSTD_DCtx* ctx) const noexcept { ZSTD_freeDCtx(ctx); }
+    };
+    thread_local std::unique_ptr<ZSTD_DCtx, Free> ctx(ZSTD_createDCtx());
+    if (!ctx) throw std::bad_alloc();
+    return ctx.get();
+}
 
 }  // namespace
 
@@ -227,7 +260,7 @@ DecodedChunk StreamDecoder::decode(const std::uint8_t* data, std::size_t size) {
             fail(ErrorCode::kCompression, "zstd section does not declare the payload's decompressed size");
         }
         scratch_.resize(static_cast<std::size_t>(raw));
-        std::size_t got = ZSTD_decompress(scratch_.data(), scratch_.size(), frame, frame_size);
+        std::size_t got = ZSTD_decompressDCtx(thread_dctx(), scratch_.data(), scratch_.size(), frame, frame_size);
         if (ZSTD_isError(got)) fail(ErrorCode::kCompression, std::string("corrupt zstd section: ") + ZSTD_getErrorName(got));
         if (got != raw) fail(ErrorCode::kCompression, "zstd section decompressed to the wrong size");
         content = scratch_.data();
@@ -280,6 +313,7 @@ DecodedChunk StreamDecoder::decode(const std::uint8_t* data, std::size_t size) {
     std::vector<std::uint32_t> state = schema_changed || state_.size() != k ? std::vector<std::uint32_t>(k, 0) : state_;
     std::vector<std::uint8_t> mask = mask_.size() == mask_bytes ? mask_ : std::vector<std::uint8_t>(mask_bytes, 0);
     std::int64_t last = last_index_;
+    ChangeList changed;
 
     out.values.resize(out.frames * k);
     out.frame_indices.resize(out.frames);
@@ -293,10 +327,15 @@ DecodedChunk StreamDecoder::decode(const std::uint8_t* data, std::size_t size) {
             if (index <= last) {
                 fail(ErrorCode::kBadFrame, "frame index " + std::to_string(index) + " does not follow " + std::to_string(last));
             }
-            for (std::size_t c = 0; c < k; ++c) {
-                std::uint32_t q = dq.width[c] == 1 ? r.u8("key frame value") : r.u16("key frame value");
-                if (q > dq.maxq[c]) fail(ErrorCode::kBadFrame, "value out of range");  // unreachable for u8/u16
-                state[c] = q;
+            const std::uint8_t* p = r.bytes(dq.key_bytes, "key frame values");  // one bounds check per frame
+            if (dq.all_u16) {
+                for (std::size_t c = 0; c < k; ++c) state[c] = p[2 * c] | (static_cast<std::uint32_t>(p[2 * c + 1]) << 8);
+            } else {
+                for (std::size_t c = 0; c < k; ++c) {
+                    std::uint32_t q = *p++;
+                    if (dq.width[c] == 2) q |= static_cast<std::uint32_t>(*p++) << 8;
+                    state[c] = q;
+                }
             }
             have_reference = true;
         } else if (type == kFrameDelta || type == kFrameDeltaSame) {
@@ -313,18 +352,17 @@ DecodedChunk StreamDecoder::decode(const std::uint8_t* data, std::size_t size) {
                 }
                 std::copy(m, m + mask_bytes, mask.begin());
                 have_mask = true;
+                changed.assign(mask.data(), mask_bytes, dq);
             } else if (!have_mask) {
                 fail(ErrorCode::kBadFrame, "delta frame reuses a change mask that was never sent");
+            } else if (!changed.valid) {
+                changed.assign(mask.data(), mask_bytes, dq);  // the mask came with an earlier payload
             }
-            for (std::size_t b = 0; b < mask_bytes; ++b) {
-                unsigned bits = mask[b];
-                while (bits != 0) {
-                    unsigned bit = lowest_bit(bits);
-                    bits &= bits - 1;
-                    std::size_t c = b * 8 + bit;
-                    std::uint32_t d = dq.width[c] == 1 ? r.u8("delta value") : r.u16("delta value");
-                    state[c] = (state[c] + d) & dq.maxq[c];
-                }
+            const std::uint8_t* p = r.bytes(changed.bytes, "delta values");  // one bounds check per frame
+            for (std::uint32_t c : changed.channels) {
+                std::uint32_t d = *p++;
+                if (dq.width[c] == 2) d |= static_cast<std::uint32_t>(*p++) << 8;
+                state[c] = (state[c] + d) & dq.maxq[c];
             }
         } else {
             fail(ErrorCode::kBadFrame, "unknown frame type " + std::to_string(type));
@@ -335,7 +373,8 @@ DecodedChunk StreamDecoder::decode(const std::uint8_t* data, std::size_t size) {
         const float* off = dq.offset.data();
         const float* sc = dq.scale.data();
         const std::uint32_t* st = state.data();
-        for (std::size_t c = 0; c < k; ++c) row[c] = off[c] + static_cast<float>(st[c]) * sc[c];
+        // q <= 65535 fits int32, whose conversion to float is one instruction (unsigned needs several).
+        for (std::size_t c = 0; c < k; ++c) row[c] = off[c] + static_cast<float>(static_cast<std::int32_t>(st[c])) * sc[c];
     }
     if (!r.done()) fail(ErrorCode::kTrailingBytes, std::to_string(r.remaining()) + " bytes after the last frame");
 
