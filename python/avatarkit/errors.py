@@ -38,6 +38,10 @@ class AvatarErrorCode(enum.Enum):
     INVALID_ARGUMENT = "invalidArgument"
     #: The load was cancelled before it finished.
     LOAD_CANCELLED = "loadCancelled"
+    #: The object (a view, a controller) was destroyed or closed and cannot be used any more.
+    DESTROYED = "destroyed"
+    #: Rendering failed: no OpenGL context could be made, or OpenGL reported an error.
+    RENDER_FAILED = "renderFailed"
 
 
 class AvatarError(Exception):
