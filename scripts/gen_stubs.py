@@ -22,6 +22,8 @@ def _polish(path: pathlib.Path) -> None:
     # Constants: state the element type, not the value.
     text = re.sub(r"^(\w+): tuple = \(.*\)$", r"\1: tuple[str, ...]", text, flags=re.M)
     text = re.sub(r"^__version__: str = .*$", "__version__: str", text, flags=re.M)
+    # Dictionaries the bindings build by hand.
+    text = text.replace("def stats(self) -> dict:", "def stats(self) -> dict[str, int]:")
     # The extension defines no __all__; the package's public modules do.
     text = re.sub(r"^__all__: list\[str\] = \[.*\]\n", "", text, flags=re.M)
     # Attributes the bindings add to exception instances at raise time.
@@ -45,6 +47,8 @@ def main() -> int:
                 "--numpy-array-use-type-var",
                 "--enum-class-locations",
                 "Quant:avatarkit._core.codec",
+                "--enum-class-locations",
+                "AlphaMode:avatarkit._core.render",
             ],
             check=True,
             cwd=tmp,

@@ -54,7 +54,10 @@ class EngineSession:
 
     def push(self, pcm: bytes | npt.NDArray[np.int16]) -> F32:
         """Add PCM16 mono samples; returns the frames that became complete (``n x len(channels)``)."""
-        samples = np.frombuffer(pcm, "<i2") if isinstance(pcm, bytes | bytearray | memoryview) else np.asarray(pcm)
+        if isinstance(pcm, bytes | bytearray | memoryview):
+            samples = np.frombuffer(pcm, "<i2")
+        else:
+            samples = np.asarray(pcm)
         if samples.dtype != np.int16:
             raise ValueError("pcm must be 16-bit signed samples")
         self._buffer = np.concatenate([self._buffer, samples.astype(np.float32) / 32768.0])
@@ -71,18 +74,18 @@ class EngineSession:
         return self._emit(max(0, total_frames - self._frames))
 
     def _frame_end(self, k: int) -> int:
-        return int(round((k + 1) * self.sample_rate / FPS))
+        return round((k + 1) * self.sample_rate / FPS)
 
     def _emit(self, count: int) -> F32:
         out = np.zeros((count, len(self.channels)), np.float32)
         for i in range(count):
             k = self._frames + i
-            start = int(round(k * self.sample_rate / FPS)) - self._consumed
+            start = round(k * self.sample_rate / FPS) - self._consumed
             end = self._frame_end(k) - self._consumed
             out[i] = self._frame(self._buffer[max(0, start) : max(0, end)])
         self._frames += count
         # Drop audio no later frame needs.
-        keep_from = int(round(self._frames * self.sample_rate / FPS)) - self._consumed
+        keep_from = round(self._frames * self.sample_rate / FPS) - self._consumed
         if keep_from > 0:
             self._buffer = self._buffer[keep_from:]
             self._consumed += keep_from

@@ -65,7 +65,7 @@ struct Channel {
     std::string name;  // 1..64 bytes of [A-Za-z0-9_.:-]
     Quant quant = Quant::kU16;
     float lo = 0.0f;  // value of quantized 0
-    float hi = 1.0f;  // value of quantized max; lo < hi, both finite
+    float hi = 1.0f;  // value of quantized max; lo < hi, both finite and within +-1e38
 
     bool operator==(const Channel& o) const {
         return name == o.name && quant == o.quant && lo == o.lo && hi == o.hi;

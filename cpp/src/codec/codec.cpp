@@ -18,6 +18,9 @@ using detail::Writer;
 namespace {
 
 constexpr std::size_t kMaxNameLength = 64;
+// Channel ranges stay within +-1e38 so that dequantizing, lo + q * (hi - lo) / M in float32, never
+// meets an intermediate over the float32 maximum (3.4e38): wider ranges decoded to infinity.
+constexpr float kMaxRangeEnd = 1e38f;
 constexpr std::uint32_t kMaxFpsTerm = 1000;
 constexpr std::int64_t kMaxFrameIndex = std::int64_t{1} << 53;  // exact in a double
 
@@ -185,8 +188,8 @@ void validate_schema(const Schema& schema, std::size_t max_channels) {
             if (!valid_name_char(c)) fail(ErrorCode::kBadSchema, "channel name has a character outside [A-Za-z0-9_.:-]");
         }
         if (ch.quant != Quant::kU8 && ch.quant != Quant::kU16) fail(ErrorCode::kBadSchema, "unknown quantization");
-        if (!std::isfinite(ch.lo) || !std::isfinite(ch.hi) || !(ch.lo < ch.hi)) {
-            fail(ErrorCode::kBadSchema, "channel '" + ch.name + "' needs finite lo < hi");
+        if (!(std::fabs(ch.lo) <= kMaxRangeEnd) || !(std::fabs(ch.hi) <= kMaxRangeEnd) || !(ch.lo < ch.hi)) {
+            fail(ErrorCode::kBadSchema, "channel '" + ch.name + "' needs finite lo < hi, both within +-1e38");
         }
         names.push_back(ch.name);
     }
@@ -514,7 +517,7 @@ std::vector<std::uint8_t> StreamEncoder::encode(const float* values, std::size_t
     since_key_ = since_key;
     last_index_ = last;
     send_schema_ = false;
-    force_key_ = false;
+    force_key_ = need_key;  // an empty chunk sent no key frame: the next chunk still owes one
     return out;
 }
 

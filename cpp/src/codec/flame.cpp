@@ -96,7 +96,7 @@ std::vector<std::string> channel_names() {
     return names;
 }
 
-Keyframes decode(const std::uint8_t* data, std::size_t size, const Limits& limits) {
+Keyframes decode(const std::uint8_t* data, std::size_t size, const Limits& limits) try {
     if (size > limits.max_bytes) {
         throw CodecError(ErrorCode::kLimitExceeded, "FlameAnimation of " + std::to_string(size) + " bytes is over the limit");
     }
@@ -123,6 +123,11 @@ Keyframes decode(const std::uint8_t* data, std::size_t size, const Limits& limit
         ++out.frames;
     }
     return out;
+} catch (const CodecError& e) {
+    // The shared Reader reports a short input as kTruncated and a varint over 64 bits as kBadFrame,
+    // the AK1 codes; decode() promises kBadProtobuf for every wire format error.
+    if (e.code() == ErrorCode::kTruncated || e.code() == ErrorCode::kBadFrame) fail(e.what());
+    throw;
 }
 
 std::vector<std::uint8_t> encode(const float* values, std::size_t frames) {

@@ -1,9 +1,10 @@
 """
-AvatarKit C++ core: driving-stream codec (more areas register here as they land).
+AvatarKit C++ core: driving-stream codec, mesh deformation, GL renderer.
 """
 
 from __future__ import annotations
-
 from . import codec
+from . import rig
+from . import render
 
 __version__: str

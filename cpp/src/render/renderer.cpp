@@ -1,0 +1,769 @@
+#include "avatarkit/renderer.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#define GLAD_GL_IMPLEMENTATION
+#include <glad/gl.h>
+
+namespace avatarkit::render {
+
+namespace {
+
+const char* kMeshVertex = R"(#version 330 core
+layout(location = 0) in vec3 a_position;
+layout(location = 1) in vec3 a_normal;
+layout(location = 2) in vec2 a_uv;
+uniform mat4 u_model;
+uniform mat4 u_view;
+uniform mat4 u_proj;
+uniform mat3 u_normal_matrix;
+uniform vec3 u_content;  // x, y, scale
+out vec3 v_world;
+out vec3 v_normal;
+out vec2 v_uv;
+void main() {
+    vec4 world = u_model * vec4(a_position, 1.0);
+    v_world = world.xyz;
+    v_normal = u_normal_matrix * a_normal;
+    v_uv = a_uv;
+    vec4 clip = u_proj * u_view * world;
+    clip.xy = clip.xy * u_content.z + u_content.xy * clip.w;
+    gl_Position = clip;
+}
+)";
+
+// Three-point studio lighting with a GGX specular lobe and wrap diffuse for skin; ACES-like tone
+// curve; output in sRGB (the framebuffer is plain RGBA8).
+const char* kMeshFragment = R"(#version 330 core
+in vec3 v_world;
+in vec3 v_normal;
+in vec2 v_uv;
+uniform vec4 u_base_color;
+uniform sampler2D u_base_tex;
+uniform bool u_has_base_tex;
+uniform sampler2D u_normal_tex;
+uniform bool u_has_normal_tex;
+uniform float u_normal_scale;
+uniform sampler2D u_emissive_tex;
+uniform bool u_has_emissive_tex;
+uniform vec3 u_emissive;
+uniform float u_metallic;
+uniform float u_roughness;
+uniform float u_subsurface;
+uniform int u_alpha_mode;
+uniform float u_alpha_cutoff;
+uniform vec3 u_eye;
+out vec4 o_color;
+
+const float PI = 3.14159265;
+
+vec3 perturb(vec3 n, vec3 p, vec2 uv) {
+    // Cotangent frame from screen-space derivatives: normal maps without stored tangents.
+    vec3 dp1 = dFdx(p), dp2 = dFdy(p);
+    vec2 duv1 = dFdx(uv), duv2 = dFdy(uv);
+    vec3 dp2perp = cross(dp2, n), dp1perp = cross(n, dp1);
+    vec3 t = dp2perp * duv1.x + dp1perp * duv2.x;
+    vec3 b = dp2perp * duv1.y + dp1perp * duv2.y;
+    float invmax = inversesqrt(max(dot(t, t), dot(b, b)) + 1e-12);
+    vec3 m = texture(u_normal_tex, uv).xyz * 2.0 - 1.0;
+    m.xy *= u_normal_scale;
+    return normalize(mat3(t * invmax, b * invmax, n) * m);
+}
+
+vec3 light(vec3 n, vec3 v, vec3 l, vec3 radiance, vec3 albedo, vec3 f0, float rough, float wrap) {
+    float ndl_raw = dot(n, l);
+    float diffuse = max((ndl_raw + wrap) / (1.0 + wrap), 0.0);
+    float ndl = max(ndl_raw, 0.0);
+    vec3 h = normalize(l + v);
+    float ndh = max(dot(n, h), 0.0), ndv = max(dot(n, v), 1e-4), vdh = max(dot(v, h), 0.0);
+    float a = rough * rough, a2 = a * a;
+    float d = a2 / (PI * pow(ndh * ndh * (a2 - 1.0) + 1.0, 2.0));
+    float k = (rough + 1.0) * (rough + 1.0) / 8.0;
+    float g = (ndv / (ndv * (1.0 - k) + k)) * (ndl / (ndl * (1.0 - k) + k));
+    vec3 f = f0 + (1.0 - f0) * pow(1.0 - vdh, 5.0);
+    vec3 spec = d * g * f / max(4.0 * ndv * ndl, 1e-4);
+    vec3 kd = (1.0 - f);
+    // A touch of red in the wrapped band reads as light scattering under the skin.
+    vec3 scatter = wrap > 0.0 ? vec3(1.0, 0.55, 0.45) * (diffuse - ndl) * 0.6 : vec3(0.0);
+    return (kd * albedo / PI * diffuse + albedo * scatter / PI + spec * ndl) * radiance;
+}
+
+void main() {
+    vec4 base = u_base_color;
+    if (u_has_base_tex) base *= texture(u_base_tex, v_uv);
+    float alpha = base.a;
+    if (u_alpha_mode == 1) {
+        if (alpha < u_alpha_cutoff) discard;
+        alpha = 1.0;
+    } else if (u_alpha_mode == 0) {
+        alpha = 1.0;
+    }
+    vec3 n = normalize(v_normal);
+    if (!gl_FrontFacing) n = -n;
+    if (u_has_normal_tex) n = perturb(n, v_world, v_uv);
+    vec3 v = normalize(u_eye - v_world);
+    float rough = clamp(u_roughness, 0.05, 1.0);
+    vec3 albedo = base.rgb * (1.0 - u_metallic);
+    vec3 f0 = mix(vec3(0.04), base.rgb, u_metallic);
+    float wrap = u_subsurface * 0.5;
+    vec3 color = vec3(0.0);
+    color += light(n, v, normalize(vec3(-0.45, 0.5, 0.75)), vec3(2.3, 2.15, 2.0), albedo, f0, rough, wrap);
+    color += light(n, v, normalize(vec3(0.75, 0.1, 0.55)), vec3(0.55, 0.6, 0.7), albedo, f0, rough, wrap);
+    color += light(n, v, normalize(vec3(0.1, 0.6, -0.8)), vec3(1.2, 1.2, 1.3), albedo, f0, rough, 0.0);
+    vec3 sky = vec3(0.36, 0.39, 0.46), ground = vec3(0.2, 0.17, 0.15);
+    color += albedo * mix(ground, sky, n.y * 0.5 + 0.5) * 0.7;
+    vec3 emissive = u_emissive;
+    if (u_has_emissive_tex) emissive *= texture(u_emissive_tex, v_uv).rgb;
+    color += emissive;
+    color = clamp((color * (2.51 * color + 0.03)) / (color * (2.43 * color + 0.59) + 0.14), 0.0, 1.0);
+    o_color = vec4(pow(color, vec3(1.0 / 2.2)), alpha);
+}
+)";
+
+const char* kBackgroundVertex = R"(#version 330 core
+uniform vec4 u_uv_rect;  // offset.xy, scale.xy
+out vec2 v_uv;
+void main() {
+    vec2 p = vec2((gl_VertexID == 1) ? 3.0 : -1.0, (gl_VertexID == 2) ? 3.0 : -1.0);
+    vec2 uv = p * 0.5 + 0.5;
+    v_uv = u_uv_rect.xy + vec2(uv.x, 1.0 - uv.y) * u_uv_rect.zw;
+    gl_Position = vec4(p, 1.0, 1.0);
+}
+)";
+
+const char* kBackgroundFragment = R"(#version 330 core
+in vec2 v_uv;
+uniform sampler2D u_tex;
+out vec4 o_color;
+void main() { o_color = vec4(texture(u_tex, v_uv).rgb, 1.0); }
+)";
+
+struct Mesh {
+    GLuint vao = 0, vbo_dynamic = 0, vbo_uv = 0, ebo = 0;
+    std::size_t vertices = 0, indices = 0;
+    int material = -1;
+    bool visible = true;
+    std::array<float, 16> model{1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1};
+    std::array<float, 3> center{0, 0, 0};  // object-space centre, for sorting blended meshes
+    std::vector<float> interleaved;        // scratch for update_mesh
+};
+
+struct Uniforms {
+    GLint model, view, proj, normal_matrix, content, base_color, base_tex, has_base_tex, normal_tex, has_normal_tex,
+        normal_scale, emissive_tex, has_emissive_tex, emissive, metallic, roughness, subsurface, alpha_mode,
+        alpha_cutoff, eye;
+};
+
+void normal_matrix(const float* m, float* out) {
+    // Inverse transpose of the upper 3x3 (column-major in and out).
+    const float a = m[0], b = m[4], c = m[8], d = m[1], e = m[5], f = m[9], g = m[2], h = m[6], i = m[10];
+    const float A = e * i - f * h, B = -(d * i - f * g), C = d * h - e * g;
+    float det = a * A + b * B + c * C;
+    if (std::fabs(det) < 1e-20f) det = 1e-20f;
+    const float inv = 1.0f / det;
+    // Inverse is adj^T / det; its transpose is adj / det with adj the cofactor matrix.
+    const float cof[9] = {A, B, C, -(b * i - c * h), a * i - c * g, -(a * h - b * g), b * f - c * e, -(a * f - c * d),
+                          a * e - b * d};
+    // cof is row-major cofactors [r][c]; column-major output of the cofactor matrix / det.
+    for (int r = 0; r < 3; ++r)
+        for (int col = 0; col < 3; ++col) out[col * 3 + r] = cof[r * 3 + col] * inv;
+}
+
+}  // namespace
+
+struct Renderer::Impl {
+    GladGLContext gl{};
+    int width = 0, height = 0, samples = 0;
+    Stats stats;
+    GLuint program = 0, bg_program = 0, empty_vao = 0;
+    Uniforms u{};
+    GLint bg_tex_loc = -1, bg_rect_loc = -1;
+    GLuint msaa_fbo = 0, msaa_color = 0, msaa_depth = 0;
+    GLuint resolve_fbo = 0, resolve_color = 0, resolve_depth = 0;
+    std::array<GLuint, 2> pbo{0, 0};
+    std::array<bool, 2> pbo_pending{false, false};
+    int pbo_next = 0;
+    std::vector<GLuint> textures;  // index = texture id; 0 = deleted
+    std::vector<MaterialDesc> materials;
+    std::vector<Mesh> meshes;
+    std::array<float, 16> view{1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1};
+    std::array<float, 16> proj{1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1};
+    std::array<float, 3> eye{0, 0, 1};
+    std::array<float, 4> background{0, 0, 0, 0};
+    GLuint bg_texture = 0;
+    int bg_w = 0, bg_h = 0;
+    std::array<float, 3> content{0, 0, 1};
+    std::vector<std::uint8_t> scratch;
+
+    GLuint gen_buffer() {
+        GLuint b = 0;
+        gl.GenBuffers(1, &b);
+        ++stats.buffers;
+        return b;
+    }
+    void del_buffer(GLuint& b) {
+        if (b) {
+            gl.DeleteBuffers(1, &b);
+            --stats.buffers;
+            b = 0;
+        }
+    }
+    GLuint gen_texture() {
+        GLuint t = 0;
+        gl.GenTextures(1, &t);
+        ++stats.textures;
+        return t;
+    }
+    void del_texture(GLuint& t) {
+        if (t) {
+            gl.DeleteTextures(1, &t);
+            --stats.textures;
+            t = 0;
+        }
+    }
+    GLuint gen_renderbuffer() {
+        GLuint r = 0;
+        gl.GenRenderbuffers(1, &r);
+        ++stats.renderbuffers;
+        return r;
+    }
+    void del_renderbuffer(GLuint& r) {
+        if (r) {
+            gl.DeleteRenderbuffers(1, &r);
+            --stats.renderbuffers;
+            r = 0;
+        }
+    }
+    GLuint gen_framebuffer() {
+        GLuint f = 0;
+        gl.GenFramebuffers(1, &f);
+        ++stats.framebuffers;
+        return f;
+    }
+    void del_framebuffer(GLuint& f) {
+        if (f) {
+            gl.DeleteFramebuffers(1, &f);
+            --stats.framebuffers;
+            f = 0;
+        }
+    }
+
+    GLuint compile(GLenum type, const char* source) {
+        GLuint s = gl.CreateShader(type);
+        ++stats.shaders;
+        gl.ShaderSource(s, 1, &source, nullptr);
+        gl.CompileShader(s);
+        GLint ok = 0;
+        gl.GetShaderiv(s, GL_COMPILE_STATUS, &ok);
+        if (!ok) {
+            char log[2048];
+            gl.GetShaderInfoLog(s, sizeof log, nullptr, log);
+            gl.DeleteShader(s);
+            --stats.shaders;
+            throw RenderError(std::string("shader compile failed: ") + log);
+        }
+        return s;
+    }
+
+    GLuint link(const char* vs, const char* fs) {
+        GLuint v = compile(GL_VERTEX_SHADER, vs);
+        GLuint f = 0;
+        try {
+            f = compile(GL_FRAGMENT_SHADER, fs);
+        } catch (...) {
+            gl.DeleteShader(v);
+            --stats.shaders;
+            throw;
+        }
+        GLuint p = gl.CreateProgram();
+        ++stats.programs;
+        gl.AttachShader(p, v);
+        gl.AttachShader(p, f);
+        gl.LinkProgram(p);
+        gl.DetachShader(p, v);
+        gl.DetachShader(p, f);
+        gl.DeleteShader(v);
+        gl.DeleteShader(f);
+        stats.shaders -= 2;
+        GLint ok = 0;
+        gl.GetProgramiv(p, GL_LINK_STATUS, &ok);
+        if (!ok) {
+            char log[2048];
+            gl.GetProgramInfoLog(p, sizeof log, nullptr, log);
+            gl.DeleteProgram(p);
+            --stats.programs;
+            throw RenderError(std::string("shader link failed: ") + log);
+        }
+        return p;
+    }
+
+    void create_targets() {
+        destroy_targets();
+        resolve_fbo = gen_framebuffer();
+        gl.BindFramebuffer(GL_FRAMEBUFFER, resolve_fbo);
+        resolve_color = gen_renderbuffer();
+        gl.BindRenderbuffer(GL_RENDERBUFFER, resolve_color);
+        gl.RenderbufferStorage(GL_RENDERBUFFER, GL_RGBA8, width, height);
+        gl.FramebufferRenderbuffer(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_RENDERBUFFER, resolve_color);
+        if (samples <= 1) {
+            resolve_depth = gen_renderbuffer();
+            gl.BindRenderbuffer(GL_RENDERBUFFER, resolve_depth);
+            gl.RenderbufferStorage(GL_RENDERBUFFER, GL_DEPTH_COMPONENT24, width, height);
+            gl.FramebufferRenderbuffer(GL_FRAMEBUFFER, GL_DEPTH_ATTACHMENT, GL_RENDERBUFFER, resolve_depth);
+        }
+        check_framebuffer("resolve");
+        if (samples > 1) {
+            msaa_fbo = gen_framebuffer();
+            gl.BindFramebuffer(GL_FRAMEBUFFER, msaa_fbo);
+            msaa_color = gen_renderbuffer();
+            gl.BindRenderbuffer(GL_RENDERBUFFER, msaa_color);
+            gl.RenderbufferStorageMultisample(GL_RENDERBUFFER, samples, GL_RGBA8, width, height);
+            gl.FramebufferRenderbuffer(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_RENDERBUFFER, msaa_color);
+            msaa_depth = gen_renderbuffer();
+            gl.BindRenderbuffer(GL_RENDERBUFFER, msaa_depth);
+            gl.RenderbufferStorageMultisample(GL_RENDERBUFFER, samples, GL_DEPTH_COMPONENT24, width, height);
+            gl.FramebufferRenderbuffer(GL_FRAMEBUFFER, GL_DEPTH_ATTACHMENT, GL_RENDERBUFFER, msaa_depth);
+            check_framebuffer("multisample");
+        }
+        for (auto& b : pbo) {
+            if (!b) b = gen_buffer();
+            gl.BindBuffer(GL_PIXEL_PACK_BUFFER, b);
+            gl.BufferData(GL_PIXEL_PACK_BUFFER, static_cast<GLsizeiptr>(width) * height * 4, nullptr, GL_STREAM_READ);
+        }
+        gl.BindBuffer(GL_PIXEL_PACK_BUFFER, 0);
+        pbo_pending = {false, false};
+        gl.BindFramebuffer(GL_FRAMEBUFFER, 0);
+    }
+
+    void destroy_targets() {
+        del_framebuffer(msaa_fbo);
+        del_renderbuffer(msaa_color);
+        del_renderbuffer(msaa_depth);
+        del_framebuffer(resolve_fbo);
+        del_renderbuffer(resolve_color);
+        del_renderbuffer(resolve_depth);
+    }
+
+    void check_framebuffer(const char* what) {
+        GLenum status = gl.CheckFramebufferStatus(GL_FRAMEBUFFER);
+        if (status != GL_FRAMEBUFFER_COMPLETE) {
+            throw RenderError(std::string(what) + " framebuffer incomplete (0x" + std::to_string(status) + ")");
+        }
+    }
+
+    void bind_texture(int unit, int id, GLint has_loc) {
+        GLuint tex = (id >= 0 && static_cast<std::size_t>(id) < textures.size()) ? textures[static_cast<std::size_t>(id)] : 0;
+        gl.ActiveTexture(static_cast<GLenum>(GL_TEXTURE0 + unit));
+        gl.BindTexture(GL_TEXTURE_2D, tex);
+        gl.Uniform1i(has_loc, tex != 0);
+    }
+
+    void draw_mesh(const Mesh& mesh) {
+        const MaterialDesc& mat = materials[static_cast<std::size_t>(mesh.material)];
+        float nm[9];
+        normal_matrix(mesh.model.data(), nm);
+        gl.UniformMatrix4fv(u.model, 1, GL_FALSE, mesh.model.data());
+        gl.UniformMatrix3fv(u.normal_matrix, 1, GL_FALSE, nm);
+        gl.Uniform4fv(u.base_color, 1, mat.base_color);
+        bind_texture(0, mat.base_color_texture, u.has_base_tex);
+        bind_texture(1, mat.normal_texture, u.has_normal_tex);
+        bind_texture(2, mat.emissive_texture, u.has_emissive_tex);
+        gl.Uniform1f(u.normal_scale, mat.normal_scale);
+        gl.Uniform3fv(u.emissive, 1, mat.emissive);
+        gl.Uniform1f(u.metallic, mat.metallic);
+        gl.Uniform1f(u.roughness, mat.roughness);
+        gl.Uniform1f(u.subsurface, mat.subsurface);
+        gl.Uniform1i(u.alpha_mode, static_cast<int>(mat.alpha_mode));
+        gl.Uniform1f(u.alpha_cutoff, mat.alpha_cutoff);
+        if (mat.double_sided) gl.Disable(GL_CULL_FACE);
+        else gl.Enable(GL_CULL_FACE);
+        gl.BindVertexArray(mesh.vao);
+        gl.DrawElements(GL_TRIANGLES, static_cast<GLsizei>(mesh.indices), GL_UNSIGNED_INT, nullptr);
+    }
+
+    float view_depth(const Mesh& mesh) const {
+        const float* m = mesh.model.data();
+        const float* c = mesh.center.data();
+        float w[3];
+        for (int r = 0; r < 3; ++r) w[r] = m[r] * c[0] + m[4 + r] * c[1] + m[8 + r] * c[2] + m[12 + r];
+        return view[2] * w[0] + view[6] * w[1] + view[10] * w[2] + view[14];  // z in view space
+    }
+
+    Mesh& mesh_at(int id) {
+        if (id < 0 || static_cast<std::size_t>(id) >= meshes.size() || meshes[static_cast<std::size_t>(id)].vao == 0) {
+            throw RenderError("no mesh " + std::to_string(id));
+        }
+        return meshes[static_cast<std::size_t>(id)];
+    }
+};
+
+Renderer::Renderer(std::uintptr_t proc_address, int width, int height, int samples) : impl_(std::make_unique<Impl>()) {
+    if (proc_address == 0) throw RenderError("no GL proc address");
+    if (width < 1 || height < 1 || width > 16384 || height > 16384) throw RenderError("frame size must be 1..16384");
+    auto& I = *impl_;
+    int version = gladLoadGLContext(&I.gl, reinterpret_cast<GLADloadfunc>(proc_address));
+    if (version == 0 || GLAD_VERSION_MAJOR(version) < 3 ||
+        (GLAD_VERSION_MAJOR(version) == 3 && GLAD_VERSION_MINOR(version) < 3)) {
+        throw RenderError("the current context does not provide OpenGL 3.3 core");
+    }
+    I.width = width;
+    I.height = height;
+    GLint max_samples = 0;
+    I.gl.GetIntegerv(GL_MAX_SAMPLES, &max_samples);
+    I.samples = std::clamp(samples, 0, std::max(0, static_cast<int>(max_samples)));
+    I.program = I.link(kMeshVertex, kMeshFragment);
+    I.bg_program = I.link(kBackgroundVertex, kBackgroundFragment);
+    auto& gl = I.gl;
+    auto loc = [&](const char* name) { return gl.GetUniformLocation(I.program, name); };
+    I.u = Uniforms{loc("u_model"), loc("u_view"), loc("u_proj"), loc("u_normal_matrix"), loc("u_content"),
+                   loc("u_base_color"), loc("u_base_tex"), loc("u_has_base_tex"), loc("u_normal_tex"),
+                   loc("u_has_normal_tex"), loc("u_normal_scale"), loc("u_emissive_tex"), loc("u_has_emissive_tex"),
+                   loc("u_emissive"), loc("u_metallic"), loc("u_roughness"), loc("u_subsurface"), loc("u_alpha_mode"),
+                   loc("u_alpha_cutoff"), loc("u_eye")};
+    gl.UseProgram(I.program);
+    gl.Uniform1i(I.u.base_tex, 0);
+    gl.Uniform1i(I.u.normal_tex, 1);
+    gl.Uniform1i(I.u.emissive_tex, 2);
+    I.bg_tex_loc = gl.GetUniformLocation(I.bg_program, "u_tex");
+    I.bg_rect_loc = gl.GetUniformLocation(I.bg_program, "u_uv_rect");
+    gl.GenVertexArrays(1, &I.empty_vao);
+    ++I.stats.vertex_arrays;
+    I.create_targets();
+    gl.PixelStorei(GL_UNPACK_ALIGNMENT, 1);
+    gl.PixelStorei(GL_PACK_ALIGNMENT, 1);
+}
+
+Renderer::~Renderer() {
+    auto& I = *impl_;
+    auto& gl = I.gl;
+    for (auto& m : I.meshes) {
+        if (m.vao) {
+            gl.DeleteVertexArrays(1, &m.vao);
+            --I.stats.vertex_arrays;
+        }
+        I.del_buffer(m.vbo_dynamic);
+        I.del_buffer(m.vbo_uv);
+        I.del_buffer(m.ebo);
+    }
+    for (auto& t : I.textures) I.del_texture(t);
+    I.del_texture(I.bg_texture);
+    for (auto& b : I.pbo) I.del_buffer(b);
+    I.destroy_targets();
+    if (I.empty_vao) {
+        gl.DeleteVertexArrays(1, &I.empty_vao);
+        --I.stats.vertex_arrays;
+    }
+    for (GLuint* p : {&I.program, &I.bg_program}) {
+        if (*p) {
+            gl.DeleteProgram(*p);
+            --I.stats.programs;
+            *p = 0;
+        }
+    }
+    gl.Finish();
+}
+
+int Renderer::add_texture(const std::uint8_t* rgba, int width, int height, bool srgb) {
+    if (width < 1 || height < 1 || width > 16384 || height > 16384) throw RenderError("texture size must be 1..16384");
+    auto& I = *impl_;
+    auto& gl = I.gl;
+    GLuint t = I.gen_texture();
+    gl.BindTexture(GL_TEXTURE_2D, t);
+    // Rows are stored top first; flip to GL's bottom-first so texcoords follow glTF (v down).
+    const std::size_t row = static_cast<std::size_t>(width) * 4;
+    I.scratch.resize(row * static_cast<std::size_t>(height));
+    for (int y = 0; y < height; ++y) {
+        std::memcpy(I.scratch.data() + static_cast<std::size_t>(height - 1 - y) * row,
+                    rgba + static_cast<std::size_t>(y) * row, row);
+    }
+    gl.TexImage2D(GL_TEXTURE_2D, 0, srgb ? GL_SRGB8_ALPHA8 : GL_RGBA8, width, height, 0, GL_RGBA, GL_UNSIGNED_BYTE,
+                  I.scratch.data());
+    gl.GenerateMipmap(GL_TEXTURE_2D);
+    gl.TexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_LINEAR_MIPMAP_LINEAR);
+    gl.TexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_LINEAR);
+    gl.TexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_S, GL_REPEAT);
+    gl.TexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_T, GL_REPEAT);
+    I.textures.push_back(t);
+    return static_cast<int>(I.textures.size() - 1);
+}
+
+int Renderer::add_material(const MaterialDesc& material) {
+    auto& I = *impl_;
+    for (int tex : {material.base_color_texture, material.normal_texture, material.emissive_texture}) {
+        if (tex >= static_cast<int>(I.textures.size())) throw RenderError("material names texture " + std::to_string(tex) + " that does not exist");
+    }
+    I.materials.push_back(material);
+    return static_cast<int>(I.materials.size() - 1);
+}
+
+int Renderer::add_mesh(const float* positions, const float* normals, const float* texcoords, std::size_t n,
+                       const std::uint32_t* indices, std::size_t m, int material) {
+    auto& I = *impl_;
+    auto& gl = I.gl;
+    if (n == 0 || m == 0 || m % 3 != 0) throw RenderError("a mesh needs vertices and whole triangles");
+    if (material < 0 || material >= static_cast<int>(I.materials.size())) throw RenderError("no material " + std::to_string(material));
+    for (std::size_t i = 0; i < m; ++i) {
+        if (indices[i] >= n) throw RenderError("index " + std::to_string(indices[i]) + " is past the " + std::to_string(n) + " vertices");
+    }
+    Mesh mesh;
+    mesh.vertices = n;
+    mesh.indices = m;
+    mesh.material = material;
+    float lo[3] = {positions[0], positions[1], positions[2]}, hi[3] = {lo[0], lo[1], lo[2]};
+    for (std::size_t v = 0; v < n; ++v) {
+        for (int c = 0; c < 3; ++c) {
+            lo[c] = std::min(lo[c], positions[3 * v + c]);
+            hi[c] = std::max(hi[c], positions[3 * v + c]);
+        }
+    }
+    for (int c = 0; c < 3; ++c) mesh.center[static_cast<std::size_t>(c)] = 0.5f * (lo[c] + hi[c]);
+    gl.GenVertexArrays(1, &mesh.vao);
+    ++I.stats.vertex_arrays;
+    gl.BindVertexArray(mesh.vao);
+    mesh.vbo_dynamic = I.gen_buffer();
+    gl.BindBuffer(GL_ARRAY_BUFFER, mesh.vbo_dynamic);
+    gl.BufferData(GL_ARRAY_BUFFER, static_cast<GLsizeiptr>(n * 24), nullptr, GL_DYNAMIC_DRAW);
+    gl.VertexAttribPointer(0, 3, GL_FLOAT, GL_FALSE, 24, reinterpret_cast<void*>(0));
+    gl.VertexAttribPointer(1, 3, GL_FLOAT, GL_FALSE, 24, reinterpret_cast<void*>(12));
+    gl.EnableVertexAttribArray(0);
+    gl.EnableVertexAttribArray(1);
+    mesh.vbo_uv = I.gen_buffer();
+    gl.BindBuffer(GL_ARRAY_BUFFER, mesh.vbo_uv);
+    std::vector<float> uv(texcoords ? texcoords : nullptr, texcoords ? texcoords + 2 * n : nullptr);
+    if (!texcoords) uv.assign(2 * n, 0.0f);
+    gl.BufferData(GL_ARRAY_BUFFER, static_cast<GLsizeiptr>(n * 8), uv.data(), GL_STATIC_DRAW);
+    gl.VertexAttribPointer(2, 2, GL_FLOAT, GL_FALSE, 8, reinterpret_cast<void*>(0));
+    gl.EnableVertexAttribArray(2);
+    mesh.ebo = I.gen_buffer();
+    gl.BindBuffer(GL_ELEMENT_ARRAY_BUFFER, mesh.ebo);
+    gl.BufferData(GL_ELEMENT_ARRAY_BUFFER, static_cast<GLsizeiptr>(m * 4), indices, GL_STATIC_DRAW);
+    gl.BindVertexArray(0);
+    I.meshes.push_back(std::move(mesh));
+    int id = static_cast<int>(I.meshes.size() - 1);
+    update_mesh(id, positions, normals);
+    return id;
+}
+
+void Renderer::update_mesh(int id, const float* positions, const float* normals) {
+    auto& I = *impl_;
+    Mesh& mesh = I.mesh_at(id);
+    mesh.interleaved.resize(mesh.vertices * 6);
+    float* out = mesh.interleaved.data();
+    for (std::size_t v = 0; v < mesh.vertices; ++v) {
+        std::memcpy(out + 6 * v, positions + 3 * v, 12);
+        if (normals) std::memcpy(out + 6 * v + 3, normals + 3 * v, 12);
+        else out[6 * v + 3] = 0.0f, out[6 * v + 4] = 0.0f, out[6 * v + 5] = 1.0f;
+    }
+    I.gl.BindBuffer(GL_ARRAY_BUFFER, mesh.vbo_dynamic);
+    I.gl.BufferSubData(GL_ARRAY_BUFFER, 0, static_cast<GLsizeiptr>(mesh.vertices * 24), out);
+}
+
+void Renderer::set_mesh_transform(int id, const float* matrix) {
+    std::memcpy(impl_->mesh_at(id).model.data(), matrix, 64);
+}
+
+void Renderer::set_mesh_visible(int id, bool visible) { impl_->mesh_at(id).visible = visible; }
+
+std::size_t Renderer::mesh_vertex_count(int id) const { return impl_->mesh_at(id).vertices; }
+
+void Renderer::set_camera(const float* view, const float* projection, const float* eye) {
+    std::memcpy(impl_->view.data(), view, 64);
+    std::memcpy(impl_->proj.data(), projection, 64);
+    std::memcpy(impl_->eye.data(), eye, 12);
+}
+
+void Renderer::set_background(float r, float g, float b, float a) { impl_->background = {r, g, b, a}; }
+
+void Renderer::set_background_image(const std::uint8_t* rgba, int width, int height) {
+    auto& I = *impl_;
+    I.del_texture(I.bg_texture);
+    if (rgba == nullptr) return;
+    if (width < 1 || height < 1 || width > 16384 || height > 16384) throw RenderError("image size must be 1..16384");
+    I.bg_texture = I.gen_texture();
+    I.gl.BindTexture(GL_TEXTURE_2D, I.bg_texture);
+    I.gl.TexImage2D(GL_TEXTURE_2D, 0, GL_RGBA8, width, height, 0, GL_RGBA, GL_UNSIGNED_BYTE, rgba);
+    I.gl.TexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_LINEAR);
+    I.gl.TexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_LINEAR);
+    I.gl.TexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
+    I.gl.TexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_T, GL_CLAMP_TO_EDGE);
+    I.bg_w = width;
+    I.bg_h = height;
+}
+
+void Renderer::set_content_transform(float x, float y, float scale) {
+    if (!(scale > 0.0f) || !std::isfinite(scale) || !std::isfinite(x) || !std::isfinite(y)) {
+        throw RenderError("content transform needs finite x, y and scale > 0");
+    }
+    impl_->content = {x, y, scale};
+}
+
+void Renderer::resize(int width, int height) {
+    if (width < 1 || height < 1 || width > 16384 || height > 16384) throw RenderError("frame size must be 1..16384");
+    auto& I = *impl_;
+    if (width == I.width && height == I.height) return;
+    I.width = width;
+    I.height = height;
+    I.create_targets();
+}
+
+void Renderer::render() {
+    auto& I = *impl_;
+    auto& gl = I.gl;
+    gl.BindFramebuffer(GL_FRAMEBUFFER, I.samples > 1 ? I.msaa_fbo : I.resolve_fbo);
+    gl.Viewport(0, 0, I.width, I.height);
+    const auto& bg = I.background;
+    // The colour buffer holds premultiplied alpha; read_pixels() converts back to straight alpha.
+    gl.ClearColor(bg[0] * bg[3], bg[1] * bg[3], bg[2] * bg[3], bg[3]);
+    gl.ClearDepth(1.0);
+    gl.DepthMask(GL_TRUE);
+    gl.Clear(GL_COLOR_BUFFER_BIT | GL_DEPTH_BUFFER_BIT);
+    if (I.bg_texture) {
+        // Cover the frame, keeping the image's aspect: crop the longer side.
+        float frame = static_cast<float>(I.width) / static_cast<float>(I.height);
+        float image = static_cast<float>(I.bg_w) / static_cast<float>(I.bg_h);
+        float sx = 1.0f, sy = 1.0f;
+        if (image > frame) sx = frame / image;
+        else sy = image / frame;
+        gl.Disable(GL_DEPTH_TEST);
+        gl.Disable(GL_BLEND);
+        gl.UseProgram(I.bg_program);
+        gl.Uniform1i(I.bg_tex_loc, 0);
+        gl.Uniform4f(I.bg_rect_loc, 0.5f - 0.5f * sx, 0.5f - 0.5f * sy, sx, sy);
+        gl.ActiveTexture(GL_TEXTURE0);
+        gl.BindTexture(GL_TEXTURE_2D, I.bg_texture);
+        gl.BindVertexArray(I.empty_vao);
+        gl.DrawArrays(GL_TRIANGLES, 0, 3);
+    }
+    gl.Enable(GL_DEPTH_TEST);
+    gl.DepthFunc(GL_LEQUAL);
+    gl.CullFace(GL_BACK);
+    gl.FrontFace(GL_CCW);
+    gl.UseProgram(I.program);
+    gl.UniformMatrix4fv(I.u.view, 1, GL_FALSE, I.view.data());
+    gl.UniformMatrix4fv(I.u.proj, 1, GL_FALSE, I.proj.data());
+    gl.Uniform3fv(I.u.eye, 1, I.eye.data());
+    gl.Uniform3fv(I.u.content, 1, I.content.data());
+    gl.Enable(GL_BLEND);
+    gl.BlendFuncSeparate(GL_SRC_ALPHA, GL_ONE_MINUS_SRC_ALPHA, GL_ONE, GL_ONE_MINUS_SRC_ALPHA);
+    std::vector<const Mesh*> blended;
+    for (const Mesh& mesh : I.meshes) {
+        if (!mesh.vao || !mesh.visible) continue;
+        if (I.materials[static_cast<std::size_t>(mesh.material)].alpha_mode == AlphaMode::kBlend) {
+            blended.push_back(&mesh);
+            continue;
+        }
+        I.draw_mesh(mesh);
+    }
+    // Blended meshes far to near (view-space z grows towards the camera).
+    std::sort(blended.begin(), blended.end(), [&](const Mesh* a, const Mesh* b) { return I.view_depth(*a) < I.view_depth(*b); });
+    gl.DepthMask(GL_FALSE);
+    for (const Mesh* mesh : blended) I.draw_mesh(*mesh);
+    gl.DepthMask(GL_TRUE);
+    gl.BindVertexArray(0);
+    if (I.samples > 1) {
+        gl.BindFramebuffer(GL_READ_FRAMEBUFFER, I.msaa_fbo);
+        gl.BindFramebuffer(GL_DRAW_FRAMEBUFFER, I.resolve_fbo);
+        gl.BlitFramebuffer(0, 0, I.width, I.height, 0, 0, I.width, I.height, GL_COLOR_BUFFER_BIT, GL_NEAREST);
+    }
+    gl.BindFramebuffer(GL_FRAMEBUFFER, 0);
+}
+
+namespace {
+
+// Bottom-up premultiplied rows in, top-down straight-alpha rows out.
+void copy_out(const std::uint8_t* src, std::uint8_t* out, int width, int height) {
+    const std::size_t row = static_cast<std::size_t>(width) * 4;
+    for (int y = 0; y < height; ++y) {
+        const std::uint8_t* s = src + static_cast<std::size_t>(height - 1 - y) * row;
+        std::uint8_t* d = out + static_cast<std::size_t>(y) * row;
+        for (std::size_t x = 0; x < row; x += 4) {
+            const unsigned a = s[x + 3];
+            if (a == 255 || a == 0) {
+                std::memcpy(d + x, s + x, 4);
+            } else {
+                for (int c = 0; c < 3; ++c) d[x + c] = static_cast<std::uint8_t>(std::min(255u, (s[x + c] * 255u + a / 2) / a));
+                d[x + 3] = static_cast<std::uint8_t>(a);
+            }
+        }
+    }
+}
+
+}  // namespace
+
+void Renderer::start_readback() {
+    auto& I = *impl_;
+    auto& gl = I.gl;
+    int slot = I.pbo_next;
+    if (I.pbo_pending[static_cast<std::size_t>(slot)]) throw RenderError("both readback buffers are pending: finish one first");
+    gl.BindFramebuffer(GL_READ_FRAMEBUFFER, I.resolve_fbo);
+    gl.BindBuffer(GL_PIXEL_PACK_BUFFER, I.pbo[static_cast<std::size_t>(slot)]);
+    gl.ReadPixels(0, 0, I.width, I.height, GL_RGBA, GL_UNSIGNED_BYTE, nullptr);
+    gl.BindBuffer(GL_PIXEL_PACK_BUFFER, 0);
+    gl.BindFramebuffer(GL_READ_FRAMEBUFFER, 0);
+    I.pbo_pending[static_cast<std::size_t>(slot)] = true;
+    I.pbo_next = 1 - slot;
+}
+
+bool Renderer::finish_readback(std::uint8_t* out) {
+    auto& I = *impl_;
+    auto& gl = I.gl;
+    // The oldest pending copy is the one after the slot that will be written next.
+    int slot = I.pbo_pending[static_cast<std::size_t>(I.pbo_next)] ? I.pbo_next : 1 - I.pbo_next;
+    if (!I.pbo_pending[static_cast<std::size_t>(slot)]) return false;
+    gl.BindBuffer(GL_PIXEL_PACK_BUFFER, I.pbo[static_cast<std::size_t>(slot)]);
+    const auto* data = static_cast<const std::uint8_t*>(
+        gl.MapBufferRange(GL_PIXEL_PACK_BUFFER, 0, static_cast<GLsizeiptr>(I.width) * I.height * 4, GL_MAP_READ_BIT));
+    if (data == nullptr) {
+        gl.BindBuffer(GL_PIXEL_PACK_BUFFER, 0);
+        throw RenderError("mapping the readback buffer failed");
+    }
+    copy_out(data, out, I.width, I.height);
+    gl.UnmapBuffer(GL_PIXEL_PACK_BUFFER);
+    gl.BindBuffer(GL_PIXEL_PACK_BUFFER, 0);
+    I.pbo_pending[static_cast<std::size_t>(slot)] = false;
+    return true;
+}
+
+void Renderer::read_pixels(std::uint8_t* out) {
+    auto& I = *impl_;
+    // Drop stale pipelined copies, then copy this frame and wait for it.
+    I.pbo_pending = {false, false};
+    start_readback();
+    if (!finish_readback(out)) throw RenderError("readback failed");
+}
+
+void Renderer::present(int width, int height) {
+    auto& I = *impl_;
+    auto& gl = I.gl;
+    gl.BindFramebuffer(GL_READ_FRAMEBUFFER, I.resolve_fbo);
+    gl.BindFramebuffer(GL_DRAW_FRAMEBUFFER, 0);
+    gl.ClearColor(0.0f, 0.0f, 0.0f, 1.0f);
+    gl.Clear(GL_COLOR_BUFFER_BIT);
+    gl.BlitFramebuffer(0, 0, I.width, I.height, 0, 0, width, height, GL_COLOR_BUFFER_BIT, GL_LINEAR);
+    gl.BindFramebuffer(GL_FRAMEBUFFER, 0);
+}
+
+int Renderer::width() const { return impl_->width; }
+int Renderer::height() const { return impl_->height; }
+int Renderer::samples() const { return impl_->samples; }
+
+Stats Renderer::stats() const { return impl_->stats; }
+
+unsigned Renderer::gl_error() { return impl_->gl.GetError(); }
+
+std::string Renderer::gl_renderer() const {
+    const auto* s = impl_->gl.GetString(GL_RENDERER);
+    return s ? reinterpret_cast<const char*>(s) : "";
+}
+
+std::string Renderer::gl_version() const {
+    const auto* s = impl_->gl.GetString(GL_VERSION);
+    return s ? reinterpret_cast<const char*>(s) : "";
+}
+
+}  // namespace avatarkit::render

@@ -1,0 +1,592 @@
+"""AvatarView: the rendering surface of an avatar, in a window or headless, and its controller.
+
+Each view owns one OpenGL context and one render thread that owns it: every GL call of the view
+happens there, in order. The asyncio side submits work and awaits futures; it never blocks on GL.
+Headless views render on demand (:meth:`AvatarView.render_frame`, :meth:`AvatarView.frames`);
+window views also draw continuously at the display's rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import io
+import logging
+import math
+import os
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from ._core import render as _render
+from .assets.gltf import AlphaMode, GltfModel, Material
+from .controller import AvatarController
+from .errors import AvatarError, AvatarErrorCode
+from .manager import Avatar
+from .rig import AvatarRig
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+F32 = npt.NDArray[np.float32]
+U8 = npt.NDArray[np.uint8]
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadlessSurface:
+    """Render off screen into frames of ``width`` x ``height`` pixels.
+
+    ``device``: ``"auto"`` (the GPU's EGL device when there is one, else Mesa's software renderer),
+    ``"surfaceless"`` or ``"device"``. ``samples``: MSAA samples (0 turns multisampling off).
+    """
+
+    width: int = 512
+    height: int = 512
+    samples: int = 4
+    device: str = "auto"
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowSurface:
+    """Render into a desktop window (glfw): one we open, or the app's own ``window`` handle."""
+
+    width: int = 720
+    height: int = 720
+    title: str = "AvatarKit"
+    window: Any = None
+    samples: int = 4
+    vsync: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoFrame:
+    """One rendered frame: ``image`` is ``uint8 (height, width, 4)`` RGBA, ``timestamp`` in seconds."""
+
+    image: U8
+    timestamp: float
+
+    def to_png(self) -> bytes:
+        """The frame as PNG bytes."""
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(self.image, "RGBA").save(buf, format="PNG")
+        return buf.getvalue()
+
+
+Background = (
+    tuple[float, float, float] | tuple[float, float, float, float] | str | os.PathLike[str] | U8 | None
+)
+
+
+class _RenderThread:
+    """A thread that owns a GL context and runs submitted callables in order."""
+
+    def __init__(self, name: str, make_context: Callable[[], Any]) -> None:
+        self._tasks: queue.Queue[tuple[Callable[[], Any], concurrent.futures.Future[Any]] | None] = (
+            queue.Queue()
+        )
+        self._make_context = make_context
+        self.context: Any = None
+        self.idle_hook: Callable[[], float | None] | None = None  # returns seconds to wait, None = block
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._started = concurrent.futures.Future[None]()
+        self._thread.start()
+        self._started.result()
+
+    def _run(self) -> None:
+        try:
+            self.context = self._make_context()
+        except BaseException as err:
+            self._started.set_exception(err)
+            return
+        self._started.set_result(None)
+        while True:
+            timeout = self.idle_hook() if self.idle_hook is not None else None
+            try:
+                item = (
+                    self._tasks.get(timeout=timeout)
+                    if timeout is None or timeout > 0
+                    else self._tasks.get_nowait()
+                )
+            except queue.Empty:
+                continue
+            if item is None:
+                break
+            fn, future = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as err:
+                future.set_exception(err)
+        try:
+            self.context.close()
+        except Exception:
+            log.exception("closing the GL context failed")
+
+    def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        if not self._thread.is_alive():
+            future.set_exception(AvatarError(AvatarErrorCode.DESTROYED, "this AvatarView was destroyed"))
+            return future
+        self._tasks.put((fn, future))
+        return future
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._tasks.put(None)
+            if threading.current_thread() is not self._thread:
+                self._thread.join()
+
+
+def _look_at(eye: npt.ArrayLike, target: npt.ArrayLike, up: npt.ArrayLike = (0.0, 1.0, 0.0)) -> F32:
+    e, t, u = (np.asarray(v, np.float64) for v in (eye, target, up))
+    f = t - e
+    f /= np.linalg.norm(f)
+    s = np.cross(f, u)
+    s /= np.linalg.norm(s)
+    u2 = np.cross(s, f)
+    m = np.eye(4)
+    m[0, :3], m[1, :3], m[2, :3] = s, u2, -f
+    m[:3, 3] = -m[:3, :3] @ e
+    return m.astype(np.float32)
+
+
+def _perspective(fov_y_deg: float, aspect: float, near: float, far: float) -> F32:
+    f = 1.0 / math.tan(math.radians(fov_y_deg) / 2.0)
+    m = np.zeros((4, 4), np.float32)
+    m[0, 0], m[1, 1] = f / aspect, f
+    m[2, 2], m[2, 3] = (far + near) / (near - far), 2 * far * near / (near - far)
+    m[3, 2] = -1.0
+    return m
+
+
+@dataclasses.dataclass
+class Camera:
+    """Where the view looks from: ``target`` (metres), ``distance``, angles in degrees, vertical fov."""
+
+    target: tuple[float, float, float] = (0.0, 1.6, 0.0)
+    distance: float = 0.65
+    yaw_deg: float = 0.0
+    pitch_deg: float = 0.0
+    fov_y_deg: float = 30.0
+
+    def eye(self) -> npt.NDArray[np.float64]:
+        """The camera position (the avatar faces +Z: yaw 0 looks at its face)."""
+        yaw, pitch = math.radians(self.yaw_deg), math.radians(self.pitch_deg)
+        offset = np.array([math.sin(yaw) * math.cos(pitch), math.sin(pitch), math.cos(yaw) * math.cos(pitch)])
+        return np.asarray(self.target, np.float64) + self.distance * offset
+
+
+def _metallic_roughness(model: GltfModel, material: Material) -> tuple[float, float]:
+    metallic, roughness = material.metallic_factor, material.roughness_factor
+    ref = material.metallic_roughness_texture
+    if ref is not None:
+        # The shader has no metallic-roughness map: use the texture's mean (G roughness, B metal).
+        try:
+            rgba = model.images[ref.image].rgba()
+            roughness *= float(rgba[..., 1].mean()) / 255.0
+            metallic *= float(rgba[..., 2].mean()) / 255.0
+        except AvatarError as err:
+            log.warning("metallic-roughness texture unreadable: %s", err)
+    return metallic, roughness
+
+
+class _Scene:
+    """The avatar in GL: built, posed and drawn on the render thread only."""
+
+    def __init__(self, avatar: Avatar, renderer: Any, surface: HeadlessSurface | WindowSurface) -> None:
+        self.renderer = renderer
+        model = avatar.model()
+        self.rig = AvatarRig(model, avatar.manifest.rig)
+        textures: dict[tuple[int, bool], int] = {}
+
+        def texture(image: int | None, srgb: bool) -> int:
+            if image is None:
+                return -1
+            key = (image, srgb)
+            if key not in textures:
+                try:
+                    textures[key] = renderer.add_texture(model.images[image].rgba(), srgb)
+                except AvatarError as err:
+                    log.warning("skipping texture %d: %s", image, err)
+                    textures[key] = -1
+            return textures[key]
+
+        materials: dict[int | None, int] = {}
+
+        def material(index: int | None) -> int:
+            if index in materials:
+                return materials[index]
+            mat = (
+                model.materials[index]
+                if index is not None
+                else Material(metallic_factor=0.0, roughness_factor=0.6)
+            )
+            metallic, roughness = _metallic_roughness(model, mat)
+            base = mat.base_color_factor
+            emissive = tuple(c * mat.emissive_strength for c in mat.emissive_factor)
+            base_tex = texture(mat.base_color_texture.image if mat.base_color_texture else None, True)
+            if mat.unlit:
+                emissive, base = base[:3], (0.0, 0.0, 0.0, base[3])
+            name = mat.name.lower()
+            skin = any(word in name for word in ("skin", "head", "body", "face"))
+            materials[index] = renderer.add_material(
+                base_color=base,
+                base_color_texture=base_tex,
+                normal_texture=texture(mat.normal_texture.image if mat.normal_texture else None, False),
+                normal_scale=mat.normal_texture.scale if mat.normal_texture else 1.0,
+                emissive_texture=texture(mat.emissive_texture.image if mat.emissive_texture else None, True),
+                emissive=emissive,
+                metallic=metallic,
+                roughness=roughness,
+                subsurface=1.0 if skin else 0.0,
+                alpha_mode={
+                    AlphaMode.OPAQUE: _render.AlphaMode.OPAQUE,
+                    AlphaMode.MASK: _render.AlphaMode.MASK,
+                    AlphaMode.BLEND: _render.AlphaMode.BLEND,
+                }[mat.alpha_mode],
+                alpha_cutoff=mat.alpha_cutoff,
+                double_sided=mat.double_sided,
+            )
+            return materials[index]
+
+        self.mesh_ids: list[int] = []
+        for prim in self.rig.primitives:
+            self.mesh_ids.append(
+                renderer.add_mesh(
+                    prim.positions,
+                    prim.normals,
+                    prim.data.texcoords,
+                    prim.data.indices,
+                    material(prim.data.material),
+                )
+            )
+        self.dynamic = [p.morph is not None or p.skinned for p in self.rig.primitives]
+        self.camera = self._default_camera(avatar)
+        self.aspect = surface.width / surface.height
+
+    def _default_camera(self, avatar: Avatar) -> Camera:
+        cam = dict(avatar.manifest.camera)
+        if "target" in cam and "distance" in cam:
+            return Camera(
+                target=tuple(float(v) for v in cam["target"]),  # type: ignore[arg-type]
+                distance=float(cam["distance"]),
+                fov_y_deg=float(cam.get("fov_y_deg", 30.0)),
+            )
+        # No framing in the bundle: head and shoulders, from the head joint or the top of the model.
+        lo, hi = self.rig.bounds()
+        head = self.rig.head_position()
+        if head is not None:
+            target = (float(head[0]), float(head[1]) + 0.02, float(head[2]))
+        else:
+            target = (float(lo[0] + hi[0]) / 2, float(hi[1]) - 0.12, float(lo[2] + hi[2]) / 2)
+        return Camera(target=target, distance=0.95, fov_y_deg=30.0)
+
+    def draw(self, values: F32) -> None:
+        self.rig.pose(values)
+        for mesh_id, prim, dynamic in zip(self.mesh_ids, self.rig.primitives, self.dynamic, strict=True):
+            if dynamic:
+                self.renderer.update_mesh(mesh_id, prim.positions, prim.normals)
+            self.renderer.set_mesh_transform(mesh_id, self.rig.model_matrix(prim))
+        cam = self.camera
+        eye = cam.eye()
+        near = max(0.01, cam.distance * 0.05)
+        self.renderer.set_camera(
+            _look_at(eye, cam.target),
+            _perspective(cam.fov_y_deg, self.aspect, near, cam.distance * 20),
+            eye.tolist(),
+        )
+        self.renderer.render()
+
+
+def _background_image(source: str | os.PathLike[str] | U8) -> U8:
+    if isinstance(source, np.ndarray):
+        image = np.asarray(source, np.uint8)
+        if image.ndim == 3 and image.shape[2] == 3:
+            image = np.concatenate([image, np.full((*image.shape[:2], 1), 255, np.uint8)], axis=2)
+        if image.ndim != 3 or image.shape[2] != 4:
+            raise AvatarError(
+                AvatarErrorCode.INVALID_ARGUMENT, "a background image must be (height, width, 3 or 4)"
+            )
+        return np.ascontiguousarray(image)
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(source) as img:
+            return np.asarray(img.convert("RGBA"), np.uint8)
+    except (OSError, UnidentifiedImageError) as err:
+        raise AvatarError(
+            AvatarErrorCode.INVALID_ARGUMENT, f"cannot read background image {source}: {err}"
+        ) from err
+
+
+class AvatarView:
+    """Where an avatar is drawn, and its :class:`AvatarController` (``view.avatar_controller``).
+
+    Args:
+        container: a :class:`HeadlessSurface` (off screen) or a :class:`WindowSurface` (desktop window).
+        avatar: a loaded :class:`~avatarkit.manager.Avatar` (several views may share one).
+        background: an RGB or RGBA colour (0..1; alpha 0 for a transparent frame), an image file or
+            array, or None for transparent.
+        fps: the rate of :meth:`frames` and of window drawing when there is no vsync.
+    """
+
+    def __init__(
+        self,
+        container: HeadlessSurface | WindowSurface,
+        avatar: Avatar,
+        *,
+        background: Background = (0.93, 0.94, 0.96),
+        fps: float = 30.0,
+    ) -> None:
+        if not isinstance(container, HeadlessSurface | WindowSurface):
+            raise AvatarError(
+                AvatarErrorCode.INVALID_ARGUMENT, "container must be a HeadlessSurface or WindowSurface"
+            )
+        if not 1 <= container.width <= 8192 or not 1 <= container.height <= 8192:
+            raise AvatarError(AvatarErrorCode.INVALID_ARGUMENT, "the view's size must be 1..8192 pixels")
+        if not 1.0 <= fps <= 240.0:
+            raise AvatarError(AvatarErrorCode.INVALID_ARGUMENT, "fps must be within 1..240")
+        self.container = container
+        self.avatar = avatar
+        self.fps = float(fps)
+        self.on_first_rendering: Callable[[], object] | None = None
+        self._first_rendered = False
+        self._paused = False
+        self._destroyed = False
+        self._last_frame: VideoFrame | None = None
+        self._frame_times: list[float] = []
+
+        window = isinstance(container, WindowSurface)
+
+        def make_context() -> Any:
+            if window:
+                from .gl.window import GlfwWindow
+
+                assert isinstance(container, WindowSurface)
+                return GlfwWindow(
+                    container.width, container.height, container.title, container.window, container.vsync
+                )
+            from .gl.egl import EglContext
+
+            assert isinstance(container, HeadlessSurface)
+            return EglContext(container.device)
+
+        self._thread = _RenderThread(f"avatarkit-render-{id(self):x}", make_context)
+        self.avatar_controller = AvatarController(self)
+        try:
+            self._scene: _Scene = self._thread.submit(lambda: self._build(background)).result()
+        except BaseException:
+            self._thread.stop()
+            raise
+        if window:
+            self._thread.idle_hook = self._window_tick
+
+    @property
+    def controller(self) -> AvatarController:
+        """Alias of :attr:`avatar_controller`."""
+        return self.avatar_controller
+
+    # -- render thread ------------------------------------------------------------------------------
+
+    def _build(self, background: Background) -> _Scene:
+        ctx = self._thread.context
+        samples = self.container.samples
+        renderer = _render.Renderer(ctx.proc_address, self.container.width, self.container.height, samples)
+        try:
+            scene = _Scene(self.avatar, renderer, self.container)
+            self._apply_background(renderer, background)
+        except BaseException:
+            renderer.close()
+            raise
+        return scene
+
+    @staticmethod
+    def _apply_background(renderer: Any, background: Background) -> None:
+        if background is None:
+            renderer.set_background(0.0, 0.0, 0.0, 0.0)
+            renderer.set_background_image(None)
+        elif isinstance(background, tuple):
+            rgba = (*background, 1.0) if len(background) == 3 else background
+            renderer.set_background(*(float(c) for c in rgba))
+            renderer.set_background_image(None)
+        else:
+            renderer.set_background(0.0, 0.0, 0.0, 1.0)
+            renderer.set_background_image(_background_image(background))
+
+    def _draw(self, t: float) -> None:
+        values = self.avatar_controller.sample(t)
+        self._scene.draw(values)
+        self._frame_times.append(time.monotonic())
+        del self._frame_times[:-120]
+
+    def _check_gl(self) -> None:
+        error = self._scene.renderer.gl_error()
+        if error:
+            raise AvatarError(AvatarErrorCode.RENDER_FAILED, f"OpenGL error 0x{error:04x}")
+
+    def _render_read(self, t: float) -> VideoFrame:
+        self._draw(t)
+        frame = VideoFrame(self._scene.renderer.read_pixels(), t)
+        self._check_gl()
+        return frame
+
+    def _window_tick(self) -> float | None:
+        ctx = self._thread.context
+        if self._destroyed or ctx is None:
+            return None
+        if ctx.should_close():
+            return 0.1
+        if not self._paused:
+            self._draw(self.avatar_controller.clock())
+            w, h = ctx.framebuffer_size()
+            self._scene.renderer.present(w, h)
+            self._notify_first()
+        ctx.swap()
+        return 0.0 if self.container.vsync else 1.0 / self.fps  # type: ignore[union-attr]
+
+    def _notify_first(self) -> None:
+        if not self._first_rendered:
+            self._first_rendered = True
+            if self.on_first_rendering is not None:
+                try:
+                    self.on_first_rendering()
+                except Exception:
+                    log.exception("on_first_rendering callback failed")
+
+    # -- public -------------------------------------------------------------------------------------
+
+    def _live(self) -> None:
+        if self._destroyed:
+            raise AvatarError(AvatarErrorCode.DESTROYED, "this AvatarView was destroyed")
+
+    def _call(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
+        self._live()
+        return self._thread.submit(fn)
+
+    def render_frame_sync(self, t: float | None = None) -> VideoFrame:
+        """Render and read back the frame for playback time ``t`` (now by default), blocking."""
+        when = self.avatar_controller.clock() if t is None else float(t)
+        frame = self._call(lambda: self._render_read(when)).result()
+        self._after_frame(frame)
+        return frame
+
+    async def render_frame(self, t: float | None = None) -> VideoFrame:
+        """Render and read back the frame for playback time ``t`` (now by default)."""
+        when = self.avatar_controller.clock() if t is None else float(t)
+        frame = await asyncio.wrap_future(self._call(lambda: self._render_read(when)))
+        self._after_frame(frame)
+        return frame
+
+    def _after_frame(self, frame: VideoFrame) -> None:
+        self._last_frame = frame
+        self._notify_first()
+
+    async def frames(self, fps: float | None = None, *, realtime: bool = True) -> AsyncIterator[VideoFrame]:
+        """Rendered frames for video pipelines, at ``fps`` (the view's rate by default).
+
+        With ``realtime`` the frames follow the playback clock (the iterator sleeps between them);
+        without, they come as fast as they render, timestamps stepping by ``1 / fps`` from the current
+        clock. Frames are skipped while rendering is paused.
+        """
+        step = 1.0 / (fps or self.fps)
+        t = self.avatar_controller.clock()
+        while not self._destroyed:
+            if self._paused:
+                await asyncio.sleep(step)
+                t = self.avatar_controller.clock()
+                continue
+            if realtime:
+                delay = t - self.avatar_controller.clock()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            yield await self.render_frame(t)
+            t += step
+
+    def export_bitmap(self) -> bytes:
+        """PNG bytes of the current frame (rendered now when none was rendered yet)."""
+        frame = self._last_frame or self.render_frame_sync()
+        return frame.to_png()
+
+    def pause_rendering(self) -> None:
+        """Stop drawing (windows keep their last frame; :meth:`frames` waits)."""
+        self._live()
+        self._paused = True
+
+    def resume_rendering(self) -> None:
+        """Draw again after :meth:`pause_rendering`."""
+        self._live()
+        self._paused = False
+
+    @property
+    def is_rendering_paused(self) -> bool:
+        """Whether rendering is paused."""
+        return self._paused
+
+    @property
+    def frame_rate(self) -> float:
+        """Frames drawn per second over the last couple of seconds (0 before two frames)."""
+        times = [t for t in self._frame_times if t > time.monotonic() - 2.0]
+        if len(times) < 2:
+            return 0.0
+        return (len(times) - 1) / (times[-1] - times[0]) if times[-1] > times[0] else 0.0
+
+    @property
+    def camera(self) -> Camera:
+        """The camera; change its fields to orbit or zoom (takes effect on the next frame)."""
+        return self._scene.camera
+
+    def set_transform(self, x: float = 0.0, y: float = 0.0, scale: float = 1.0) -> None:
+        """The commercial SDK's content transform: move (x, y in [-1, 1]) and scale (> 0) the avatar."""
+        if not (-1.0 <= x <= 1.0 and -1.0 <= y <= 1.0 and scale > 0.0 and math.isfinite(scale)):
+            raise AvatarError(
+                AvatarErrorCode.INVALID_ARGUMENT, "transform needs x, y in [-1, 1] and scale > 0"
+            )
+        self._call(lambda: self._scene.renderer.set_content_transform(x, y, scale)).result()
+
+    def set_background(self, background: Background) -> None:
+        """Change the background: a colour, an image (file or array), or None for transparent."""
+        self._call(lambda: self._apply_background(self._scene.renderer, background)).result()
+
+    def gl_stats(self) -> dict[str, int]:
+        """Live GL objects of this view, by kind (for leak checks)."""
+        return self._call(lambda: dict(self._scene.renderer.stats())).result()
+
+    def gl_info(self) -> dict[str, str]:
+        """The GL renderer and version strings of this view's context."""
+        r = self._scene.renderer
+        return self._call(lambda: {"renderer": r.gl_renderer, "version": r.gl_version}).result()
+
+    def check_gl_errors(self) -> None:
+        """Raise if OpenGL reported an error since the last check."""
+        self._call(self._check_gl).result()
+
+    def destroy(self) -> None:
+        """Free every GL object, the context and the render thread (idempotent)."""
+        if self._destroyed:
+            return
+        self._thread.idle_hook = None
+        try:
+            self._thread.submit(self._scene.renderer.close).result()
+        finally:
+            self._destroyed = True
+            self._thread.stop()
+
+    @property
+    def destroyed(self) -> bool:
+        """Whether :meth:`destroy` was called."""
+        return self._destroyed
+
+    def __enter__(self) -> AvatarView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.destroy()

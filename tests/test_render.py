@@ -1,0 +1,229 @@
+"""Rendering: the GL renderer and AvatarView, headless on EGL (Mesa llvmpipe here and in CI)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import pathlib
+import threading
+
+import numpy as np
+import pytest
+
+from avatarkit._core import render
+from avatarkit.errors import AvatarError, AvatarErrorCode
+from avatarkit.manager import AvatarManager
+from avatarkit.view import AvatarView, HeadlessSurface, _look_at, _perspective
+
+from render_helpers import require_gl, sphere, tiny_avatar_glb
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _gl() -> None:
+    require_gl()
+
+
+@pytest.fixture
+def renderer():
+    from avatarkit.gl.egl import EglContext
+
+    ctx = EglContext()
+    r = render.Renderer(ctx.proc_address, 128, 128, 4)
+    pos, nrm, idx = sphere()
+    mat = r.add_material(base_color=(0.8, 0.5, 0.4, 1.0))
+    r.add_mesh(pos, nrm, None, idx, mat)
+    r.set_camera(_look_at((0, 0, 0.6), (0, 0, 0)), _perspective(30, 1, 0.05, 10), [0, 0, 0.6])
+    yield r
+    assert r.gl_error() == 0, "GL error during the test"
+    r.close()
+    ctx.close()
+
+
+def alpha_mask(img: np.ndarray) -> np.ndarray:
+    return img[..., 3] > 0
+
+
+def test_transparent_background_is_alpha_zero(renderer) -> None:
+    renderer.set_background(0, 0, 0, 0)
+    renderer.render()
+    img = renderer.read_pixels()
+    mask = alpha_mask(img)
+    assert mask[64, 64] and not mask[2, 2] and not mask[125, 125]
+    assert (img[~mask] == 0).all()
+    # Drawn pixels are opaque (straight alpha), and lit: not black.
+    assert (img[mask][:, 3] > 200).mean() > 0.9
+    assert img[64, 64, :3].mean() > 60
+
+
+def test_content_transform_moves_and_scales(renderer) -> None:
+    renderer.set_background(0, 0, 0, 0)
+    renderer.render()
+    base = alpha_mask(renderer.read_pixels())
+    renderer.set_content_transform(0.25, 0.0, 1.0)
+    renderer.render()
+    moved = alpha_mask(renderer.read_pixels())
+    cx = lambda m: np.nonzero(m)[1].mean()  # noqa: E731
+    assert cx(moved) - cx(base) == pytest.approx(16, abs=1)  # x = 0.25 is an eighth of the width
+    renderer.set_content_transform(0.0, 0.0, 0.5)
+    renderer.render()
+    small = alpha_mask(renderer.read_pixels())
+    assert small.sum() / base.sum() == pytest.approx(0.25, rel=0.1)
+    with pytest.raises(render.RenderError):
+        renderer.set_content_transform(0, 0, 0)
+
+
+def test_background_colour_and_image(renderer) -> None:
+    renderer.set_background(1.0, 0.0, 0.0, 1.0)
+    renderer.render()
+    img = renderer.read_pixels()
+    assert tuple(img[2, 2]) == (255, 0, 0, 255)
+    image = np.zeros((32, 64, 4), np.uint8)
+    image[..., 1] = 200
+    image[..., 3] = 255
+    renderer.set_background_image(image)
+    renderer.render()
+    img = renderer.read_pixels()
+    assert tuple(img[2, 2]) == (0, 200, 0, 255)
+    renderer.set_background_image(None)
+    renderer.render()
+    assert tuple(renderer.read_pixels()[2, 2]) == (255, 0, 0, 255)
+
+
+def test_pipelined_readback_matches(renderer) -> None:
+    renderer.render()
+    direct = renderer.read_pixels()
+    renderer.render()
+    renderer.start_readback()
+    got = renderer.finish_readback()
+    assert got is not None
+    np.testing.assert_array_equal(got, direct)
+    assert renderer.finish_readback() is None
+
+
+def test_close_frees_every_gl_object() -> None:
+    from avatarkit.gl.egl import EglContext
+
+    ctx = EglContext()
+    r = render.Renderer(ctx.proc_address, 64, 64, 4)
+    before = r.stats()
+    pos, nrm, idx = sphere()
+    tex = r.add_texture(np.full((8, 8, 4), 255, np.uint8), True)
+    mat = r.add_material(base_color_texture=tex)
+    r.add_mesh(pos, nrm, None, idx, mat)
+    after = r.stats()
+    assert after["total"] > before["total"] >= 7
+    r.close()
+    assert r.closed
+    with pytest.raises(render.RenderError, match="closed"):
+        r.render()
+    ctx.close()
+
+
+# -- AvatarView ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_avatar(tmp_path_factory: pytest.TempPathFactory):
+    path = tiny_avatar_glb(tmp_path_factory.mktemp("tiny") / "tiny.glb")
+    return AvatarManager(cache_dir=tmp_path_factory.mktemp("cache")).derive(path)
+
+
+def still(view: AvatarView) -> None:
+    """Freeze idle life so two renders differ only by what a test sets."""
+    zeros = np.zeros(len(view.controller.channels), np.float32)
+    view.controller._idle.sample = lambda t: zeros.copy()  # type: ignore[method-assign]
+
+
+def test_view_renders_and_morphs_locally(tiny_avatar) -> None:
+    with AvatarView(HeadlessSurface(96, 96), tiny_avatar, background=None) as view:
+        still(view)
+        neutral = view.render_frame_sync(0.0).image
+        view.controller.set_channels({"jawOpen": 1.0})
+        jaw = view.render_frame_sync(0.0).image
+        view.check_gl_errors()
+    changed = np.abs(neutral.astype(int) - jaw.astype(int)).sum(axis=2) > 30
+    rows = np.nonzero(changed)[0]
+    assert changed.sum() > 20
+    # The lower half moved; the top of the head did not.
+    top = np.nonzero(alpha_mask(neutral))[0].min()
+    assert rows.min() > top + 10
+
+
+def test_view_api_and_destroy(tiny_avatar) -> None:
+    view = AvatarView(HeadlessSurface(64, 48), tiny_avatar)
+    seen: list[bool] = []
+    view.on_first_rendering = lambda: seen.append(True)
+    assert view.controller is view.avatar_controller
+    frame = view.render_frame_sync()
+    assert frame.image.shape == (48, 64, 4) and frame.image.dtype == np.uint8
+    assert seen == [True]
+    png = view.export_bitmap()
+    assert png.startswith(b"\x89PNG")
+
+    async def two_frames() -> list[float]:
+        out = []
+        async for f in view.frames(fps=50, realtime=False):
+            out.append(f.timestamp)
+            if len(out) == 2:
+                break
+        return out
+
+    stamps = asyncio.run(two_frames())
+    assert stamps[1] - stamps[0] == pytest.approx(0.02)
+    view.pause_rendering()
+    assert view.is_rendering_paused
+    view.resume_rendering()
+    with pytest.raises(AvatarError):
+        view.set_transform(2.0, 0.0, 1.0)
+    view.destroy()
+    view.destroy()  # idempotent
+    with pytest.raises(AvatarError) as info:
+        view.render_frame_sync()
+    assert info.value.code is AvatarErrorCode.DESTROYED
+
+
+def test_views_are_independent(tiny_avatar) -> None:
+    a = AvatarView(HeadlessSurface(64, 64), tiny_avatar, background=None)
+    b = AvatarView(HeadlessSurface(64, 64), tiny_avatar, background=None)
+    try:
+        still(a)
+        still(b)
+        a.controller.set_channels({"jawOpen": 1.0})
+        img_a, img_b = a.render_frame_sync(0).image, b.render_frame_sync(0).image
+        assert np.abs(img_a.astype(int) - img_b.astype(int)).max() > 30
+        b.controller.set_channels({"jawOpen": 1.0})
+        np.testing.assert_array_equal(a.render_frame_sync(0).image, b.render_frame_sync(0).image)
+    finally:
+        a.destroy()
+        b.destroy()
+
+
+def _rss_kib() -> int:
+    for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+@pytest.mark.slow
+def test_200_views_leak_nothing(tiny_avatar) -> None:
+    threads = threading.active_count()
+    seen: list[dict[str, int]] = []
+
+    def cycle() -> None:
+        view = AvatarView(HeadlessSurface(32, 32), tiny_avatar)
+        view.render_frame_sync(0)
+        seen.append(view.gl_stats())
+        view.destroy()
+
+    for _ in range(20):  # warm up allocators and the driver's caches
+        cycle()
+    gc.collect()
+    start = _rss_kib()
+    for _ in range(200):
+        cycle()
+    gc.collect()
+    grown = _rss_kib() - start
+    assert threading.active_count() == threads
+    assert all(stats == seen[0] for stats in seen), "a view holds more GL objects than the one before"
+    assert grown < 16 * 1024, f"RSS grew by {grown} KiB over 200 views"
