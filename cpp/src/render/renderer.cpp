@@ -39,7 +39,9 @@ void main() {
 
 // Three-point studio lighting with a GGX specular lobe and wrap diffuse for skin; ACES-like tone
 // curve; output in sRGB (the framebuffer is plain RGBA8).
-const char* kMeshFragment = R"(#version 330 core
+// Compiled twice: with ALPHA_MASK (which discards) and without, because a shader that can discard
+// turns off early depth testing on software rasterizers for every mesh it draws.
+const char* kMeshFragment = R"(
 in vec3 v_world;
 in vec3 v_normal;
 in vec2 v_uv;
@@ -97,12 +99,12 @@ void main() {
     vec4 base = u_base_color;
     if (u_has_base_tex) base *= texture(u_base_tex, v_uv);
     float alpha = base.a;
-    if (u_alpha_mode == 1) {
-        if (alpha < u_alpha_cutoff) discard;
-        alpha = 1.0;
-    } else if (u_alpha_mode == 0) {
-        alpha = 1.0;
-    }
+#ifdef ALPHA_MASK
+    if (alpha < u_alpha_cutoff) discard;
+    alpha = 1.0;
+#else
+    if (u_alpha_mode == 0) alpha = 1.0;
+#endif
     vec3 n = normalize(v_normal);
     if (!gl_FrontFacing) n = -n;
     if (u_has_normal_tex) n = perturb(n, v_world, v_uv);
@@ -112,9 +114,13 @@ void main() {
     vec3 f0 = mix(vec3(0.04), base.rgb, u_metallic);
     float wrap = u_subsurface * 0.5;
     vec3 color = vec3(0.0);
+    // Key light with full specular; fill and rim are diffuse and a Fresnel-shaped edge: they shape
+    // the face without paying for a second and third specular lobe per pixel.
     color += light(n, v, normalize(vec3(-0.45, 0.5, 0.75)), vec3(2.3, 2.15, 2.0), albedo, f0, rough, wrap);
-    color += light(n, v, normalize(vec3(0.75, 0.1, 0.55)), vec3(0.55, 0.6, 0.7), albedo, f0, rough, wrap);
-    color += light(n, v, normalize(vec3(0.1, 0.6, -0.8)), vec3(1.2, 1.2, 1.3), albedo, f0, rough, 0.0);
+    vec3 fill_dir = normalize(vec3(0.75, 0.1, 0.55));
+    color += albedo / PI * max((dot(n, fill_dir) + wrap) / (1.0 + wrap), 0.0) * vec3(0.55, 0.6, 0.7);
+    float rim = pow(1.0 - max(dot(n, v), 0.0), 3.0) * max(dot(n, normalize(vec3(0.1, 0.6, -0.8))) + 0.6, 0.0);
+    color += rim * vec3(0.35, 0.36, 0.4) * (albedo + f0);
     vec3 sky = vec3(0.36, 0.39, 0.46), ground = vec3(0.2, 0.17, 0.15);
     color += albedo * mix(ground, sky, n.y * 0.5 + 0.5) * 0.7;
     vec3 emissive = u_emissive;
@@ -180,8 +186,9 @@ struct Renderer::Impl {
     GladGLContext gl{};
     int width = 0, height = 0, samples = 0;
     Stats stats;
-    GLuint program = 0, bg_program = 0, empty_vao = 0;
-    Uniforms u{};
+    GLuint program = 0, mask_program = 0, bg_program = 0, empty_vao = 0;
+    Uniforms u{}, mask_u{};
+    const Uniforms* current = nullptr;
     GLint bg_tex_loc = -1, bg_rect_loc = -1;
     GLuint msaa_fbo = 0, msaa_color = 0, msaa_depth = 0;
     GLuint resolve_fbo = 0, resolve_color = 0, resolve_depth = 0;
@@ -363,8 +370,35 @@ struct Renderer::Impl {
         gl.Uniform1i(has_loc, tex != 0);
     }
 
+    void use(GLuint prog, const Uniforms& uniforms) {
+        if (current == &uniforms) return;
+        gl.UseProgram(prog);
+        current = &uniforms;
+        gl.UniformMatrix4fv(uniforms.view, 1, GL_FALSE, view.data());
+        gl.UniformMatrix4fv(uniforms.proj, 1, GL_FALSE, proj.data());
+        gl.Uniform3fv(uniforms.eye, 1, eye.data());
+        gl.Uniform3fv(uniforms.content, 1, content.data());
+    }
+
+    Uniforms locate(GLuint prog) {
+        auto loc = [&](const char* name) { return gl.GetUniformLocation(prog, name); };
+        Uniforms r{loc("u_model"), loc("u_view"), loc("u_proj"), loc("u_normal_matrix"), loc("u_content"),
+                   loc("u_base_color"), loc("u_base_tex"), loc("u_has_base_tex"), loc("u_normal_tex"),
+                   loc("u_has_normal_tex"), loc("u_normal_scale"), loc("u_emissive_tex"), loc("u_has_emissive_tex"),
+                   loc("u_emissive"), loc("u_metallic"), loc("u_roughness"), loc("u_subsurface"), loc("u_alpha_mode"),
+                   loc("u_alpha_cutoff"), loc("u_eye")};
+        gl.UseProgram(prog);
+        gl.Uniform1i(r.base_tex, 0);
+        gl.Uniform1i(r.normal_tex, 1);
+        gl.Uniform1i(r.emissive_tex, 2);
+        return r;
+    }
+
     void draw_mesh(const Mesh& mesh) {
         const MaterialDesc& mat = materials[static_cast<std::size_t>(mesh.material)];
+        if (mat.alpha_mode == AlphaMode::kMask) use(mask_program, mask_u);
+        else use(program, u);
+        const Uniforms& u = *current;
         float nm[9];
         normal_matrix(mesh.model.data(), nm);
         gl.UniformMatrix4fv(u.model, 1, GL_FALSE, mesh.model.data());
@@ -416,19 +450,14 @@ Renderer::Renderer(std::uintptr_t proc_address, int width, int height, int sampl
     GLint max_samples = 0;
     I.gl.GetIntegerv(GL_MAX_SAMPLES, &max_samples);
     I.samples = std::clamp(samples, 0, std::max(0, static_cast<int>(max_samples)));
-    I.program = I.link(kMeshVertex, kMeshFragment);
+    const std::string fragment = std::string("#version 330 core\n") + kMeshFragment;
+    const std::string mask_fragment = std::string("#version 330 core\n#define ALPHA_MASK 1\n") + kMeshFragment;
+    I.program = I.link(kMeshVertex, fragment.c_str());
+    I.mask_program = I.link(kMeshVertex, mask_fragment.c_str());
     I.bg_program = I.link(kBackgroundVertex, kBackgroundFragment);
     auto& gl = I.gl;
-    auto loc = [&](const char* name) { return gl.GetUniformLocation(I.program, name); };
-    I.u = Uniforms{loc("u_model"), loc("u_view"), loc("u_proj"), loc("u_normal_matrix"), loc("u_content"),
-                   loc("u_base_color"), loc("u_base_tex"), loc("u_has_base_tex"), loc("u_normal_tex"),
-                   loc("u_has_normal_tex"), loc("u_normal_scale"), loc("u_emissive_tex"), loc("u_has_emissive_tex"),
-                   loc("u_emissive"), loc("u_metallic"), loc("u_roughness"), loc("u_subsurface"), loc("u_alpha_mode"),
-                   loc("u_alpha_cutoff"), loc("u_eye")};
-    gl.UseProgram(I.program);
-    gl.Uniform1i(I.u.base_tex, 0);
-    gl.Uniform1i(I.u.normal_tex, 1);
-    gl.Uniform1i(I.u.emissive_tex, 2);
+    I.u = I.locate(I.program);
+    I.mask_u = I.locate(I.mask_program);
     I.bg_tex_loc = gl.GetUniformLocation(I.bg_program, "u_tex");
     I.bg_rect_loc = gl.GetUniformLocation(I.bg_program, "u_uv_rect");
     gl.GenVertexArrays(1, &I.empty_vao);
@@ -458,7 +487,7 @@ Renderer::~Renderer() {
         gl.DeleteVertexArrays(1, &I.empty_vao);
         --I.stats.vertex_arrays;
     }
-    for (GLuint* p : {&I.program, &I.bg_program}) {
+    for (GLuint* p : {&I.program, &I.mask_program, &I.bg_program}) {
         if (*p) {
             gl.DeleteProgram(*p);
             --I.stats.programs;
@@ -643,22 +672,18 @@ void Renderer::render() {
     gl.DepthFunc(GL_LEQUAL);
     gl.CullFace(GL_BACK);
     gl.FrontFace(GL_CCW);
-    gl.UseProgram(I.program);
-    gl.UniformMatrix4fv(I.u.view, 1, GL_FALSE, I.view.data());
-    gl.UniformMatrix4fv(I.u.proj, 1, GL_FALSE, I.proj.data());
-    gl.Uniform3fv(I.u.eye, 1, I.eye.data());
-    gl.Uniform3fv(I.u.content, 1, I.content.data());
+    I.current = nullptr;  // camera uniforms are set again on first use of each program
     gl.Enable(GL_BLEND);
     gl.BlendFuncSeparate(GL_SRC_ALPHA, GL_ONE_MINUS_SRC_ALPHA, GL_ONE, GL_ONE_MINUS_SRC_ALPHA);
-    std::vector<const Mesh*> blended;
+    std::vector<const Mesh*> opaque, blended;
     for (const Mesh& mesh : I.meshes) {
         if (!mesh.vao || !mesh.visible) continue;
-        if (I.materials[static_cast<std::size_t>(mesh.material)].alpha_mode == AlphaMode::kBlend) {
-            blended.push_back(&mesh);
-            continue;
-        }
-        I.draw_mesh(mesh);
+        const bool blend = I.materials[static_cast<std::size_t>(mesh.material)].alpha_mode == AlphaMode::kBlend;
+        (blend ? blended : opaque).push_back(&mesh);
     }
+    // Opaque meshes near to far, so the depth test rejects hidden pixels before they are shaded.
+    std::sort(opaque.begin(), opaque.end(), [&](const Mesh* a, const Mesh* b) { return I.view_depth(*a) > I.view_depth(*b); });
+    for (const Mesh* mesh : opaque) I.draw_mesh(*mesh);
     // Blended meshes far to near (view-space z grows towards the camera).
     std::sort(blended.begin(), blended.end(), [&](const Mesh* a, const Mesh* b) { return I.view_depth(*a) < I.view_depth(*b); });
     gl.DepthMask(GL_FALSE);
