@@ -54,6 +54,14 @@ def _quat_matrix(x: float, y: float, z: float, w: float) -> npt.NDArray[np.float
     )
 
 
+def axis_angle_matrix(axis: Sequence[float], angle: float) -> npt.NDArray[np.float64]:
+    """Rotation (4x4) by ``angle`` radians about ``axis`` (normalized here)."""
+    x, y, z = axis
+    n = math.sqrt(x * x + y * y + z * z) or 1.0
+    s = math.sin(angle / 2) / n
+    return _quat_matrix(x * s, y * s, z * s, math.cos(angle / 2))
+
+
 def euler_matrix(pitch: float, yaw: float, roll: float) -> npt.NDArray[np.float64]:
     """Rotation (4x4) for head angles in radians: pitch about X (nod down > 0), yaw about Y, roll about Z."""
     cx, sx = math.cos(pitch), math.sin(pitch)
@@ -122,6 +130,24 @@ class AvatarRig:
                 if found is not None:
                     self.joints[role] = found
                     break
+
+        # Data-driven joints: a node whose extras say {"avatarkit": {"drive": [{"channel", "axis",
+        # "scale"}]}} turns by scale * value (radians) about axis for each channel, in order. Such
+        # nodes replace the conventional joint rules above.
+        self.drives: dict[int, list[tuple[int, tuple[float, float, float], float]]] = {}
+        for node_index, node in enumerate(model.nodes):
+            extras = getattr(node, "extras", None) or {}
+            ours = extras.get("avatarkit") if isinstance(extras, dict) else None
+            entries = ours.get("drive") if isinstance(ours, dict) else None
+            for entry in entries if isinstance(entries, list) else []:
+                try:
+                    col = self._col[str(entry["channel"])]
+                    axis = tuple(float(a) for a in entry["axis"])
+                    scale = float(entry["scale"])
+                except (KeyError, TypeError, ValueError):
+                    continue  # a malformed or unknown entry drives nothing
+                if len(axis) == 3 and math.isfinite(scale):
+                    self.drives.setdefault(node_index, []).append((col, (axis[0], axis[1], axis[2]), scale))
 
         self.primitives: list[RigPrimitive] = []
         self.driven_channels: set[str] = set()
@@ -194,6 +220,13 @@ class AvatarRig:
             look_out = self._channel(values, f"eyeLookOut{side}") - self._channel(values, f"eyeLookIn{side}")
             look_up = self._channel(values, f"eyeLookUp{side}") - self._channel(values, f"eyeLookDown{side}")
             extra[eye] = euler_matrix(-look_up * EYE_PITCH, sign * look_out * EYE_YAW, 0.0)
+        for node_index, entries in self.drives.items():
+            rotation = np.eye(4)
+            for col, axis, scale in entries:
+                value = float(values[col])
+                if value != 0.0:
+                    rotation = rotation @ axis_angle_matrix(axis, scale * value)
+            extra[node_index] = rotation
         world = np.empty_like(self._rest_world)
         stack = [i for i, n in enumerate(self.model.nodes) if n.parent is None]
         for i in stack:

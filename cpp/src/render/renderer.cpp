@@ -503,15 +503,9 @@ int Renderer::add_texture(const std::uint8_t* rgba, int width, int height, bool 
     auto& gl = I.gl;
     GLuint t = I.gen_texture();
     gl.BindTexture(GL_TEXTURE_2D, t);
-    // Rows are stored top first; flip to GL's bottom-first so texcoords follow glTF (v down).
-    const std::size_t row = static_cast<std::size_t>(width) * 4;
-    I.scratch.resize(row * static_cast<std::size_t>(height));
-    for (int y = 0; y < height; ++y) {
-        std::memcpy(I.scratch.data() + static_cast<std::size_t>(height - 1 - y) * row,
-                    rgba + static_cast<std::size_t>(y) * row, row);
-    }
-    gl.TexImage2D(GL_TEXTURE_2D, 0, srgb ? GL_SRGB8_ALPHA8 : GL_RGBA8, width, height, 0, GL_RGBA, GL_UNSIGNED_BYTE,
-                  I.scratch.data());
+    // glTF puts texture coordinate (0, 0) at the first (top) row of the image, and GL samples
+    // t = 0 from the first row uploaded: upload the rows as they are.
+    gl.TexImage2D(GL_TEXTURE_2D, 0, srgb ? GL_SRGB8_ALPHA8 : GL_RGBA8, width, height, 0, GL_RGBA, GL_UNSIGNED_BYTE, rgba);
     gl.GenerateMipmap(GL_TEXTURE_2D);
     gl.TexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_LINEAR_MIPMAP_LINEAR);
     gl.TexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_LINEAR);
