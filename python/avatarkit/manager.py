@@ -413,11 +413,13 @@ class AvatarManager:
 
     @_shared
     def derive(self, path: str | os.PathLike[str]) -> Avatar:
-        """An Avatar from local files: a bundle folder (with ``manifest.json``) or a bare ``.glb``/``.gltf``.
+        """An Avatar from local files: a bundle (its folder or its ``manifest.json``) or a bare ``.glb``/``.gltf``.
 
         The model is parsed right away, so an unreadable file fails here with ``incompatibleAvatarAsset``.
         """
         source = pathlib.Path(path)
+        if source.name == MANIFEST_NAME and source.is_file():
+            source = source.parent
         if source.is_dir():
             try:
                 manifest = parse_manifest((source / MANIFEST_NAME).read_bytes())

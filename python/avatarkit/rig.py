@@ -86,8 +86,11 @@ class RigPrimitive:
     #: For each target of the primitive, the channel column that drives it (-1: none).
     target_channels: npt.NDArray[np.int64]
     skinned: bool
+    #: The posed vertices of the last :meth:`AvatarRig.pose`.
     positions: F32
     normals: F32
+    #: The rest normals (the file's, or computed when it has none).
+    base_normals: F32
 
 
 class AvatarRig:
@@ -172,7 +175,16 @@ class AvatarRig:
                 skinned = node.skin is not None and prim.joints is not None and prim.weights is not None
                 positions, base_normals = prim.positions.copy(), normals.copy()
                 rig_prim = RigPrimitive(
-                    node.mesh, p_index, node_index, prim, morph, chans, skinned, positions, base_normals
+                    node.mesh,
+                    p_index,
+                    node_index,
+                    prim,
+                    morph,
+                    chans,
+                    skinned,
+                    positions,
+                    base_normals,
+                    normals,
                 )
                 self.primitives.append(rig_prim)
         self._rest_world = model.node_world_matrices().astype(np.float64)
@@ -253,8 +265,13 @@ class AvatarRig:
                 )
                 morphed, morphed_normals = prim.morph.apply(weights)
             else:
-                morphed, morphed_normals = prim.data.positions, prim.normals
-            joints, joint_weights, skin_index = prim.data.joints, prim.data.weights, self.model.nodes[prim.node].skin
+                # From the rest pose every frame: never from the last frame's result.
+                morphed, morphed_normals = prim.data.positions, prim.base_normals
+            joints, joint_weights, skin_index = (
+                prim.data.joints,
+                prim.data.weights,
+                self.model.nodes[prim.node].skin,
+            )
             if prim.skinned and joints is not None and joint_weights is not None and skin_index is not None:
                 skin = self.model.skins[skin_index]
                 joint_world = self.node_world[skin.joints]
@@ -269,7 +286,9 @@ class AvatarRig:
 
     def model_matrix(self, prim: RigPrimitive) -> F32:
         """The primitive's model-to-world matrix (identity for skinned ones: skinning placed them)."""
-        matrix: F32 = np.eye(4, dtype=np.float32) if prim.skinned else self.node_world[prim.node].astype(np.float32)
+        matrix: F32 = (
+            np.eye(4, dtype=np.float32) if prim.skinned else self.node_world[prim.node].astype(np.float32)
+        )
         return matrix
 
     def bounds(self) -> tuple[F32, F32]:

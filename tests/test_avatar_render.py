@@ -1,0 +1,139 @@
+"""The sample avatars and a real third-party avatar, rendered headless: goldens, mouths, eyes."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pathlib
+
+import numpy as np
+import pytest
+from conftest import shared_file
+from PIL import Image
+from render_helpers import require_gl
+
+from avatarkit.assets import samples
+from avatarkit.codec import VISEME_NAMES
+from avatarkit.manager import AvatarManager
+from avatarkit.view import AvatarView, HeadlessSurface
+
+GOLDEN = pathlib.Path(__file__).parent / "golden"
+UPDATE = os.environ.get("AVATARKIT_UPDATE_GOLDENS") == "1"
+SIZE = 160
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _gl() -> None:
+    require_gl()
+
+
+@pytest.fixture(scope="module")
+def manager(tmp_path_factory: pytest.TempPathFactory) -> AvatarManager:
+    return AvatarManager(cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pathlib.Path]:
+    root = tmp_path_factory.mktemp("samples")
+    return {i: samples.build_bundle(i, root / i) for i in samples.SAMPLE_IDS}
+
+
+def still_view(avatar, size: int = SIZE, **kw) -> AvatarView:
+    view = AvatarView(HeadlessSurface(size, size), avatar, **kw)
+    zeros = np.zeros(len(view.controller.channels), np.float32)
+    view.controller._idle.sample = lambda t: zeros.copy()  # type: ignore[method-assign]
+    return view
+
+
+def render(view: AvatarView, channels: dict[str, float] | None = None) -> np.ndarray:
+    view.controller.set_channels(channels)
+    return view.render_frame_sync(0.0).image
+
+
+def compare_golden(name: str, image: np.ndarray) -> None:
+    path = GOLDEN / f"{name}.png"
+    if UPDATE or not path.exists():
+        if not UPDATE:
+            pytest.fail(f"no golden {path.name}: run with AVATARKIT_UPDATE_GOLDENS=1 and look at it")
+        Image.fromarray(image).save(path)
+        return
+    golden = np.asarray(Image.open(path).convert("RGBA"))
+    diff = np.abs(golden.astype(int) - image.astype(int))
+    # Rasterizers differ in the last bit and along edges: allow a small mean and a few outliers.
+    assert diff.mean() < 2.0, f"{name}: mean difference {diff.mean():.2f}"
+    assert (diff.max(axis=2) > 48).mean() < 0.01, f"{name}: too many pixels differ"
+
+
+@pytest.mark.parametrize("avatar_id", samples.SAMPLE_IDS)
+def test_sample_golden_front_and_angle(avatar_id: str, bundles, manager) -> None:
+    with still_view(manager.derive(bundles[avatar_id])) as view:
+        compare_golden(f"{avatar_id}_front", render(view))
+        view.camera.yaw_deg = 35.0
+        compare_golden(f"{avatar_id}_three_quarter", render(view))
+        compare_golden(f"{avatar_id}_aa", render(view, {"viseme_aa": 1.0, "jawOpen": 0.6}))
+        view.check_gl_errors()
+
+
+def mouth_box(view: AvatarView, neutral: np.ndarray) -> tuple[slice, slice]:
+    """Where the mouth is: the region jawOpen changes."""
+    open_ = render(view, {"jawOpen": 1.0})
+    changed = np.abs(open_.astype(int) - neutral.astype(int)).sum(axis=2) > 40
+    rows, cols = np.nonzero(changed)
+    return slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
+
+
+def test_jaw_open_changes_the_mouth_and_nothing_far(bundles, manager) -> None:
+    with still_view(manager.derive(bundles["default"])) as view:
+        neutral = render(view)
+        opened = render(view, {"jawOpen": 1.0})
+    changed = np.abs(opened.astype(int) - neutral.astype(int)).sum(axis=2) > 40
+    rows, cols = np.nonzero(changed)
+    assert changed.sum() > 100
+    # All change sits around the lower face: the top 40 % (hair, eyes) and the corners are untouched.
+    assert rows.min() > 0.4 * SIZE
+    assert cols.min() > 0.25 * SIZE and cols.max() < 0.75 * SIZE
+    Image.fromarray(np.concatenate([neutral, opened], axis=1)).save(
+        pathlib.Path(os.environ.get("AVATARKIT_TEST_OUT", "/tmp")) / "avatarkit-jaw.png"
+    )
+
+
+def test_each_viseme_renders_a_distinct_mouth(bundles, manager) -> None:
+    with still_view(manager.derive(bundles["default"]), size=256) as view:
+        neutral = render(view)
+        rows, cols = mouth_box(view, neutral)
+        mouths = {v: render(view, {v: 1.0})[rows, cols].astype(int) for v in VISEME_NAMES}
+    sil = mouths.pop("viseme_sil")
+    for name, mouth in mouths.items():
+        assert np.abs(mouth - sil).mean() > 1.0, f"{name} looks like silence"
+    for (a, ma), (b, mb) in itertools.combinations(mouths.items(), 2):
+        assert np.abs(ma - mb).mean() > 0.3, f"{a} and {b} render the same mouth"
+
+
+def test_third_party_avatar_renders_textured_and_blinks(manager) -> None:
+    avatar = manager.derive(shared_file("brunette-t.glb"))
+    with still_view(avatar, size=192) as view:
+        open_eyes = render(view)
+        closed = render(view, {"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0})
+        view.check_gl_errors()
+    drawn = open_eyes[..., :3].reshape(-1, 3)
+    # Textured, not flat: many distinct colours (skin, hair, eyes, clothes).
+    assert len(np.unique(drawn // 16, axis=0)) > 60
+    changed = np.abs(closed.astype(int) - open_eyes.astype(int)).sum(axis=2) > 40
+    rows, _ = np.nonzero(changed)
+    assert changed.sum() > 20
+    # The blink changes the eyes' band of the face only.
+    assert rows.max() - rows.min() < 0.2 * 192
+
+
+def test_view_transform_moves_and_scales_the_avatar(bundles, manager) -> None:
+    with still_view(manager.derive(bundles["sam"]), background=None) as view:
+        view.camera.distance *= 3.0  # the whole avatar in frame, so nothing is cut at the edges
+        base = render(view)[..., 3] > 0
+        view.set_transform(0.25, 0.0, 1.0)
+        moved = render(view)[..., 3] > 0
+        view.set_transform(0.0, 0.0, 0.5)
+        small = render(view)[..., 3] > 0
+    x = lambda m: np.nonzero(m)[1]  # noqa: E731
+    assert x(moved).min() - x(base).min() == pytest.approx(0.125 * SIZE, abs=2)
+    assert small.sum() / base.sum() == pytest.approx(0.25, rel=0.1)
+    assert not base[0, 0]  # transparent where nothing is drawn
