@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from conftest import shared_file
 from PIL import Image
-from render_helpers import require_gl
 
 from avatarkit.assets import samples
 from avatarkit.codec import VISEME_NAMES
 from avatarkit.manager import AvatarManager
 from avatarkit.view import AvatarView, HeadlessSurface
+
+from render_helpers import require_gl
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
 UPDATE = os.environ.get("AVATARKIT_UPDATE_GOLDENS") == "1"

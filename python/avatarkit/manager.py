@@ -413,7 +413,7 @@ class AvatarManager:
 
     @_shared
     def derive(self, path: str | os.PathLike[str]) -> Avatar:
-        """An Avatar from local files: a bundle (its folder or its ``manifest.json``) or a bare ``.glb``/``.gltf``.
+        """An Avatar from local files: a bundle (folder or ``manifest.json``) or a bare ``.glb``/``.gltf``.
 
         The model is parsed right away, so an unreadable file fails here with ``incompatibleAvatarAsset``.
         """
