@@ -1,35 +1,175 @@
-"""AvatarController: what drives the avatar of one view.
+"""AvatarController: what drives one view's avatar (stage 4 of the lifecycle).
 
-The view creates it (``view.avatar_controller``). It mixes idle life with speech motion on the
-playback clock and hands the view one set of channel values per rendered frame. The connection to
-the driving service (SDK mode) and the host-mode ``yield_`` feed land on top of this.
+The view creates it (``view.avatar_controller``). In SDK mode it connects to the driving service
+(``await start()``), sends speech (``send``) and shows the animation that comes back; in Host mode
+your backend talks to the service and hands audio and animation over with ``yield_``. Either way
+the controller plays the audio (the master clock), places the motion on that clock, mixes it with
+idle life, and the view samples it for every frame it renders.
+
+Timing: a conversation's audio starts playing ``jitter_buffer`` seconds after its first chunk
+arrives; motion frame ``k`` is shown when the audio reaches ``k / 25`` seconds. Motion that
+arrives late is interpolated or held, never allowed to drift from the audio.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
+import enum
+import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
+from . import codec
 from .animation import ChannelTimeline, IdleLife, SpeechBlend
 from .codec import CANONICAL_NAMES, StreamDecoder
+from .errors import AvatarError, AvatarErrorCode
+from .protocol import AudioFormat as WireAudioFormat
+from .protocol import Message, MessageType, parse_message
+from .retarget import flame_to_canonical
 
 if TYPE_CHECKING:
     from .view import AvatarView
 
+log = logging.getLogger(__name__)
+
 F32 = npt.NDArray[np.float32]
+I16 = npt.NDArray[np.int16]
+
+FPS = 25.0
+
+
+class ConnectionState(enum.Enum):
+    """The connection to the driving service (SDK mode)."""
+
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    FAILED = "failed"
+
+
+class ConversationState(enum.Enum):
+    """What the avatar is doing."""
+
+    IDLE = "idle"
+    PLAYING = "playing"
+    PAUSED = "paused"
+
+
+class StateReason(enum.Enum):
+    """Why the conversation state changed."""
+
+    USER_ACTION = "userAction"
+    PLAYBACK_END = "playbackEnd"
+    NETWORK_ERROR = "networkError"
+    SERVER_ERROR = "serverError"
+    FALLBACK = "fallback"
+    STARTED = "started"
+
+
+@dataclasses.dataclass(frozen=True)
+class ControllerEvent:
+    """One event of :meth:`AvatarController.events`.
+
+    ``kind`` is ``connection_state``, ``conversation_state``, ``error`` or ``frame_rate``.
+    """
+
+    kind: str
+    connection_state: ConnectionState | None = None
+    conversation_state: ConversationState | None = None
+    reason: StateReason | None = None
+    error: AvatarError | None = None
+    conversation_id: str | None = None
+    frame_rate: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class AVFrame:
+    """A rendered frame with the audio that plays during it (for video pipelines)."""
+
+    image: npt.NDArray[np.uint8]
+    audio: I16
+    timestamp: float
+    sample_rate: int
+
+
+def _pcm16(audio: bytes | bytearray | memoryview | npt.NDArray[Any]) -> I16:
+    if isinstance(audio, bytes | bytearray | memoryview):
+        data = bytes(audio)
+        if len(data) % 2:
+            raise AvatarError(AvatarErrorCode.INVALID_ARGUMENT, "PCM16 audio needs an even number of bytes")
+        return np.frombuffer(data, "<i2").copy()
+    array = np.asarray(audio)
+    if array.ndim != 1:
+        raise AvatarError(AvatarErrorCode.INVALID_ARGUMENT, "audio must be mono: a 1-D array")
+    if array.dtype == np.int16:
+        copied: I16 = array.copy()
+        return copied
+    if np.issubdtype(array.dtype, np.floating):
+        scaled: I16 = (np.clip(array, -1.0, 1.0) * 32767.0).astype(np.int16)
+        return scaled
+    raise AvatarError(AvatarErrorCode.INVALID_ARGUMENT, "audio must be PCM16 bytes, int16 or float samples")
+
+
+def new_conversation_id() -> str:
+    """A conversation id in the service's log-id style: ``YYYYMMDDHHMMSS_<random>``."""
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "_" + uuid.uuid4().hex[:12]
+
+
+class _Conversation:
+    """One utterance: its audio, its motion, and where it sits on the playback clock."""
+
+    def __init__(self, conversation_id: str, sample_rate: int, channels: Sequence[str]) -> None:
+        self.id = conversation_id
+        self.sample_rate = sample_rate
+        self.audio: list[I16] = []
+        self.samples = 0
+        self.audio_ended = False
+        self.motion_ended = False
+        self.start: float | None = None  # clock time of audio sample 0
+        self.timeline = ChannelTimeline(channels, FPS)
+        self.decoder = StreamDecoder()
+        self.flame_frames = 0
+        self.motion_failed = False
+
+    @property
+    def duration(self) -> float:
+        return self.samples / self.sample_rate
+
+    def audio_slice(self, t0: float, t1: float) -> I16:
+        """The audio that plays between clock times ``t0`` and ``t1`` (zeros where there is none)."""
+        n = max(0, round((t1 - t0) * self.sample_rate))
+        out = np.zeros(n, np.int16)
+        if self.start is None or n == 0:
+            return out
+        first = round((t0 - self.start) * self.sample_rate)
+        data = np.concatenate(self.audio) if len(self.audio) > 1 else (self.audio[0] if self.audio else out[:0])
+        self.audio = [data] if len(data) else []
+        lo, hi = max(first, 0), min(first + n, len(data))
+        if hi > lo:
+            out[lo - first : hi - first] = data[lo:hi]
+        return out
 
 
 class AvatarController:
-    """Drives one view's avatar. Created by :class:`AvatarView`; never construct it yourself."""
+    """Drives one view's avatar. Created by :class:`~avatarkit.view.AvatarView`; never by the app.
 
-    def __init__(
-        self, view: AvatarView, *, channels: Sequence[str] = CANONICAL_NAMES, seed: int | None = None
-    ) -> None:
+    Callbacks (optional): ``on_connection_state(state, error)``, ``on_conversation_state(state,
+    reason)``, ``on_error(error)``, ``on_frame_rate_info(fps)``. They run on the thread that caused
+    the change; keep them short. :meth:`events` offers the same as an async iterator.
+    """
+
+    #: Seconds between a conversation's first audio and the start of its playback.
+    jitter_buffer = 0.12
+
+    def __init__(self, view: AvatarView, *, channels: Sequence[str] = CANONICAL_NAMES, seed: int | None = None) -> None:
         self._view = view
         self.channels = list(channels)
         self._col = {n: i for i, n in enumerate(self.channels)}
@@ -41,16 +181,117 @@ class AvatarController:
             clip, clip_names = frames.values.copy(), frames.names
         self._idle = IdleLife(self.channels, clip, clip_names, seed=seed)
         self._blend = SpeechBlend()
-        self._timeline: ChannelTimeline | None = None
-        self._overrides: dict[int, float] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._origin = time.monotonic()
+        self._paused_at: float | None = None
+        self._paused_total = 0.0
+        self._overrides: dict[int, float] = {}
+        self._local_timeline: ChannelTimeline | None = None
+        self._conversation: _Conversation | None = None
+        self._conversation_state = ConversationState.IDLE
+        self._connection_state = ConnectionState.DISCONNECTED
+        self.volume = 1.0
+        self.on_connection_state: Callable[[ConnectionState, AvatarError | None], object] | None = None
+        self.on_conversation_state: Callable[[ConversationState, StateReason], object] | None = None
+        self.on_error: Callable[[AvatarError], object] | None = None
+        self.on_frame_rate_info: Callable[[float], object] | None = None
+        self._subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[ControllerEvent]]] = []
+        # SDK mode
+        self._session: Any = None
+        self._ws: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connection_id: str | None = None
+        self._open_request: str | None = None  # req_id whose end we have not sent
+        self._closing = False
+        self._reconnects = 0
+
+    # -- clock ----------------------------------------------------------------------------------------
 
     def clock(self) -> float:
-        """Playback time in seconds (the view renders the frame for this time)."""
-        return time.monotonic() - self._origin
+        """Playback time in seconds; it stands still while paused (audio is the master clock)."""
+        now = time.monotonic() if self._paused_at is None else self._paused_at
+        return now - self._origin - self._paused_total
 
-    # -- motion -------------------------------------------------------------------------------------
+    # -- state and events -------------------------------------------------------------------------
+
+    @property
+    def connection_state(self) -> ConnectionState:
+        """The connection to the driving service."""
+        return self._connection_state
+
+    @property
+    def conversation_state(self) -> ConversationState:
+        """Idle, playing or paused."""
+        return self._conversation_state
+
+    @property
+    def conversation_id(self) -> str | None:
+        """The conversation playing (or last played), if any."""
+        return self._conversation.id if self._conversation else None
+
+    @property
+    def connection_id(self) -> str | None:
+        """The service's id of the open connection (SDK mode)."""
+        return self._connection_id
+
+    def _emit(self, event: ControllerEvent) -> None:
+        for loop, queue in list(self._subscribers):
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(queue.put_nowait, event)
+
+    def _set_connection(self, state: ConnectionState, error: AvatarError | None = None) -> None:
+        if state is self._connection_state and error is None:
+            return
+        self._connection_state = state
+        self._emit(ControllerEvent("connection_state", connection_state=state, error=error))
+        if self.on_connection_state is not None:
+            try:
+                self.on_connection_state(state, error)
+            except Exception:
+                log.exception("on_connection_state callback failed")
+
+    def _set_conversation(self, state: ConversationState, reason: StateReason) -> None:
+        if state is self._conversation_state:
+            return
+        self._conversation_state = state
+        self._emit(
+            ControllerEvent(
+                "conversation_state", conversation_state=state, reason=reason, conversation_id=self.conversation_id
+            )
+        )
+        if self.on_conversation_state is not None:
+            try:
+                self.on_conversation_state(state, reason)
+            except Exception:
+                log.exception("on_conversation_state callback failed")
+
+    def _error(self, error: AvatarError) -> None:
+        log.warning("%s", error)
+        self._emit(ControllerEvent("error", error=error))
+        if self.on_error is not None:
+            try:
+                self.on_error(error)
+            except Exception:
+                log.exception("on_error callback failed")
+
+    def _frame_rate(self, fps: float) -> None:
+        self._emit(ControllerEvent("frame_rate", frame_rate=fps))
+        if self.on_frame_rate_info is not None:
+            self.on_frame_rate_info(fps)
+
+    async def events(self) -> AsyncIterator[ControllerEvent]:
+        """Every event from now on, as an async iterator (callbacks see the same)."""
+        queue: asyncio.Queue[ControllerEvent] = asyncio.Queue()
+        entry = (asyncio.get_running_loop(), queue)
+        self._subscribers.append(entry)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._subscribers.remove(entry)
+
+    # -- local motion (both modes, and apps that pose the avatar themselves) ----------------------
 
     def play_motion(
         self,
@@ -58,24 +299,24 @@ class AvatarController:
         frame_indices: npt.NDArray[np.int64] | None = None,
         names: Sequence[str] | None = None,
         *,
-        fps: float = 25.0,
+        fps: float = FPS,
         start: float | None = None,
     ) -> None:
-        """Show decoded motion: frame ``k`` at ``start + k / fps`` on the playback clock (now by default)."""
+        """Show motion with no audio: frame ``k`` at ``start + k / fps`` (now by default)."""
         values = np.asarray(values, np.float32)
         indices = np.arange(len(values)) if frame_indices is None else np.asarray(frame_indices, np.int64)
         with self._lock:
-            if self._timeline is None or start is not None:
+            if self._local_timeline is None or start is not None:
                 begin = self.clock() if start is None else start
-                self._timeline = ChannelTimeline(
-                    self.channels, fps, begin - int(indices[0]) / fps if len(indices) else begin
-                )
-            self._timeline.append(values, indices, names)
+                first = int(indices[0]) / fps if len(indices) else 0.0
+                self._local_timeline = ChannelTimeline(self.channels, fps, begin - first)
+            self._local_timeline.append(values, indices, names)
             self._blend.target = 1.0
 
     def stop_motion(self) -> None:
         """Return to idle, blending out from the pose on screen."""
         with self._lock:
+            self._local_timeline = None
             self._blend.target = 0.0
 
     def set_channels(self, values: Mapping[str, float] | None) -> None:
@@ -84,24 +325,488 @@ class AvatarController:
             self._overrides = {self._col[k]: float(v) for k, v in (values or {}).items() if k in self._col}
 
     def sample(self, t: float) -> F32:
-        """Channel values for clock time ``t`` (called by the view for every frame it renders)."""
+        """Channel values for clock time ``t`` (the view calls this for every frame it renders)."""
         with self._lock:
             idle = self._idle.sample(t)
             out = idle.copy()
-            timeline = self._timeline
+            conv = self._conversation
+            timeline = self._local_timeline if conv is None or conv.start is None else conv.timeline
+            if conv is not None and conv.start is not None:
+                self._update_playback(t, conv)
             if timeline is not None:
                 speech = timeline.sample(t)
-                if speech is None and t > timeline.end_time:
+                if speech is None and len(timeline) and t > timeline.end_time:
                     speech = timeline.last()
-                    self._blend.target = 0.0  # ran out of motion: fade back to idle
+                    if conv is None or timeline is not conv.timeline:
+                        self._blend.target = 0.0
                 weight = SpeechBlend.smooth(self._blend.update(t))
                 if speech is not None and weight > 0.0:
-                    # Speech drives the face; idle keeps the eyes and head alive underneath.
                     out = idle * (1.0 - weight) + speech * weight
                     for name in ("eyeBlinkLeft", "eyeBlinkRight"):
                         col = self._col.get(name)
                         if col is not None:
                             out[col] = max(out[col], idle[col])
+            else:
+                self._blend.update(t)
             for col, value in self._overrides.items():
                 out[col] = value
             return out
+
+    def _update_playback(self, t: float, conv: _Conversation) -> None:
+        """Playback end: when the audio (and motion) of an ended conversation has played out."""
+        assert conv.start is not None
+        if (
+            conv.audio_ended
+            and t >= conv.start + conv.duration
+            and self._conversation_state is ConversationState.PLAYING
+        ):
+            self._blend.target = 0.0
+            self._set_conversation(ConversationState.IDLE, StateReason.PLAYBACK_END)
+
+    # -- audio and motion of a conversation ------------------------------------------------------
+
+    def _sample_rate(self) -> int:
+        from .sdk import AvatarSDK
+
+        return AvatarSDK.configuration.audio_format.sample_rate if AvatarSDK.is_initialized else 16000
+
+    def _begin(self, conversation_id: str | None = None) -> _Conversation:
+        with self._lock:
+            previous = self._conversation
+            conv = _Conversation(conversation_id or new_conversation_id(), self._sample_rate(), self.channels)
+            self._conversation = conv
+            self._local_timeline = None
+            if previous is not None and self._conversation_state is ConversationState.PLAYING:
+                log.debug("conversation %s interrupts %s", conv.id, previous.id)
+            return conv
+
+    def _add_audio(self, conv: _Conversation, pcm: I16, end: bool) -> None:
+        with self._lock:
+            if self.volume != 1.0:
+                pcm = np.clip(pcm.astype(np.float32) * self.volume, -32768, 32767).astype(np.int16)
+            if len(pcm):
+                conv.audio.append(pcm)
+                conv.samples += len(pcm)
+            conv.audio_ended = conv.audio_ended or end
+            if conv.start is None and (conv.samples or end):
+                conv.start = self.clock() + self.jitter_buffer
+                conv.timeline.start = conv.start
+                self._blend.target = 1.0
+                self._set_conversation(ConversationState.PLAYING, StateReason.STARTED)
+            if end:
+                self._schedule_end_check(conv)
+
+    def _schedule_end_check(self, conv: _Conversation) -> None:
+        """Report the end of playback when the audio has played out, rendering or not."""
+        assert conv.start is not None
+        delay = max(0.0, conv.start + conv.duration - self.clock()) + 0.005
+
+        def check() -> None:
+            with self._lock:
+                if self._conversation is not conv or self._conversation_state is ConversationState.IDLE:
+                    return
+                if self._paused_at is not None or self.clock() < (conv.start or 0.0) + conv.duration:
+                    self._schedule_end_check(conv)  # paused, or resumed later: look again
+                    return
+                self._update_playback(self.clock(), conv)
+
+        timer = threading.Timer(delay if self._paused_at is None else 0.1, check)
+        timer.daemon = True
+        timer.start()
+
+    def _add_animation(self, conv: _Conversation, animation: bytes, end: bool) -> None:
+        """Decode one animation payload (AK1 or FlameAnimation) onto the conversation's timeline."""
+        try:
+            kind = codec.payload_kind(animation)
+            if kind == "ak1":
+                frames = conv.decoder.decode(animation)
+                values, indices, names = frames.values, frames.frame_indices, frames.names
+            elif kind == "flame":
+                keyframes = codec.decode_flame(animation)
+                values = flame_to_canonical(keyframes)
+                indices = np.arange(conv.flame_frames, conv.flame_frames + len(values), dtype=np.int64)
+                conv.flame_frames += len(values)
+                names = list(CANONICAL_NAMES)
+            else:
+                raise codec.CodecError("not an animation payload (neither AK1 nor FlameAnimation)")
+        except codec.CodecError as err:
+            conv.motion_failed = True
+            self._error(AvatarError(AvatarErrorCode.SERVER_ERROR, f"undecodable animation: {err}"))
+            return
+        with self._lock:
+            if len(values):
+                conv.timeline.append(values, indices, names)
+            conv.motion_ended = conv.motion_ended or end
+
+    def _drop_playback(self, reason: StateReason) -> None:
+        with self._lock:
+            conv = self._conversation
+            if conv is not None:
+                conv.audio = []
+                conv.samples = round((self.clock() - (conv.start or self.clock())) * conv.sample_rate)
+                conv.samples = max(conv.samples, 0)
+                conv.audio_ended = True
+                conv.timeline = ChannelTimeline(self.channels, FPS)
+            self._local_timeline = None
+            self._blend.target = 0.0
+            self._set_conversation(ConversationState.IDLE, reason)
+
+    def audio_between(self, t0: float, t1: float) -> I16:
+        """The audio playing between clock times ``t0`` and ``t1``, int16 at the conversation's rate."""
+        with self._lock:
+            conv = self._conversation
+            if conv is None:
+                return np.zeros(max(0, round((t1 - t0) * self._sample_rate())), np.int16)
+            return conv.audio_slice(t0, t1)
+
+    # -- both modes ----------------------------------------------------------------------------------
+
+    def interrupt(self) -> None:
+        """Stop the conversation now: drop pending audio and motion, return to idle (blending out)."""
+        with self._lock:
+            conv = self._conversation
+            req = conv.id if conv else None
+        if req is not None and self._ws is not None and self._loop is not None:
+            msg = Message(type=MessageType.MESSAGE_CLIENT_INTERRUPT)
+            msg.client_interrupt.req_id = req
+            self._send_message(msg)
+        self._open_request = None
+        self._drop_playback(StateReason.USER_ACTION)
+
+    def pause(self) -> None:
+        """Freeze playback (audio and motion); buffers are kept."""
+        with self._lock:
+            if self._paused_at is None:
+                self._paused_at = time.monotonic()
+                if self._conversation_state is ConversationState.PLAYING:
+                    self._set_conversation(ConversationState.PAUSED, StateReason.USER_ACTION)
+
+    def resume(self) -> None:
+        """Continue after :meth:`pause`."""
+        with self._lock:
+            if self._paused_at is not None:
+                self._paused_total += time.monotonic() - self._paused_at
+                self._paused_at = None
+                if self._conversation_state is ConversationState.PAUSED:
+                    self._set_conversation(ConversationState.PLAYING, StateReason.USER_ACTION)
+
+    # -- Host mode -------------------------------------------------------------------------------------
+
+    def _require_mode(self, wanted: str) -> None:
+        from .sdk import AvatarSDK, DrivingServiceMode
+
+        mode = AvatarSDK.configuration.mode
+        if wanted == "host" and mode is not DrivingServiceMode.HOST:
+            raise AvatarError(AvatarErrorCode.INVALID_STATE, "yield_ is for Host mode; this SDK is in SDK mode")
+        if wanted == "sdk" and mode is not DrivingServiceMode.SDK:
+            raise AvatarError(AvatarErrorCode.INVALID_STATE, "start/send are for SDK mode; this SDK is in Host mode")
+
+    def yield_audio_data(self, audio: bytes | npt.NDArray[Any], end: bool = False) -> str:
+        """Host mode: play audio your backend got from the service; returns the conversation id.
+
+        Consecutive calls share a conversation until one has ``end=True``; the next call then starts a
+        new conversation, which interrupts the one playing.
+        """
+        self._require_mode("host")
+        pcm = _pcm16(audio)
+        with self._lock:
+            conv = self._conversation
+            if conv is None or conv.audio_ended:
+                conv = self._begin()
+            self._add_audio(conv, pcm, end)
+            return conv.id
+
+    def yield_frames_data(self, frames: Sequence[bytes] | bytes, conversation_id: str) -> None:
+        """Host mode: the serialized ``driveningress.v2`` ``Message`` envelopes your backend received.
+
+        Frames of any conversation but the current one are dropped. The ``animation`` may be this
+        project's AK1 payload or the commercial service's ``FlameAnimation``.
+        """
+        self._require_mode("host")
+        items = [frames] if isinstance(frames, bytes | bytearray) else list(frames)
+        with self._lock:
+            conv = self._conversation
+            if conv is None or conv.id != conversation_id:
+                log.debug("dropping %d frames of conversation %s", len(items), conversation_id)
+                return
+        for raw in items:
+            try:
+                message = parse_message(bytes(raw))
+            except Exception as exc:
+                self._error(AvatarError(AvatarErrorCode.INVALID_ARGUMENT, f"not a driveningress Message: {exc}"))
+                continue
+            if message.type == MessageType.MESSAGE_SERVER_RESPONSE_ANIMATION:
+                anim = message.server_response_animation
+                self._add_animation(conv, anim.animation, anim.end)
+            elif message.type == MessageType.MESSAGE_SERVER_ERROR:
+                failure = message.server_error
+                self._error(AvatarError(AvatarErrorCode.SERVER_ERROR, f"{failure.code}: {failure.message}"))
+
+    def yield_(
+        self,
+        audio: bytes | npt.NDArray[Any] | None = None,
+        frames: Sequence[bytes] | bytes | None = None,
+        *,
+        end: bool = False,
+        conversation_id: str | None = None,
+    ) -> str | None:
+        """Host mode in one call (``yield`` is reserved in Python): audio, frames, or both.
+
+        Returns the conversation id when audio was given.
+        """
+        conv_id = None
+        if audio is not None:
+            conv_id = self.yield_audio_data(audio, end)
+        if frames is not None:
+            target = conversation_id or conv_id or self.conversation_id
+            if target is None:
+                raise AvatarError(AvatarErrorCode.INVALID_STATE, "frames need a conversation: yield audio first")
+            self.yield_frames_data(frames, target)
+        return conv_id
+
+    # -- SDK mode --------------------------------------------------------------------------------------
+
+    async def start(self, *, timeout: float = 10.0) -> None:
+        """SDK mode: connect to the driving service and complete the handshake.
+
+        Returns once connected. Raises ``AvatarError``: ``sessionTokenInvalid`` / ``sessionTokenExpired``
+        (4010), ``insufficientBalance`` (4001), ``concurrentLimitExceeded`` (4003), ``avatarIDUnrecognized``,
+        ``websocketError`` (unreachable), ``connectionInProgress``.
+        """
+        from .sdk import AvatarSDK
+
+        self._require_mode("sdk")
+        if self._connection_state in (ConnectionState.CONNECTING, ConnectionState.CONNECTED):
+            raise AvatarError(AvatarErrorCode.CONNECTION_IN_PROGRESS, "start() was already called")
+        token = AvatarSDK.session_token
+        if not token:
+            raise AvatarError(AvatarErrorCode.SESSION_TOKEN_INVALID, "set AvatarSDK.session_token before start()")
+        self._closing = False
+        self._set_connection(ConnectionState.CONNECTING)
+        try:
+            await asyncio.wait_for(self._connect(token), timeout)
+        except AvatarError as err:
+            await self._teardown()
+            self._set_connection(ConnectionState.FAILED, err)
+            raise
+        except (asyncio.TimeoutError, OSError) as err:
+            await self._teardown()
+            error = AvatarError(
+                AvatarErrorCode.WEBSOCKET_ERROR, f"cannot reach the driving service: {err or 'timeout'}"
+            )
+            self._set_connection(ConnectionState.FAILED, error)
+            raise error from err
+        self._set_connection(ConnectionState.CONNECTED)
+
+    async def _connect(self, token: str) -> None:
+        import aiohttp
+
+        from .sdk import AvatarSDK
+
+        env = AvatarSDK.configuration.resolved_environment
+        url = f"{env.ingress_url.rstrip('/')}/v2/driveningress/websocket"
+        params = {"id": self._view.avatar.id, "appId": AvatarSDK.app_id, "sessionKey": token}
+        self._loop = asyncio.get_running_loop()
+        self._session = aiohttp.ClientSession()
+        try:
+            self._ws = await self._session.ws_connect(url, params=params, heartbeat=20.0, max_msg_size=16 << 20)
+        except aiohttp.WSServerHandshakeError as err:
+            raise _handshake_error(err.status, str(err.message)) from err
+        except aiohttp.ClientError as err:
+            raise AvatarError(AvatarErrorCode.WEBSOCKET_ERROR, f"cannot connect to {url}: {err}") from err
+        configure = Message(type=MessageType.MESSAGE_CLIENT_CONFIGURE_SESSION)
+        configure.client_configure_session.sample_rate = AvatarSDK.configuration.audio_format.sample_rate
+        configure.client_configure_session.audio_format = WireAudioFormat.AUDIO_FORMAT_PCM_S16LE
+        await self._ws.send_bytes(configure.SerializeToString())
+        reply = await self._ws.receive()
+        if reply.type != aiohttp.WSMsgType.BINARY:
+            raise _close_error(self._ws.close_code, "the service closed the connection during the handshake")
+        message = parse_message(reply.data)
+        if message.type == MessageType.MESSAGE_SERVER_ERROR:
+            failure = message.server_error
+            with contextlib.suppress(Exception):
+                await self._ws.receive()  # the close frame, for its code
+            raise _server_error(failure.code, failure.message, self._ws.close_code)
+        if message.type != MessageType.MESSAGE_SERVER_CONFIRM_SESSION:
+            raise AvatarError(AvatarErrorCode.SERVER_ERROR, f"unexpected handshake reply {message.type}")
+        self._connection_id = message.server_confirm_session.connection_id
+        self._reader = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        import aiohttp
+
+        ws = self._ws
+        error: AvatarError | None = None
+        try:
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.BINARY:
+                    continue
+                try:
+                    message = parse_message(msg.data)
+                except Exception:
+                    log.warning("undecodable message from the service")
+                    continue
+                if message.type == MessageType.MESSAGE_SERVER_RESPONSE_ANIMATION:
+                    anim = message.server_response_animation
+                    with self._lock:
+                        conv = self._conversation
+                    if conv is not None and conv.id == anim.req_id:
+                        self._add_animation(conv, anim.animation, anim.end)
+                elif message.type == MessageType.MESSAGE_SERVER_ERROR:
+                    failure = message.server_error
+                    error = _server_error(failure.code, failure.message, None)
+                    self._error(error)
+        except Exception as exc:  # a broken socket
+            error = AvatarError(AvatarErrorCode.WEBSOCKET_CLOSED_ABNORMALLY, str(exc))
+        if self._closing:
+            return
+        code = ws.close_code
+        closed = _close_error(code, error.message if error else "the connection closed") if code != 1000 else error
+        await self._on_lost(code, closed)
+
+    async def _on_lost(self, code: int | None, error: AvatarError | None) -> None:
+        """The connection ended on its own: reconnect where the contract allows, else fall back to audio only."""
+        await self._teardown()
+        if self._conversation_state is ConversationState.PLAYING:
+            # Audio-only fallback: the audio keeps playing on its clock; the face returns to idle.
+            with self._lock:
+                self._blend.target = 0.0
+            self._emit(
+                ControllerEvent(
+                    "conversation_state", conversation_state=ConversationState.PLAYING, reason=StateReason.FALLBACK,
+                    conversation_id=self.conversation_id,
+                )
+            )  # fmt: skip
+        retry = code == 4002 or (code is not None and 4500 <= code < 4600)
+        if retry and self._reconnects < 5:
+            self._reconnects += 1
+            delay = 0.0 if code == 4002 else min(8.0, 0.5 * 2 ** (self._reconnects - 1))
+            log.info("connection closed (%s); reconnecting in %.1f s", code, delay)
+            self._set_connection(ConnectionState.CONNECTING)
+            await asyncio.sleep(delay)
+            try:
+                self._set_connection(ConnectionState.DISCONNECTED)
+                await self.start()
+                self._reconnects = 0
+                return
+            except AvatarError as err:
+                error = err
+        self._set_connection(
+            ConnectionState.FAILED, error or AvatarError(AvatarErrorCode.WEBSOCKET_CLOSED_ABNORMALLY, "lost")
+        )
+
+    async def _teardown(self) -> None:
+        ws, session, reader = self._ws, self._session, self._reader
+        self._ws = self._session = self._reader = None
+        self._open_request = None
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await ws.close()
+        if session is not None:
+            with contextlib.suppress(Exception):
+                await session.close()
+        if reader is not None and reader is not asyncio.current_task():
+            reader.cancel()
+            with contextlib.suppress(BaseException):
+                await reader
+
+    def _send_message(self, message: Message) -> None:
+        ws, loop = self._ws, self._loop
+        if ws is None or loop is None:
+            raise AvatarError(AvatarErrorCode.INVALID_STATE, "not connected: call await controller.start() first")
+        data = message.SerializeToString()
+
+        async def send() -> None:
+            try:
+                await ws.send_bytes(data)
+            except Exception as err:
+                self._error(AvatarError(AvatarErrorCode.WEBSOCKET_ERROR, f"send failed: {err}"))
+
+        if _running_loop() is loop:
+            loop.create_task(send())
+        else:
+            asyncio.run_coroutine_threadsafe(send(), loop)
+
+    def send(self, audio: bytes | npt.NDArray[Any], end: bool = False) -> str:
+        """SDK mode: send speech; returns the conversation id.
+
+        ``audio`` is PCM16 bytes or a numpy array at the configured rate. After ``end=True`` the
+        next ``send`` starts a new conversation, which interrupts the one playing.
+        """
+        self._require_mode("sdk")
+        if self._connection_state is not ConnectionState.CONNECTED:
+            raise AvatarError(AvatarErrorCode.INVALID_STATE, "not connected: call await controller.start() first")
+        pcm = _pcm16(audio)
+        with self._lock:
+            conv = self._conversation
+            if conv is None or self._open_request != conv.id:
+                conv = self._begin()
+                self._open_request = conv.id
+            message = Message(type=MessageType.MESSAGE_CLIENT_AUDIO_INPUT)
+            message.client_audio_input.req_id = conv.id
+            message.client_audio_input.audio = pcm.astype("<i2").tobytes()
+            message.client_audio_input.end = end
+            self._send_message(message)
+            self._add_audio(conv, pcm, end)
+            if end:
+                self._open_request = None
+            return conv.id
+
+    async def close(self) -> None:
+        """Close the connection (idempotent); the avatar returns to idle."""
+        self._closing = True
+        await self._teardown()
+        self._drop_playback(StateReason.USER_ACTION)
+        self._set_connection(ConnectionState.DISCONNECTED)
+
+    # -- video pipelines -------------------------------------------------------------------------
+
+    async def av_frames(self, fps: float = 30.0, *, realtime: bool = True) -> AsyncIterator[AVFrame]:
+        """Rendered frames paired with the audio that plays during each (A/V in sync by construction)."""
+        step = 1.0 / fps
+        rate = self._sample_rate()
+        async for frame in self._view.frames(fps, realtime=realtime):
+            audio = self.audio_between(frame.timestamp, frame.timestamp + step)
+            yield AVFrame(frame.image, audio, frame.timestamp, rate)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _handshake_error(status: int, message: str) -> AvatarError:
+    if status == 401:
+        return AvatarError(AvatarErrorCode.SESSION_TOKEN_EXPIRED, f"the service refused the token ({status})")
+    if status in (400, 403):
+        return AvatarError(AvatarErrorCode.SESSION_TOKEN_INVALID, f"the service refused the token ({status}) {message}")
+    if status == 404:
+        return AvatarError(AvatarErrorCode.AVATAR_ID_UNRECOGNIZED, f"the service does not know this avatar ({status})")
+    return AvatarError(AvatarErrorCode.WEBSOCKET_ERROR, f"WebSocket upgrade failed ({status}) {message}")
+
+
+def _server_error(code: int, message: str, close_code: int | None) -> AvatarError:
+    text = message.lower()
+    if code == 4010 or close_code == 4010 or "token" in text:
+        expired = "expired" in text
+        kind = AvatarErrorCode.SESSION_TOKEN_EXPIRED if expired else AvatarErrorCode.SESSION_TOKEN_INVALID
+        return AvatarError(kind, message)
+    mapping = {
+        4001: AvatarErrorCode.INSUFFICIENT_BALANCE,
+        4002: AvatarErrorCode.SESSION_TIMEOUT,
+        4003: AvatarErrorCode.CONCURRENT_LIMIT_EXCEEDED,
+    }
+    for c in (code, close_code):
+        if c in mapping:
+            return AvatarError(mapping[c], message)
+    if "avatar not found" in text:
+        return AvatarError(AvatarErrorCode.AVATAR_ID_UNRECOGNIZED, message)
+    return AvatarError(AvatarErrorCode.SERVER_ERROR, f"{code}: {message}")
+
+
+def _close_error(code: int | None, message: str) -> AvatarError:
+    if code in (4001, 4002, 4003, 4010):
+        return _server_error(code, message, code)
+    return AvatarError(AvatarErrorCode.WEBSOCKET_CLOSED_ABNORMALLY, f"closed with code {code}: {message}")

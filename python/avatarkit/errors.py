@@ -42,6 +42,28 @@ class AvatarErrorCode(enum.Enum):
     DESTROYED = "destroyed"
     #: Rendering failed: no OpenGL context could be made, or OpenGL reported an error.
     RENDER_FAILED = "renderFailed"
+    #: A call made in the wrong state (send before start, yield in SDK mode, ...).
+    INVALID_STATE = "invalidState"
+    #: The session token is invalid, or does not belong to this app id (close code 4010).
+    SESSION_TOKEN_INVALID = "sessionTokenInvalid"
+    #: The session token has expired: get a new one, set it, and start() again (close code 4010).
+    SESSION_TOKEN_EXPIRED = "sessionTokenExpired"
+    #: The app ran out of credits (close code 4001).
+    INSUFFICIENT_BALANCE = "insufficientBalance"
+    #: The session reached its time limit; the controller reconnects by itself (close code 4002).
+    SESSION_TIMEOUT = "sessionTimeout"
+    #: Too many concurrent sessions for the app (close code 4003).
+    CONCURRENT_LIMIT_EXCEEDED = "concurrentLimitExceeded"
+    #: The app id is unknown to the service.
+    APP_ID_UNRECOGNIZED = "appIDUnrecognized"
+    #: The driving service reported an error (``ServerError``).
+    SERVER_ERROR = "serverError"
+    #: The WebSocket could not be opened or failed.
+    WEBSOCKET_ERROR = "websocketError"
+    #: The WebSocket closed without a clean close.
+    WEBSOCKET_CLOSED_ABNORMALLY = "websocketClosedAbnormally"
+    #: start() while a connection is being made or is open.
+    CONNECTION_IN_PROGRESS = "connectionInProgress"
 
 
 class AvatarError(Exception):

@@ -174,6 +174,10 @@ class AvatarManager:
         """The asset endpoint's base URL."""
         if self._asset_url:
             return self._asset_url
+        from .sdk import AvatarSDK
+
+        if AvatarSDK.is_initialized:
+            return AvatarSDK.configuration.resolved_environment.asset_url.rstrip("/")
         raise AvatarError(
             AvatarErrorCode.SDK_NOT_INITIALIZED,
             "no asset endpoint: call AvatarSDK.initialize() first or pass AvatarManager(asset_url=...)",

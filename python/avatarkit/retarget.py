@@ -1,0 +1,64 @@
+"""Retargeting the commercial service's FLAME keyframes onto the canonical channels.
+
+The commercial driving service sends FLAME parameters (``FlameAnimation``, 25 fps): translation 3,
+rotation 3, neck_pose 3, jaw_pose 3, eye_pose 6, eye_lid 2 and expression 100. What maps onto an
+ARKit-style rig, and how:
+
+- ``jaw_pose[0]`` (axis-angle about X, radians) opens the jaw: ``jawOpen = jaw / JAW_FULL_OPEN``,
+  clipped to [0, 1]; the mouth shape follows the opening (``viseme_aa`` rises with it and
+  ``viseme_sil`` falls), and sideways jaw rotation drives ``jawLeft`` / ``jawRight``.
+- ``rotation`` plus ``neck_pose`` (axis-angle, radians) become ``headPitch``, ``headYaw``, ``headRoll``.
+- ``eye_pose`` (left then right, axis-angle) becomes ``eyeLook*``: yaw over ``EYE_FULL_TURN`` radians
+  is a full look sideways, pitch likewise up or down.
+- ``eye_lid`` (left, right) becomes ``eyeBlinkLeft`` / ``eyeBlinkRight``. When the stream carries
+  none (the recorded service output has zeros there), the view's idle life keeps blinking.
+- ``expression`` (100 values) are coefficients of the FLAME model's own expression basis, which
+  means nothing without that model's mesh: they are **not** retargeted. They are kept in the
+  decoded frames for apps that own a FLAME rig.
+- ``translation`` is ignored (the rigs here keep the head on its neck).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from .codec import CANONICAL_NAMES
+
+F32 = npt.NDArray[np.float32]
+
+#: Jaw rotation (radians) that counts as fully open.
+JAW_FULL_OPEN = 0.12
+#: Eye rotation (radians) that counts as a full look sideways / up / down.
+EYE_FULL_TURN = 0.5
+
+_COL = {n: i for i, n in enumerate(CANONICAL_NAMES)}
+
+
+def flame_to_canonical(keyframes: F32) -> F32:
+    """Map ``keyframes x 120`` FLAME rows to ``keyframes x 73`` canonical channel rows."""
+    k = np.asarray(keyframes, np.float32)
+    if k.ndim != 2 or k.shape[1] != 120:
+        raise ValueError("FLAME keyframes must be (n, 120)")
+    out = np.zeros((len(k), len(CANONICAL_NAMES)), np.float32)
+    rotation, neck, jaw, eyes, lids = k[:, 3:6], k[:, 6:9], k[:, 9:12], k[:, 12:18], k[:, 18:20]
+    opening = np.clip(jaw[:, 0] / JAW_FULL_OPEN, 0.0, 1.0)
+    out[:, _COL["jawOpen"]] = opening
+    out[:, _COL["viseme_aa"]] = opening
+    out[:, _COL["viseme_sil"]] = 1.0 - opening
+    out[:, _COL["jawLeft"]] = np.clip(jaw[:, 1] / 0.1, 0.0, 1.0)
+    out[:, _COL["jawRight"]] = np.clip(-jaw[:, 1] / 0.1, 0.0, 1.0)
+    head = rotation + neck
+    out[:, _COL["headPitch"]] = head[:, 0]
+    out[:, _COL["headYaw"]] = head[:, 1]
+    out[:, _COL["headRoll"]] = head[:, 2]
+    for side, eye in (("Left", eyes[:, 0:3]), ("Right", eyes[:, 3:6])):
+        pitch, yaw = eye[:, 0] / EYE_FULL_TURN, eye[:, 1] / EYE_FULL_TURN
+        outward = yaw if side == "Left" else -yaw
+        out[:, _COL[f"eyeLookOut{side}"]] = np.clip(outward, 0.0, 1.0)
+        out[:, _COL[f"eyeLookIn{side}"]] = np.clip(-outward, 0.0, 1.0)
+        out[:, _COL[f"eyeLookDown{side}"]] = np.clip(pitch, 0.0, 1.0)
+        out[:, _COL[f"eyeLookUp{side}"]] = np.clip(-pitch, 0.0, 1.0)
+    out[:, _COL["eyeBlinkLeft"]] = np.clip(lids[:, 0], 0.0, 1.0)
+    out[:, _COL["eyeBlinkRight"]] = np.clip(lids[:, 1], 0.0, 1.0)
+    return out
