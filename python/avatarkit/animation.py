@@ -28,9 +28,7 @@ class ChannelTimeline:
     channels the frames lack stay 0.
     """
 
-    def __init__(
-        self, channels: Sequence[str] = CANONICAL_NAMES, fps: float = 25.0, start: float = 0.0
-    ) -> None:
+    def __init__(self, channels: Sequence[str] = CANONICAL_NAMES, fps: float = 25.0, start: float = 0.0) -> None:
         self.channels = list(channels)
         self.fps = float(fps)
         self.start = float(start)
@@ -51,9 +49,7 @@ class ChannelTimeline:
         """Clock time at which the last frame held is shown."""
         return self.start + self.last_index / self.fps
 
-    def append(
-        self, values: F32, frame_indices: npt.NDArray[np.int64], names: Sequence[str] | None = None
-    ) -> None:
+    def append(self, values: F32, frame_indices: npt.NDArray[np.int64], names: Sequence[str] | None = None) -> None:
         """Add frames (``values[i]`` is frame ``frame_indices[i]``); gaps are filled by holding."""
         values = np.asarray(values, np.float32)
         if names is not None and list(names) != self.channels:
@@ -90,6 +86,13 @@ class ChannelTimeline:
             return row
         out: F32 = (self._values[k] * (1.0 - frac) + self._values[k + 1] * frac).astype(np.float32)
         return out
+
+    def truncate(self, t: float) -> None:
+        """Drop the frames after clock time ``t`` (what an interrupt cancels); keep the one on screen."""
+        keep = math.floor((t - self.start) * self.fps - self._first) + 2
+        if 0 <= keep < len(self):
+            self._values = self._values[:keep]
+        self.ended = True
 
     def last(self) -> F32 | None:
         """The last frame held."""
@@ -193,32 +196,45 @@ class IdleLife:
         return out
 
 
-class SpeechBlend:
-    """The weight of speech over idle, moving towards its target at a bounded rate.
+def smoothstep(x: float) -> float:
+    """0 below 0, 1 above 1, and a smooth S between."""
+    x = min(1.0, max(0.0, x))
+    return x * x * (3.0 - 2.0 * x)
 
-    Because the weight is a state that moves (not a function of when speech started), a new
-    conversation that starts during the fade-out rises from the weight on screen: no jump.
+
+class MotionLayer:
+    """Speech motion over idle: a timeline with a fade in at its start and a fade out at its end.
+
+    The weight is a function of time alone, so any time can be rendered again (offline video) with the
+    same result. Layers stack oldest first: a conversation that starts while the previous one fades
+    out rises on top of the pose on screen, so nothing jumps.
     """
 
-    def __init__(self, fps: float = 25.0) -> None:
-        self.weight = 0.0
-        self.target = 0.0
-        self._time: float | None = None
-        self.rate_in = fps / BLEND_IN_FRAMES
-        self.rate_out = fps / BLEND_OUT_FRAMES
+    def __init__(self, timeline: ChannelTimeline, fps: float = 25.0) -> None:
+        self.timeline = timeline
+        self.fade_in = BLEND_IN_FRAMES / fps
+        self.fade_out = BLEND_OUT_FRAMES / fps
+        #: Clock time from which the layer fades out; None while it may still get motion.
+        self.end: float | None = None
 
-    def update(self, t: float) -> float:
-        """Advance to clock time ``t`` and return the weight in [0, 1]."""
-        if self._time is not None and t > self._time:
-            dt = t - self._time
-            if self.target > self.weight:
-                self.weight = min(self.target, self.weight + dt * self.rate_in)
-            else:
-                self.weight = max(self.target, self.weight - dt * self.rate_out)
-        self._time = t if self._time is None else max(self._time, t)
-        return self.weight
+    def close(self, at: float) -> None:
+        """Fade out from ``at`` (an interrupt, a lost connection, the end of the motion)."""
+        self.end = at if self.end is None else min(self.end, at)
 
-    @staticmethod
-    def smooth(weight: float) -> float:
-        """Ease the linear weight (smoothstep), so blends start and end gently."""
-        return weight * weight * (3.0 - 2.0 * weight)
+    def weight(self, t: float) -> float:
+        """The layer's weight at clock time ``t``."""
+        w = smoothstep((t - self.timeline.start) / self.fade_in) if self.fade_in > 0 else 1.0
+        if self.end is not None:
+            w *= 1.0 - smoothstep((t - self.end) / self.fade_out)
+        return w
+
+    def finished(self, t: float) -> bool:
+        """Whether the layer has faded out completely by ``t``."""
+        return self.end is not None and t >= self.end + self.fade_out
+
+    def sample(self, t: float) -> F32 | None:
+        """The motion at ``t``, holding the last frame past the end (and through late frames)."""
+        values = self.timeline.sample(t)
+        if values is None and len(self.timeline) and t > self.timeline.end_time:
+            values = self.timeline.last()
+        return values

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import codec
-from .animation import ChannelTimeline, IdleLife, SpeechBlend
+from .animation import ChannelTimeline, IdleLife, MotionLayer
 from .codec import CANONICAL_NAMES, StreamDecoder
 from .errors import AvatarError, AvatarErrorCode
 from .protocol import AudioFormat as WireAudioFormat
@@ -135,6 +135,7 @@ class _Conversation:
         self.motion_ended = False
         self.start: float | None = None  # clock time of audio sample 0
         self.timeline = ChannelTimeline(channels, FPS)
+        self.layer = MotionLayer(self.timeline, FPS)
         self.decoder = StreamDecoder()
         self.flame_frames = 0
         self.motion_failed = False
@@ -180,13 +181,13 @@ class AvatarController:
             frames = StreamDecoder().decode(idle_bytes)
             clip, clip_names = frames.values.copy(), frames.names
         self._idle = IdleLife(self.channels, clip, clip_names, seed=seed)
-        self._blend = SpeechBlend()
+        self._layers: list[MotionLayer] = []
         self._lock = threading.RLock()
         self._origin = time.monotonic()
         self._paused_at: float | None = None
         self._paused_total = 0.0
         self._overrides: dict[int, float] = {}
-        self._local_timeline: ChannelTimeline | None = None
+        self._local: MotionLayer | None = None
         self._conversation: _Conversation | None = None
         self._conversation_state = ConversationState.IDLE
         self._connection_state = ConnectionState.DISCONNECTED
@@ -306,18 +307,24 @@ class AvatarController:
         values = np.asarray(values, np.float32)
         indices = np.arange(len(values)) if frame_indices is None else np.asarray(frame_indices, np.int64)
         with self._lock:
-            if self._local_timeline is None or start is not None:
+            if self._local is None or start is not None:
                 begin = self.clock() if start is None else start
                 first = int(indices[0]) / fps if len(indices) else 0.0
-                self._local_timeline = ChannelTimeline(self.channels, fps, begin - first)
-            self._local_timeline.append(values, indices, names)
-            self._blend.target = 1.0
+                if self._local is not None:
+                    self._local.close(begin)
+                self._local = MotionLayer(ChannelTimeline(self.channels, fps, begin - first), fps)
+                self._layers.append(self._local)
+            self._local.timeline.append(values, indices, names)
+            # Motion given all at once ends with its last frame.
+            self._local.end = None
+            self._local.close(self._local.timeline.end_time)
 
     def stop_motion(self) -> None:
         """Return to idle, blending out from the pose on screen."""
         with self._lock:
-            self._local_timeline = None
-            self._blend.target = 0.0
+            if self._local is not None:
+                self._local.close(self.clock())
+                self._local = None
 
     def set_channels(self, values: Mapping[str, float] | None) -> None:
         """Pin channels to fixed values on top of everything else (None clears); unknown names are ignored."""
@@ -325,29 +332,29 @@ class AvatarController:
             self._overrides = {self._col[k]: float(v) for k, v in (values or {}).items() if k in self._col}
 
     def sample(self, t: float) -> F32:
-        """Channel values for clock time ``t`` (the view calls this for every frame it renders)."""
+        """Channel values for clock time ``t`` (the view calls this for every frame it renders).
+
+        Idle life, then every motion layer on top with its weight; blinks stay with idle life.
+        """
         with self._lock:
             idle = self._idle.sample(t)
             out = idle.copy()
             conv = self._conversation
-            timeline = self._local_timeline if conv is None or conv.start is None else conv.timeline
             if conv is not None and conv.start is not None:
                 self._update_playback(t, conv)
-            if timeline is not None:
-                speech = timeline.sample(t)
-                if speech is None and len(timeline) and t > timeline.end_time:
-                    speech = timeline.last()
-                    if conv is None or timeline is not conv.timeline:
-                        self._blend.target = 0.0
-                weight = SpeechBlend.smooth(self._blend.update(t))
-                if speech is not None and weight > 0.0:
-                    out = idle * (1.0 - weight) + speech * weight
-                    for name in ("eyeBlinkLeft", "eyeBlinkRight"):
-                        col = self._col.get(name)
-                        if col is not None:
-                            out[col] = max(out[col], idle[col])
-            else:
-                self._blend.update(t)
+            for layer in self._layers:
+                weight = layer.weight(t)
+                if weight <= 0.0:
+                    continue
+                values = layer.sample(t)
+                if values is not None:
+                    out = out * (1.0 - weight) + values * weight
+            for name in ("eyeBlinkLeft", "eyeBlinkRight"):
+                col = self._col.get(name)
+                if col is not None:
+                    out[col] = max(out[col], idle[col])
+            # Forget layers that faded out long ago (kept a while for renders of the recent past).
+            self._layers = [layer for layer in self._layers if not layer.finished(t - 30.0)]
             for col, value in self._overrides.items():
                 out[col] = value
             return out
@@ -360,7 +367,7 @@ class AvatarController:
             and t >= conv.start + conv.duration
             and self._conversation_state is ConversationState.PLAYING
         ):
-            self._blend.target = 0.0
+            conv.layer.close(conv.start + conv.duration)
             self._set_conversation(ConversationState.IDLE, StateReason.PLAYBACK_END)
 
     # -- audio and motion of a conversation ------------------------------------------------------
@@ -375,7 +382,14 @@ class AvatarController:
             previous = self._conversation
             conv = _Conversation(conversation_id or new_conversation_id(), self._sample_rate(), self.channels)
             self._conversation = conv
-            self._local_timeline = None
+            now = self.clock()
+            if previous is not None:
+                # A new conversation interrupts the one playing: it fades out from the pose on screen.
+                previous.timeline.truncate(now)
+                previous.layer.close(now)
+            if self._local is not None:
+                self._local.close(now)
+                self._local = None
             if previous is not None and self._conversation_state is ConversationState.PLAYING:
                 log.debug("conversation %s interrupts %s", conv.id, previous.id)
             return conv
@@ -391,7 +405,7 @@ class AvatarController:
             if conv.start is None and (conv.samples or end):
                 conv.start = self.clock() + self.jitter_buffer
                 conv.timeline.start = conv.start
-                self._blend.target = 1.0
+                self._layers.append(conv.layer)
                 self._set_conversation(ConversationState.PLAYING, StateReason.STARTED)
             if end:
                 self._schedule_end_check(conv)
@@ -437,18 +451,25 @@ class AvatarController:
             if len(values):
                 conv.timeline.append(values, indices, names)
             conv.motion_ended = conv.motion_ended or end
+            if end and len(conv.timeline):
+                conv.layer.close(conv.timeline.end_time + 1.0 / FPS)
 
     def _drop_playback(self, reason: StateReason) -> None:
         with self._lock:
             conv = self._conversation
+            now = self.clock()
             if conv is not None:
-                conv.audio = []
-                conv.samples = round((self.clock() - (conv.start or self.clock())) * conv.sample_rate)
-                conv.samples = max(conv.samples, 0)
+                # Keep the audio already played (a render of the recent past still finds it).
+                played = max(0, round((now - (conv.start if conv.start is not None else now)) * conv.sample_rate))
+                data = np.concatenate(conv.audio) if conv.audio else np.zeros(0, np.int16)
+                conv.audio = [data[:played]]
+                conv.samples = min(conv.samples, played)
                 conv.audio_ended = True
-                conv.timeline = ChannelTimeline(self.channels, FPS)
-            self._local_timeline = None
-            self._blend.target = 0.0
+                conv.timeline.truncate(now)
+                conv.layer.close(now)
+            if self._local is not None:
+                self._local.close(now)
+                self._local = None
             self._set_conversation(ConversationState.IDLE, reason)
 
     def audio_between(self, t0: float, t1: float) -> I16:
@@ -670,7 +691,10 @@ class AvatarController:
         if self._conversation_state is ConversationState.PLAYING:
             # Audio-only fallback: the audio keeps playing on its clock; the face returns to idle.
             with self._lock:
-                self._blend.target = 0.0
+                conv = self._conversation
+                if conv is not None:
+                    conv.timeline.truncate(self.clock())
+                    conv.layer.close(self.clock())
             self._emit(
                 ControllerEvent(
                     "conversation_state", conversation_state=ConversationState.PLAYING, reason=StateReason.FALLBACK,

@@ -1,0 +1,277 @@
+"""AvatarSDK and AvatarController end to end, against the real service on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import pathlib
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import aiohttp
+import numpy as np
+import pytest
+import pytest_asyncio
+from speech_audio import speech_like
+
+from avatarkit import (
+    AvatarError,
+    AvatarErrorCode,
+    AvatarManager,
+    AvatarSDK,
+    AvatarView,
+    Configuration,
+    ConnectionState,
+    ConversationState,
+    DrivingServiceMode,
+    Environment,
+    HeadlessSurface,
+    StateReason,
+)
+from avatarkit.assets.bundle import write_manifest
+from avatarkit.protocol import parse_message
+from avatarkit.server.app import BackgroundServer
+from avatarkit.server.config import AppConfig, ServiceConfig
+from avatarkit.server.service import start_service
+
+from render_helpers import require_gl, tiny_avatar_glb
+
+API_KEY = "test-key-123456"
+SECRET = b"k" * 32
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _gl() -> None:
+    require_gl()
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    root = tmp_path_factory.mktemp("bundles")
+    (root / "tiny").mkdir()
+    tiny_avatar_glb(root / "tiny" / "avatar.glb")
+    write_manifest(
+        root / "tiny",
+        avatar_id="tiny",
+        name="Tiny",
+        model="avatar.glb",
+        camera={"target": [0, 1.6, 0], "distance": 0.45, "fov_y_deg": 30},
+    )
+    return root
+
+
+def config() -> ServiceConfig:
+    return ServiceConfig(apps={"demo": AppConfig("demo", API_KEY)}, token_secret=SECRET)
+
+
+@pytest.fixture
+def server(bundles: pathlib.Path) -> Iterator[BackgroundServer]:
+    with start_service(config(), avatar_roots=[bundles]) as running:
+        yield running
+
+
+async def token(server: BackgroundServer, seconds: int = 600) -> str:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{server.url}/v1/auth/session-token",
+            headers={"X-Api-Key": API_KEY},
+            json={"expireAt": int(time.time()) + seconds},
+        ) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+        return str((await resp.json())["sessionToken"])
+
+
+@pytest_asyncio.fixture
+async def view(server: BackgroundServer, tmp_path: pathlib.Path) -> AsyncIterator[AvatarView]:
+    AvatarSDK.initialize("demo", Configuration(environment=Environment.local(port=server.port)))
+    AvatarSDK.session_token = await token(server)
+    avatar = await AvatarManager(cache_dir=tmp_path / "cache").load("tiny")
+    v = AvatarView(HeadlessSurface(64, 64), avatar, background=None)
+    zeros = np.zeros(len(v.controller.channels), np.float32)
+    v.controller._idle.sample = lambda t: zeros.copy()  # type: ignore[method-assign]
+    yield v
+    await v.controller.close()
+    v.destroy()
+    AvatarSDK.cleanup()
+
+
+async def wait_until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def mouth_activity(view: AvatarView, times: np.ndarray) -> np.ndarray:
+    """How far the lower half of the face moved from neutral, per render time."""
+    c = view.controller
+    overrides = c._overrides
+    c.set_channels({"jawOpen": 0.0})
+    neutral = view.render_frame_sync(float(times[0])).image.astype(int)
+    c._overrides = overrides
+    return np.array(
+        [np.abs(view.render_frame_sync(float(t)).image.astype(int) - neutral)[32:].sum() for t in times], float
+    )
+
+
+@pytest.mark.asyncio
+async def test_sdk_mode_lifecycle_states_and_mouth_follows_speech(view: AvatarView) -> None:
+    c = view.controller
+    states: list[tuple[ConversationState, StateReason]] = []
+    c.on_conversation_state = lambda s, r: states.append((s, r))
+    assert c.conversation_state is ConversationState.IDLE
+    await c.start()
+    assert c.connection_state is ConnectionState.CONNECTED and c.connection_id
+    pcm = speech_like(2.0)
+    for i in range(0, len(pcm), 1600):
+        conv_id = c.send(pcm[i : i + 1600], end=i + 1600 >= len(pcm))
+        await asyncio.sleep(0.01)
+    conv = c._conversation
+    assert conv is not None and conv.id == conv_id
+    await wait_until(lambda: conv.motion_ended)
+    assert len(conv.timeline) == int(np.ceil(2.0 / 0.04))
+    await wait_until(lambda: c.conversation_state is ConversationState.IDLE, timeout=5)
+    assert states == [
+        (ConversationState.PLAYING, StateReason.STARTED),
+        (ConversationState.IDLE, StateReason.PLAYBACK_END),
+    ]
+    # The rendered mouth opens with the voice and closes in its gaps.
+    assert conv.start is not None
+    times = conv.start + 0.2 + np.arange(0, 1.6, 0.04)
+    activity = mouth_activity(view, times)
+    energy = np.array([np.sqrt(np.mean(c.audio_between(t, t + 0.04).astype(float) ** 2)) for t in times])
+    assert np.corrcoef(activity, energy)[0, 1] > 0.5
+
+
+@pytest.mark.asyncio
+async def test_interrupt_and_new_conversation(view: AvatarView) -> None:
+    c = view.controller
+    await c.start()
+    pcm = speech_like(3.0)
+    first = c.send(pcm[:16000])
+    await asyncio.sleep(0.3)
+    assert c.conversation_state is ConversationState.PLAYING
+    c.interrupt()
+    t0 = c.clock()
+    assert c.conversation_state is ConversationState.IDLE
+    # Within 100 ms of audio the speech weight is falling and no speech audio plays.
+    assert not c.audio_between(t0 + 0.1, t0 + 0.2).any()
+    second = c.send(pcm[16000:32000], end=True)
+    assert second != first
+    await wait_until(lambda: c._conversation.motion_ended)  # type: ignore[union-attr]
+
+
+@pytest.mark.asyncio
+async def test_av_sink_keeps_mouth_and_audio_in_sync(view: AvatarView) -> None:
+    c = view.controller
+    await c.start()
+    pcm = speech_like(2.4, seed=3)
+    c.send(pcm, end=True)
+    conv = c._conversation
+    assert conv is not None
+    await wait_until(lambda: conv.motion_ended)
+    assert conv.start is not None
+    step = 0.02
+    times = conv.start + np.arange(0.1, 2.3, step)
+    activity = mouth_activity(view, times)
+    energy = np.array([np.sqrt(np.mean(c.audio_between(t, t + step).astype(float) ** 2)) for t in times])
+
+    def corr(lag: int) -> float:
+        a, e = (activity[lag:], energy[: len(energy) - lag]) if lag >= 0 else (activity[:lag], energy[-lag:])
+        return float(np.corrcoef(a, e)[0, 1])
+
+    lags = list(range(-6, 7))
+    best = max(lags, key=corr)
+    # The lag that best aligns mouth and sound is within 40 ms (two 20 ms steps).
+    assert abs(best * step) <= 0.04 + 1e-9, f"mouth lags audio by {best * step * 1000:.0f} ms"
+
+
+@pytest.mark.asyncio
+async def test_wrong_state_and_token_errors(server: BackgroundServer, tmp_path: pathlib.Path) -> None:
+    AvatarSDK.cleanup()
+    with pytest.raises(AvatarError) as info:
+        await AvatarManager(cache_dir=tmp_path).load("tiny")
+    assert info.value.code is AvatarErrorCode.SDK_NOT_INITIALIZED
+    with pytest.raises(AvatarError):
+        AvatarSDK.initialize("")
+    AvatarSDK.initialize("demo", Configuration(environment=Environment.local(port=server.port)))
+    avatar = await AvatarManager(cache_dir=tmp_path).load("tiny")
+    with AvatarView(HeadlessSurface(32, 32), avatar) as v:
+        with pytest.raises(AvatarError) as info:
+            v.controller.send(b"\x00\x00")
+        assert info.value.code is AvatarErrorCode.INVALID_STATE
+        with pytest.raises(AvatarError) as info:
+            v.controller.yield_audio_data(b"\x00\x00")
+        assert info.value.code is AvatarErrorCode.INVALID_STATE
+        AvatarSDK.session_token = "not-a-token"
+        with pytest.raises(AvatarError) as info:
+            await v.controller.start()
+        assert info.value.code is AvatarErrorCode.SESSION_TOKEN_INVALID
+        assert v.controller.connection_state is ConnectionState.FAILED
+        AvatarSDK.session_token = await token(server, seconds=1)
+        await asyncio.sleep(2.1)
+        with pytest.raises(AvatarError) as info:
+            await v.controller.start()
+        assert info.value.code is AvatarErrorCode.SESSION_TOKEN_EXPIRED
+    AvatarSDK.cleanup()
+
+
+@pytest.mark.asyncio
+async def test_server_killed_then_start_again(bundles: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    first = start_service(config(), avatar_roots=[bundles])
+    port = first.port
+    AvatarSDK.initialize("demo", Configuration(environment=Environment.local(port=port)))
+    AvatarSDK.session_token = await token(first)
+    avatar = await AvatarManager(cache_dir=tmp_path).load("tiny")
+    with AvatarView(HeadlessSurface(32, 32), avatar) as v:
+        c = v.controller
+        events: list[tuple[str, object]] = []
+        c.on_connection_state = lambda s, e: events.append(("connection", s))
+        c.on_conversation_state = lambda s, r: events.append(("conversation", r))
+        await c.start()
+        pcm = speech_like(3.0)
+        c.send(pcm[:32000])
+        await asyncio.sleep(0.3)
+        await asyncio.get_running_loop().run_in_executor(None, first.stop)
+        await wait_until(lambda: c.connection_state is ConnectionState.FAILED)
+        # Audio-only fallback: the audio goes on playing while the face returns to idle.
+        assert c.conversation_state is ConversationState.PLAYING
+        now = c.clock()
+        assert c.audio_between(now, now + 0.3).any()
+        # The service comes back (same secret: the token is still good) and start() works again.
+        with start_service(config(), avatar_roots=[bundles], port=port):
+            await c.start()
+            assert c.connection_state is ConnectionState.CONNECTED
+            c.send(pcm[32000:48000], end=True)
+            conv = c._conversation
+            await wait_until(lambda: conv is not None and conv.motion_ended)
+            await c.close()
+        assert ("connection", ConnectionState.FAILED) in events
+    AvatarSDK.cleanup()
+
+
+@pytest.mark.asyncio
+async def test_host_mode_plays_the_official_recording(official_recording, official_messages, tmp_path, bundles) -> None:
+    AvatarSDK.initialize("demo", Configuration(driving_service_mode="backend"))
+    assert AvatarSDK.configuration.mode is DrivingServiceMode.HOST
+    avatar = AvatarManager(cache_dir=tmp_path).derive(bundles / "tiny")
+    with AvatarView(HeadlessSurface(32, 32), avatar) as v:
+        c = v.controller
+        audio = base64.b64decode(str(official_recording["audio_base64"]))
+        with pytest.raises(AvatarError):
+            await c.start()  # SDK-mode call in Host mode
+        conv_id = c.yield_audio_data(audio, end=True)
+        c.yield_frames_data(official_messages, "some-other-conversation")  # dropped
+        conv = c._conversation
+        assert conv is not None and len(conv.timeline) == 0
+        c.yield_(frames=official_messages, conversation_id=conv_id)
+        assert len(conv.timeline) == 507
+        assert conv.duration == pytest.approx(20.3, abs=0.05)
+        assert conv.motion_ended
+        jaw = conv.timeline._values[:, c._col["jawOpen"]]
+        head = conv.timeline._values[:, c._col["headPitch"]]
+        assert jaw.max() > 0.2 and jaw.std() > 0.03 and head.std() > 0.005
+        assert parse_message(official_messages[0]).server_response_animation.req_id != conv_id
+    AvatarSDK.cleanup()
