@@ -319,6 +319,40 @@ class AvatarController:
             self._local.end = None
             self._local.close(self._local.timeline.end_time)
 
+    def play(
+        self,
+        audio: bytes | npt.NDArray[Any],
+        motion: F32 | None = None,
+        names: Sequence[str] | None = None,
+        *,
+        sample_rate: int | None = None,
+        fps: float = FPS,
+        start: float | None = None,
+    ) -> str:
+        """Play audio you already have with its motion (``frames x channels``), in any mode.
+
+        The conversation starts at clock time ``start`` (now by default) with no jitter buffer: this
+        is how offline renders place speech exactly. Returns the conversation id.
+        """
+        pcm = _pcm16(audio)
+        with self._lock:
+            conv = self._begin()
+            if sample_rate is not None:
+                conv.sample_rate = sample_rate
+            begin = self.clock() if start is None else float(start)
+            conv.start = begin
+            conv.timeline = ChannelTimeline(self.channels, fps, begin)
+            conv.layer = MotionLayer(conv.timeline, fps)
+            self._layers.append(conv.layer)
+            conv.audio, conv.samples, conv.audio_ended = [pcm], len(pcm), True
+            if motion is not None and len(motion):
+                conv.timeline.append(np.asarray(motion, np.float32), np.arange(len(motion)), names)
+                conv.motion_ended = True
+                conv.layer.close(conv.timeline.end_time + 1.0 / fps)
+            self._set_conversation(ConversationState.PLAYING, StateReason.STARTED)
+            self._schedule_end_check(conv)
+            return conv.id
+
     def stop_motion(self) -> None:
         """Return to idle, blending out from the pose on screen."""
         with self._lock:
@@ -414,6 +448,8 @@ class AvatarController:
         """Report the end of playback when the audio has played out, rendering or not."""
         assert conv.start is not None
         delay = max(0.0, conv.start + conv.duration - self.clock()) + 0.005
+        if delay > 60.0:
+            return  # an offline render far ahead on the clock: sample() reports the end when it gets there
 
         def check() -> None:
             with self._lock:

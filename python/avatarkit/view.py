@@ -290,7 +290,7 @@ class _Scene:
             target = (float(lo[0] + hi[0]) / 2, float(hi[1]) - 0.12, float(lo[2] + hi[2]) / 2)
         return Camera(target=target, distance=0.95, fov_y_deg=30.0)
 
-    def draw(self, values: F32) -> None:
+    def draw(self, values: F32, stages: dict[str, float] | None = None) -> None:
         self.rig.pose(values)
         for mesh_id, prim, dynamic in zip(self.mesh_ids, self.rig.primitives, self.dynamic, strict=True):
             if dynamic:
@@ -304,7 +304,12 @@ class _Scene:
             _perspective(cam.fov_y_deg, self.aspect, near, cam.distance * 20),
             eye.tolist(),
         )
+        t0 = time.perf_counter()
         self.renderer.render()
+        if stages is not None:
+            spent = time.perf_counter() - t0
+            stages["render"] += spent
+            stages["_render_last"] = spent
 
 
 def _background_image(source: str | os.PathLike[str] | U8) -> U8:
@@ -364,6 +369,9 @@ class AvatarView:
         self._destroyed = False
         self._last_frame: VideoFrame | None = None
         self._frame_times: list[float] = []
+        #: Seconds spent per stage since the view was made: ``pose`` (channels, rig and deformation,
+        #: upload), ``render`` (issuing the GL draw), ``readback`` (waiting for the frame, copying it).
+        self.stage_seconds: dict[str, float] = {"pose": 0.0, "render": 0.0, "readback": 0.0}
 
         window = isinstance(container, WindowSurface)
 
@@ -423,8 +431,10 @@ class AvatarView:
             renderer.set_background_image(_background_image(background))
 
     def _draw(self, t: float) -> None:
+        t0 = time.perf_counter()
         values = self.avatar_controller.sample(t)
-        self._scene.draw(values)
+        self._scene.draw(values, self.stage_seconds)
+        self.stage_seconds["pose"] += time.perf_counter() - t0 - self.stage_seconds.pop("_render_last", 0.0)
         self._frame_times.append(time.monotonic())
         del self._frame_times[:-120]
 
@@ -435,7 +445,9 @@ class AvatarView:
 
     def _render_read(self, t: float) -> VideoFrame:
         self._draw(t)
+        t0 = time.perf_counter()
         frame = VideoFrame(self._scene.renderer.read_pixels(), t)
+        self.stage_seconds["readback"] += time.perf_counter() - t0
         self._check_gl()
         return frame
 

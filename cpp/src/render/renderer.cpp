@@ -14,6 +14,9 @@ namespace avatarkit::render {
 
 namespace {
 
+// Lighting is split for speed on software rasterizers: the soft terms (wrapped key and fill
+// diffuse, hemisphere ambient, rim) are computed per vertex, where the meshes are dense enough
+// for them; the sharp ones (the key light's specular highlight, normal-mapped diffuse) per pixel.
 const char* kMeshVertex = R"(#version 330 core
 layout(location = 0) in vec3 a_position;
 layout(location = 1) in vec3 a_normal;
@@ -23,28 +26,49 @@ uniform mat4 u_view;
 uniform mat4 u_proj;
 uniform mat3 u_normal_matrix;
 uniform vec3 u_content;  // x, y, scale
+uniform vec3 u_eye;
+uniform float u_subsurface;
 out vec3 v_world;
 out vec3 v_normal;
 out vec2 v_uv;
+out vec3 v_diffuse;  // incoming diffuse light (times albedo / pi in the fragment shader)
+out vec3 v_rim;
+const vec3 KEY_DIR = vec3(-0.4927, 0.5474, 0.6761);
+const vec3 KEY = vec3(2.3, 2.15, 2.0);
+const vec3 FILL_DIR = vec3(0.8030, 0.1071, 0.5863);
+const vec3 FILL = vec3(0.55, 0.6, 0.7);
+const vec3 RIM_DIR = vec3(0.1, 0.6, -0.8);
 void main() {
     vec4 world = u_model * vec4(a_position, 1.0);
     v_world = world.xyz;
-    v_normal = u_normal_matrix * a_normal;
+    vec3 n = normalize(u_normal_matrix * a_normal);
+    v_normal = n;
     v_uv = a_uv;
+    float wrap = u_subsurface * 0.5;
+    float key_raw = dot(n, KEY_DIR);
+    float key = max((key_raw + wrap) / (1.0 + wrap), 0.0);
+    // The wrapped band (lit only thanks to the wrap) reads as light scattered under the skin.
+    vec3 scatter = wrap > 0.0 ? vec3(1.0, 0.55, 0.45) * (key - max(key_raw, 0.0)) * 0.6 : vec3(0.0);
+    vec3 sky = vec3(0.36, 0.39, 0.46), ground = vec3(0.2, 0.17, 0.15);
+    v_diffuse = KEY * (key + scatter) + FILL * max((dot(n, FILL_DIR) + wrap) / (1.0 + wrap), 0.0)
+              + mix(ground, sky, n.y * 0.5 + 0.5) * 0.7 * 3.14159265;
+    vec3 v = normalize(u_eye - world.xyz);
+    float edge = 1.0 - max(dot(n, v), 0.0);
+    v_rim = edge * edge * edge * max(dot(n, normalize(RIM_DIR)) + 0.6, 0.0) * vec3(0.35, 0.36, 0.4);
     vec4 clip = u_proj * u_view * world;
     clip.xy = clip.xy * u_content.z + u_content.xy * clip.w;
     gl_Position = clip;
 }
 )";
 
-// Three-point studio lighting with a GGX specular lobe and wrap diffuse for skin; ACES-like tone
-// curve; output in sRGB (the framebuffer is plain RGBA8).
 // Compiled twice: with ALPHA_MASK (which discards) and without, because a shader that can discard
 // turns off early depth testing on software rasterizers for every mesh it draws.
 const char* kMeshFragment = R"(
 in vec3 v_world;
 in vec3 v_normal;
 in vec2 v_uv;
+in vec3 v_diffuse;
+in vec3 v_rim;
 uniform vec4 u_base_color;
 uniform sampler2D u_base_tex;
 uniform bool u_has_base_tex;
@@ -62,7 +86,9 @@ uniform float u_alpha_cutoff;
 uniform vec3 u_eye;
 out vec4 o_color;
 
-const float PI = 3.14159265;
+const float INV_PI = 0.31830989;
+const vec3 KEY_DIR = vec3(-0.4927, 0.5474, 0.6761);
+const vec3 KEY = vec3(2.3, 2.15, 2.0);
 
 vec3 perturb(vec3 n, vec3 p, vec2 uv) {
     // Cotangent frame from screen-space derivatives: normal maps without stored tangents.
@@ -77,24 +103,6 @@ vec3 perturb(vec3 n, vec3 p, vec2 uv) {
     return normalize(mat3(t * invmax, b * invmax, n) * m);
 }
 
-vec3 light(vec3 n, vec3 v, vec3 l, vec3 radiance, vec3 albedo, vec3 f0, float rough, float wrap) {
-    float ndl_raw = dot(n, l);
-    float diffuse = max((ndl_raw + wrap) / (1.0 + wrap), 0.0);
-    float ndl = max(ndl_raw, 0.0);
-    vec3 h = normalize(l + v);
-    float ndh = max(dot(n, h), 0.0), ndv = max(dot(n, v), 1e-4), vdh = max(dot(v, h), 0.0);
-    float a = rough * rough, a2 = a * a;
-    float d = a2 / (PI * pow(ndh * ndh * (a2 - 1.0) + 1.0, 2.0));
-    float k = (rough + 1.0) * (rough + 1.0) / 8.0;
-    float g = (ndv / (ndv * (1.0 - k) + k)) * (ndl / (ndl * (1.0 - k) + k));
-    vec3 f = f0 + (1.0 - f0) * pow(1.0 - vdh, 5.0);
-    vec3 spec = d * g * f / max(4.0 * ndv * ndl, 1e-4);
-    vec3 kd = (1.0 - f);
-    // A touch of red in the wrapped band reads as light scattering under the skin.
-    vec3 scatter = wrap > 0.0 ? vec3(1.0, 0.55, 0.45) * (diffuse - ndl) * 0.6 : vec3(0.0);
-    return (kd * albedo / PI * diffuse + albedo * scatter / PI + spec * ndl) * radiance;
-}
-
 void main() {
     vec4 base = u_base_color;
     if (u_has_base_tex) base *= texture(u_base_tex, v_uv);
@@ -107,22 +115,27 @@ void main() {
 #endif
     vec3 n = normalize(v_normal);
     if (!gl_FrontFacing) n = -n;
-    if (u_has_normal_tex) n = perturb(n, v_world, v_uv);
-    vec3 v = normalize(u_eye - v_world);
-    float rough = clamp(u_roughness, 0.05, 1.0);
+    vec3 diffuse_light = v_diffuse;
+    if (u_has_normal_tex) {
+        // Normal-mapped detail: redo the key light's diffuse with the perturbed normal.
+        vec3 pn = perturb(n, v_world, v_uv);
+        float wrap = u_subsurface * 0.5;
+        float before = max((dot(n, KEY_DIR) + wrap) / (1.0 + wrap), 0.0);
+        float after = max((dot(pn, KEY_DIR) + wrap) / (1.0 + wrap), 0.0);
+        diffuse_light += KEY * (after - before);
+        n = pn;
+    }
     vec3 albedo = base.rgb * (1.0 - u_metallic);
     vec3 f0 = mix(vec3(0.04), base.rgb, u_metallic);
-    float wrap = u_subsurface * 0.5;
-    vec3 color = vec3(0.0);
-    // Key light with full specular; fill and rim are diffuse and a Fresnel-shaped edge: they shape
-    // the face without paying for a second and third specular lobe per pixel.
-    color += light(n, v, normalize(vec3(-0.45, 0.5, 0.75)), vec3(2.3, 2.15, 2.0), albedo, f0, rough, wrap);
-    vec3 fill_dir = normalize(vec3(0.75, 0.1, 0.55));
-    color += albedo / PI * max((dot(n, fill_dir) + wrap) / (1.0 + wrap), 0.0) * vec3(0.55, 0.6, 0.7);
-    float rim = pow(1.0 - max(dot(n, v), 0.0), 3.0) * max(dot(n, normalize(vec3(0.1, 0.6, -0.8))) + 0.6, 0.0);
-    color += rim * vec3(0.35, 0.36, 0.4) * (albedo + f0);
-    vec3 sky = vec3(0.36, 0.39, 0.46), ground = vec3(0.2, 0.17, 0.15);
-    color += albedo * mix(ground, sky, n.y * 0.5 + 0.5) * 0.7;
+    vec3 v = normalize(u_eye - v_world);
+    vec3 h = normalize(KEY_DIR + v);
+    float ndh = max(dot(n, h), 0.0), ndl = max(dot(n, KEY_DIR), 0.0);
+    // Normalized Blinn-Phong with the exponent matched to the roughness, Schlick's Fresnel.
+    float rough = clamp(u_roughness, 0.08, 1.0);
+    float shininess = 2.0 / (rough * rough * rough * rough) - 2.0;
+    vec3 fresnel = f0 + (1.0 - f0) * exp2(-8.65 * max(dot(v, h), 0.0));
+    vec3 spec = fresnel * ((shininess + 8.0) * 0.125 * INV_PI) * exp2(shininess * log2(max(ndh, 1e-4))) * ndl;
+    vec3 color = albedo * INV_PI * diffuse_light + spec * KEY + v_rim * (albedo + f0);
     vec3 emissive = u_emissive;
     if (u_has_emissive_tex) emissive *= texture(u_emissive_tex, v_uv).rgb;
     color += emissive;
@@ -507,7 +520,7 @@ int Renderer::add_texture(const std::uint8_t* rgba, int width, int height, bool 
     // t = 0 from the first row uploaded: upload the rows as they are.
     gl.TexImage2D(GL_TEXTURE_2D, 0, srgb ? GL_SRGB8_ALPHA8 : GL_RGBA8, width, height, 0, GL_RGBA, GL_UNSIGNED_BYTE, rgba);
     gl.GenerateMipmap(GL_TEXTURE_2D);
-    gl.TexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_LINEAR_MIPMAP_LINEAR);
+    gl.TexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_LINEAR_MIPMAP_NEAREST);
     gl.TexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_LINEAR);
     gl.TexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_S, GL_REPEAT);
     gl.TexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_T, GL_REPEAT);

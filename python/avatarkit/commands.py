@@ -1,0 +1,395 @@
+"""``avatarkit demo``, ``render`` and ``avatars``: the user-facing jobs of the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import pathlib
+import re
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from .errors import AvatarError
+
+
+class UserError(Exception):
+    """An error the user can fix; printed as one line, exit status 2."""
+
+
+def _progress(total: int | None, desc: str, unit: str = "it", scale: bool = False) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        unit_scale=scale,
+        leave=False,
+        disable=not sys.stderr.isatty(),
+        file=sys.stderr,
+    )
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``720x720`` -> (720, 720); even sizes from 16 to 4096."""
+    match = re.fullmatch(r"(\d+)[xX](\d+)", text)
+    if not match:
+        raise UserError(f"size {text!r}: use WIDTHxHEIGHT, for example 720x720")
+    w, h = int(match[1]), int(match[2])
+    if not (16 <= w <= 4096 and 16 <= h <= 4096) or w % 2 or h % 2:
+        raise UserError(f"size {text!r}: width and height must be even numbers from 16 to 4096")
+    return w, h
+
+
+def parse_background(text: str | None) -> Any:
+    """A colour (``#rrggbb``, ``#rrggbbaa``, ``transparent``, a name) or an image file."""
+    if text is None:
+        return (0.93, 0.94, 0.96)
+    if text.lower() in ("transparent", "none"):
+        return None
+    if pathlib.Path(text).is_file():
+        return text
+    from PIL import ImageColor
+
+    try:
+        rgba = ImageColor.getcolor(text, "RGBA")
+    except ValueError as err:
+        raise UserError(f"background {text!r}: not a colour nor an image file") from err
+    assert isinstance(rgba, tuple)
+    return tuple(c / 255.0 for c in rgba)
+
+
+@contextlib.contextmanager
+def embedded_service() -> Iterator[tuple[Any, str]]:
+    """The service of ``avatarkit serve`` with the bundled samples, in this process on a free port.
+
+    Yields the running server and a session token for the development app.
+    """
+    from .server.config import development_config
+    from .server.samples import ensure_samples
+    from .server.service import start_service
+
+    config, _ = development_config()
+    (app,) = config.apps.values()
+    with start_service(config, avatar_roots=[ensure_samples()]) as server:
+        yield server, app.app_id
+
+
+async def _session_token(url: str, app_id: str) -> str:
+    import aiohttp
+
+    from .server.config import development_config
+
+    config, _ = development_config(app_id)
+    key = config.apps[app_id].api_key
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{url}/v1/auth/session-token", headers={"X-Api-Key": key}, json={"expireAt": int(time.time()) + 3600}
+        ) as resp,
+    ):
+        if resp.status != 200:
+            raise UserError(f"the service refused a session token ({resp.status})")
+        return str((await resp.json())["sessionToken"])
+
+
+async def _load_with_progress(avatar_id: str) -> Any:
+    from .manager import AvatarManager, LoadProgress, LoadState
+
+    bar = _progress(100, f"loading {avatar_id}", "%")
+
+    def on_progress(p: LoadProgress) -> None:
+        bar.n = round(p.fraction * 100)
+        bar.refresh()
+        if p.state is not LoadState.DOWNLOADING:
+            bar.close()
+
+    try:
+        avatar = await AvatarManager.load(avatar_id, on_progress)
+    finally:
+        bar.close()
+    source = "cache" if avatar.is_from_cache else "download"
+    print(f"avatarkit: avatar {avatar.id!r} ({avatar.name}) ready from the {source}", flush=True)
+    return avatar
+
+
+def _headless_or_window(width: int, height: int, window: bool) -> Any:
+    from .view import HeadlessSurface, WindowSurface
+
+    if window:
+        return WindowSurface(width, height, "AvatarKit demo")
+    return HeadlessSurface(width, height)
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from . import AvatarSDK, AvatarView, Configuration, Environment
+    from .media import DEMO_SPEECH, decode_audio
+    from .video import render_video
+
+    width, height = parse_size(args.size)
+    output = pathlib.Path(args.output)
+    window = args.window or (args.window is None and bool(os.environ.get("DISPLAY")) and _glfw_available())
+    with embedded_service() as (server, app_id):
+        print(f"avatarkit: service running on {server.url} (app {app_id!r})", flush=True)
+        AvatarSDK.initialize(app_id, Configuration(environment=Environment.local(port=server.port)))
+        AvatarSDK.session_token = await _session_token(server.url, app_id)
+        avatar = await _load_with_progress("default")
+        rate = AvatarSDK.configuration.audio_format.sample_rate
+        pcm = decode_audio(DEMO_SPEECH, rate)
+        view = AvatarView(_headless_or_window(width, height, False), avatar, fps=args.fps)
+        live = AvatarView(_headless_or_window(720, 720, True), avatar) if window else None
+        try:
+            controller = view.avatar_controller
+            await controller.start()
+            print(f"avatarkit: connected ({controller.connection_id}); speaking {len(pcm) / rate:.1f} s", flush=True)
+            # Speak through the service in 100 ms chunks, as an app streaming TTS would.
+            step = rate // 10
+            for i in range(0, len(pcm), step):
+                controller.send(pcm[i : i + step], end=i + step >= len(pcm))
+                await asyncio.sleep(0)
+            conv = controller._conversation
+            assert conv is not None
+            deadline = time.monotonic() + 60
+            while not conv.motion_ended and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            if not conv.motion_ended:
+                raise UserError("the driving service sent no animation in time")
+            motion = conv.timeline._values.copy()
+            await controller.close()
+            if live is not None:
+                live.avatar_controller.play(pcm, motion, sample_rate=rate)
+            bar = _progress(None, "rendering", "frame")
+
+            def tick(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(1)
+
+            report = render_video(view, pcm, rate, output, fps=args.fps, motion=motion, on_frame=tick)
+            bar.close()
+        finally:
+            view.destroy()
+            if live is not None:
+                live.destroy()
+    print(report.table())
+    print(f"avatarkit: wrote {output.resolve()} ({report.seconds_of_video:.1f} s, {width}x{height}, picture and sound)")
+    return 0
+
+
+def _glfw_available() -> bool:
+    try:
+        import glfw  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+async def _resolve_avatar(spec: str, server_url: str | None) -> Any:
+    from .manager import AvatarManager
+
+    path = pathlib.Path(spec)
+    if path.suffix.lower() in (".glb", ".gltf") or path.is_dir() or path.name == "manifest.json":
+        if not path.exists():
+            raise UserError(f"{spec}: no such avatar file or folder")
+        return AvatarManager.derive(path)
+    if server_url is None:
+        from .server.samples import ensure_samples
+
+        bundle = ensure_samples() / spec
+        if not bundle.is_dir():
+            raise UserError(f"unknown avatar {spec!r}; built-in: default, sam; or give a .glb or bundle folder")
+        return AvatarManager.derive(bundle)
+    return await _load_with_progress(spec)
+
+
+async def _remote_motion(server_url: str, app_id: str, api_key: str | None, token: str | None, view: Any,
+                         pcm: Any, rate: int) -> Any:  # fmt: skip
+    """Motion from a driving service: stream the speech, collect the frames."""
+    import aiohttp
+
+    from . import AvatarSDK, Configuration, Environment
+
+    match = re.fullmatch(r"(https?)://([^/:]+)(?::(\d+))?/?", server_url)
+    if not match:
+        raise UserError(f"--server {server_url!r}: use http://HOST:PORT")
+    port = int(match[3] or (443 if match[1] == "https" else 80))
+    AvatarSDK.initialize(app_id, Configuration(environment=Environment.local(match[2], port, tls=match[1] == "https")))
+    if token is None:
+        if api_key is None:
+            raise UserError("--server needs --token, or --api-key to get one")
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(
+                    f"{server_url.rstrip('/')}/v1/auth/session-token",
+                    headers={"X-Api-Key": api_key},
+                    json={"expireAt": int(time.time()) + 3600},
+                ) as resp,
+            ):
+                if resp.status != 200:
+                    raise UserError(f"the service refused a session token ({resp.status}): check --app-id/--api-key")
+                token = str((await resp.json())["sessionToken"])
+        except aiohttp.ClientError as err:
+            raise UserError(f"no service at {server_url}: {err}") from err
+    AvatarSDK.session_token = token
+    controller = view.avatar_controller
+    try:
+        await controller.start()
+    except AvatarError as err:
+        raise UserError(f"cannot use the service at {server_url}: {err}") from err
+    step = rate // 10
+    for i in range(0, len(pcm), step):
+        controller.send(pcm[i : i + step], end=i + step >= len(pcm))
+        await asyncio.sleep(0)
+    conv = controller._conversation
+    deadline = time.monotonic() + 120
+    while not conv.motion_ended and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    await controller.close()
+    return conv.timeline._values.copy()
+
+
+async def _render(args: argparse.Namespace) -> int:
+    from . import AvatarSDK, AvatarView, Configuration, HeadlessSurface
+    from .media import FORMATS, decode_audio
+    from .video import render_video
+
+    width, height = parse_size(args.size)
+    background = parse_background(args.background)
+    source = pathlib.Path(args.speech)
+    output = pathlib.Path(args.output) if args.output else source.with_suffix(".mp4")
+    if not args.png_only and output.suffix.lower() not in FORMATS:
+        raise UserError(f"{output.name}: the output must end in {', '.join(sorted(FORMATS))}")
+    if args.png_only and not args.png_dir:
+        raise UserError("--png-only needs --png-dir")
+    rate = 16000
+    t0 = time.perf_counter()
+    try:
+        pcm = decode_audio(source, rate, raw_rate=args.raw_rate)
+    except AvatarError as err:
+        raise UserError(err.message) from err
+    decode = time.perf_counter() - t0
+    if args.server is None:
+        AvatarSDK.initialize("local", Configuration())
+    else:
+        AvatarSDK.initialize(args.app_id, Configuration())
+    avatar = await _resolve_avatar(args.avatar, args.server)
+    if background is None and output.suffix.lower() in (".mp4", ".mkv") and not args.png_only:
+        print("avatarkit: note: H.264 has no alpha; use .mov or .webm to keep the transparency", file=sys.stderr)
+    view = AvatarView(HeadlessSurface(width, height), avatar, background=background, fps=args.fps)
+    try:
+        motion = None
+        if args.server is not None:
+            e0 = time.perf_counter()
+            motion = await _remote_motion(args.server, args.app_id, args.api_key, args.token, view, pcm, rate)
+            decode_stages = {"decode": decode, "engine": time.perf_counter() - e0}
+        else:
+            decode_stages = {"decode": decode}
+        bar = _progress(None, "rendering", "frame")
+
+        def tick(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(1)
+
+        report = render_video(
+            view,
+            pcm,
+            rate,
+            None if args.png_only else output,
+            fps=args.fps,
+            motion=motion,
+            png_dir=args.png_dir,
+            stages=decode_stages,
+            on_frame=tick,
+        )
+        bar.close()
+    finally:
+        view.destroy()
+    print(report.table())
+    where = [str(output.resolve())] if not args.png_only else []
+    if args.png_dir:
+        where.append(f"{pathlib.Path(args.png_dir).resolve()}/frame_*.png")
+    print(f"avatarkit: wrote {' and '.join(where)}")
+    return 0
+
+
+def _avatars(args: argparse.Namespace) -> int:
+    from .manager import AvatarManager
+
+    manager = AvatarManager.shared
+    if args.avatars_command == "list":
+        ids = manager.cached_ids()
+        if not ids:
+            print(f"no avatars cached in {manager.cache_dir}")
+        for avatar_id in ids:
+            print(f"{avatar_id:<24} {manager.cache_size(avatar_id) / 1e6:7.2f} MB")
+        return 0
+    if args.avatars_command == "info":
+        avatar = manager.retrieve(args.id)
+        if avatar is None:
+            raise UserError(f"avatar {args.id!r} is not in the cache ({manager.cache_dir})")
+        m = avatar.manifest
+        print(f"id      {m.id}\nname    {m.name}\nfiles   {', '.join(f.path for f in m.files)}")
+        print(f"size    {m.total_size / 1e6:.2f} MB\nfolder  {avatar.directory}")
+        return 0
+    if args.id:
+        manager.clear(args.id)
+        print(f"cleared {args.id}")
+    else:
+        manager.clear_all()
+        print(f"cleared every avatar in {manager.cache_dir}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add the demo, render and avatars commands to the ``avatarkit`` parser."""
+    demo = sub.add_parser(
+        "demo",
+        help="the whole lifecycle on the built-in service and avatar; writes avatarkit-demo.mp4",
+        description="Start the embedded driving service, load the default avatar over HTTP (then from the "
+        "cache), speak the bundled speech sample through the service, and write a video with picture and "
+        "sound. Works offline.",
+    )
+    demo.add_argument("-o", "--output", default="avatarkit-demo.mp4", help="the video to write")
+    demo.add_argument("--size", default="512x512", help="frame size WIDTHxHEIGHT (default 512x512)")
+    demo.add_argument("--fps", type=float, default=30.0, help="video frame rate (default 30)")
+    demo.add_argument("--window", action=argparse.BooleanOptionalAction, default=None,
+                      help="also show it in a window (default: when a display and glfw are present)")  # fmt: skip
+    demo.set_defaults(func=lambda a: asyncio.run(_demo(a)))
+
+    render = sub.add_parser(
+        "render",
+        help="speech to a talking-avatar video, faster than real time",
+        description="Decode SPEECH (wav, mp3, ogg, flac, or raw PCM16 with --raw-rate), make the motion (the "
+        "engine in this process, or a driving service with --server), and write an H.264/AAC MP4, a ProRes "
+        "4444 .mov or VP9 .webm with alpha, and/or a PNG sequence.",
+    )
+    render.add_argument("speech", help="the speech audio file")
+    render.add_argument("-o", "--output", help="the video to write (default: SPEECH with .mp4)")
+    render.add_argument("--avatar", default="default", help="an avatar id, a .glb/.gltf file, or a bundle folder")
+    render.add_argument("--size", default="720x720", help="frame size WIDTHxHEIGHT (default 720x720)")
+    render.add_argument("--fps", type=float, default=30.0, help="video frame rate (default 30)")
+    render.add_argument("--background", help="a colour (#rrggbb, a name, 'transparent') or an image file")
+    render.add_argument("--raw-rate", type=int, help="SPEECH is raw PCM16 mono at this sample rate")
+    render.add_argument("--png-dir", help="also write the frames as PNG files (RGBA) into this folder")
+    render.add_argument("--png-only", action="store_true", help="write only the PNG sequence")
+    render.add_argument("--server", help="a driving service URL (http://HOST:PORT) to make the motion")
+    render.add_argument("--app-id", default="demo", help="app id at --server (default demo)")
+    render.add_argument("--api-key", help="API key at --server, to get a session token")
+    render.add_argument("--token", help="a session token for --server")
+    render.set_defaults(func=lambda a: asyncio.run(_render(a)))
+
+    avatars = sub.add_parser("avatars", help="the avatar cache: list, info, clear")
+    avatars_sub = avatars.add_subparsers(dest="avatars_command", required=True)
+    avatars_sub.add_parser("list", help="cached avatars and their sizes")
+    info = avatars_sub.add_parser("info", help="one cached avatar")
+    info.add_argument("id")
+    clear = avatars_sub.add_parser("clear", help="delete one cached avatar, or all")
+    clear.add_argument("id", nargs="?")
+    avatars.set_defaults(func=_avatars)
+
+
+__all__ = ["UserError", "parse_background", "parse_size", "register"]
