@@ -13,13 +13,14 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import shared_file
-from gltf_builder import GltfBuilder, quad
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from avatarkit.assets import gltf
 from avatarkit.assets.gltf import AlphaMode, GltfModel, load_gltf
 from avatarkit.errors import AvatarError, AvatarErrorCode
+
+from gltf_builder import GltfBuilder, quad
 
 INCOMPATIBLE = AvatarErrorCode.INCOMPATIBLE_AVATAR_ASSET
 

@@ -15,13 +15,13 @@ import numpy as np
 import numpy.typing as npt
 
 from . import __version__, codec
+from .commands import UserError, register
+from .errors import AvatarError
 from .protocol import parse_message
 
 log = logging.getLogger("avatarkit")
 
 
-class UserError(Exception):
-    """An error the user can fix; printed as one line, exit status 2."""
 
 
 def _official_keyframes(path: pathlib.Path) -> tuple[npt.NDArray[np.float32], list[int]]:
@@ -55,9 +55,7 @@ def _roundtrip(args: argparse.Namespace) -> int:
         hi = np.where(hi > lo, hi, lo + 1.0)  # constant channels still need lo < hi
         quant = codec.Quant.U8 if args.u8 else codec.Quant.U16
         names = codec.flame_channel_names()
-        channels = [
-            codec.Channel(n, quant, float(a), float(b)) for n, a, b in zip(names, lo, hi, strict=True)
-        ]
+        channels = [codec.Channel(n, quant, float(a), float(b)) for n, a, b in zip(names, lo, hi, strict=True)]
         schema = codec.Schema(channels)
         label = f"{args.source}, FLAME channels"
 
@@ -84,20 +82,61 @@ def _roundtrip(args: argparse.Namespace) -> int:
     print(f"source      {label}")
     print(f"frames      {len(values)} x {len(schema)} channels at {fps} fps ({seconds:.1f} s)")
     print(f"payloads    {len(payloads)}, zstd level {args.zstd or 'off'}, {'u8' if args.u8 else 'u16'}")
-    print(
-        f"bytes       {total} ({total / seconds:.0f} B/s, "
-        f"raw float32 would be {values.nbytes / seconds:.0f} B/s)"
-    )
+    print(f"bytes       {total} ({total / seconds:.0f} B/s, raw float32 would be {values.nbytes / seconds:.0f} B/s)")
     print(f"max error   {err_steps:.3f} quantization steps (bound: 0.5 plus float32 rounding)")
     print(f"decode      {len(values) / elapsed:,.0f} frames/s through Python")
     return 0 if within else 1
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .server import AvatarStore, create_app
+    from .server.config import AppConfig, ConfigError, development_config, load_config, new_api_key
+    from .server.samples import ensure_samples
+    from .server.service import add_driving_service
+
+    try:
+        if args.config:
+            config = load_config(args.config)
+            if args.app_id or args.api_key:
+                app_id = args.app_id or "demo"
+                existing = config.apps.get(app_id)
+                key = args.api_key or (existing.api_key if existing else new_api_key())
+                config = config.with_app(AppConfig(app_id=app_id, api_key=key, limits=config.limits))
+            print(f"avatarkit: apps {', '.join(config.apps)} from {args.config}", flush=True)
+        else:
+            config, stored = development_config(args.app_id, args.api_key)
+            (dev_app,) = config.apps.values()
+            where = "given on the command line" if args.api_key else f"kept in {stored}"
+            print(
+                f"avatarkit: development app {dev_app.app_id!r}, API key {dev_app.api_key} ({where})",
+                flush=True,
+            )
+    except (ConfigError, OSError) as err:
+        raise UserError(str(err)) from err
+    roots = [pathlib.Path(d) for d in args.avatars] + list(config.avatar_roots)
+    for root in roots:
+        if not root.is_dir():
+            raise UserError(f"{root}: no such folder of avatar bundles")
+    store = AvatarStore([*roots, ensure_samples()])
+    app = create_app(store)
+    add_driving_service(app, config)
+    print(
+        f"avatarkit: serving {', '.join(store.ids()) or 'no avatars'} on http://{args.host}:{args.port} "
+        "(assets /v1/avatars, tokens /v1/auth/session-token, WebSocket /v2/driveningress/websocket)",
+        flush=True,
+    )
+    try:
+        web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+    except OSError as err:
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {err.strerror or err}") from err
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``avatarkit`` command."""
-    parser = argparse.ArgumentParser(
-        prog="avatarkit", description="AvatarKit for Python: real-time talking avatars."
-    )
+    parser = argparse.ArgumentParser(prog="avatarkit", description="AvatarKit for Python: real-time talking avatars.")
     parser.add_argument("--version", action="version", version=f"avatarkit {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -117,15 +156,37 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--zstd", type=int, default=0, metavar="LEVEL", help="zstd level, 0 = off (default)")
     rt.add_argument("--u8", action="store_true", help="quantize to 8 bits instead of 16")
     rt.set_defaults(func=_roundtrip)
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the AvatarKit service (avatar assets, session tokens, the driving WebSocket)",
+        description="Serve avatar bundles over HTTP (GET /v1/avatars, /v1/avatars/ID/manifest.json and the "
+        "files it lists), session tokens (POST /v1/auth/session-token) and the driving WebSocket "
+        "(/v2/driveningress/websocket). The bundled sample avatars are generated on first run. Without "
+        "--config a development app 'demo' is used, its API key generated once and kept in the user's "
+        "config folder.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    serve.add_argument(
+        "--avatars",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also serve the bundles in DIR (repeatable)",
+    )
+    serve.add_argument("--config", metavar="FILE", help="service config (TOML: apps, API keys, limits)")
+    serve.add_argument("--app-id", metavar="ID", help="the development app's id (default demo)")
+    serve.add_argument("--api-key", metavar="KEY", help="the development app's API key (default: generated once)")
+    serve.set_defaults(func=_serve)
+    register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
-    )
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     try:
         return int(args.func(args))
     except UserError as err:
@@ -134,6 +195,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except codec.CodecError as err:
         print(f"avatarkit: error: {err} ({err.code})", file=sys.stderr)
         return 2
+    except AvatarError as err:
+        print(f"avatarkit: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("avatarkit: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

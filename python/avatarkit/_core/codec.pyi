@@ -3,10 +3,12 @@ Animation stream codec and the FlameAnimation reader.
 """
 
 from __future__ import annotations
+
 import collections.abc
+import typing
+
 import numpy
 import numpy.typing
-import typing
 import typing_extensions
 
 class CodecError(ValueError):

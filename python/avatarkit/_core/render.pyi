@@ -3,10 +3,12 @@ OpenGL 3.3 core renderer (GL loaded from a proc address).
 """
 
 from __future__ import annotations
+
 import collections.abc
+import typing
+
 import numpy
 import numpy.typing
-import typing
 
 class RenderError(RuntimeError):
     pass

@@ -3,9 +3,11 @@ Mesh deformation: morph targets and linear blend skinning.
 """
 
 from __future__ import annotations
+
+import typing
+
 import numpy
 import numpy.typing
-import typing
 
 class DeformError(ValueError):
     pass

@@ -49,8 +49,13 @@ def parse_message(data: bytes) -> Message:
     """Parse one serialized ``Message`` envelope.
 
     Raises:
-        ValueError: the bytes are not a valid ``Message`` (protobuf's ``DecodeError`` is a subclass).
+        ValueError: the bytes are not a valid ``Message``.
     """
+    from google.protobuf.message import DecodeError
+
     message = Message()
-    message.ParseFromString(data)
+    try:
+        message.ParseFromString(data)
+    except DecodeError as err:  # not a ValueError under protobuf 7
+        raise ValueError(f"not a driveningress Message: {err}") from err
     return message

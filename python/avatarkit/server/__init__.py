@@ -1,5 +1,9 @@
-"""The AvatarKit service (aiohttp): the avatar asset endpoint, and later the driving service."""
+"""The AvatarKit service (aiohttp): avatar assets, session tokens and the driving WebSocket.
 
-from .app import AvatarStore, create_app, run_in_background
+``avatarkit serve`` runs it; :func:`start_service` runs it in this process (tests, the demo).
+"""
 
-__all__ = ["AvatarStore", "create_app", "run_in_background"]
+from .app import AvatarStore, BackgroundServer, create_app, run_in_background
+from .service import create_service_app, start_service
+
+__all__ = ["AvatarStore", "BackgroundServer", "create_app", "create_service_app", "run_in_background", "start_service"]

@@ -1,0 +1,688 @@
+"""Bad input and limits on the driving service: each gets its exact error and close code, and a
+healthy session on the same server is unaffected. Raw aiohttp WebSockets send what no SDK would."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import pathlib
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+from speech_audio import ogg_opus, speech_like
+
+from avatarkit import codec
+from avatarkit.protocol import AudioFormat, EgressType, Message, MessageType, parse_message
+from avatarkit.server import ingress
+from avatarkit.server.app import BackgroundServer
+from avatarkit.server.config import AppConfig, Limits, ServiceConfig
+from avatarkit.server.service import SERVICE_KEY, start_service
+from avatarkit.server.tokens import issue_token
+
+spatialreal = pytest.importorskip("spatialreal")
+from spatialreal import AvatarSDKError, AvatarSDKErrorCode  # noqa: E402
+
+SECRET = b"robustness-secret-0123456789"
+API_KEY = "ak_robust-demo"
+AVATAR = "test-avatar"
+LIMITS = {
+    "message_bytes": 64 * 1024,
+    "request_audio_bytes": 256 * 1024,
+    "queued_audio_bytes": 128 * 1024,
+    "handshake_timeout_seconds": 5.0,
+}
+T = MessageType
+
+
+def config(app_limits: dict[str, Any] | None = None, **service: Any) -> ServiceConfig:
+    limits = Limits(**{**LIMITS, **(app_limits or {})})
+    apps = {"demo": AppConfig("demo", API_KEY, limits=limits, credits_seconds=service.pop("credits", None))}
+    return ServiceConfig(apps=apps, token_secret=SECRET, limits=limits, **service)
+
+
+@pytest.fixture(scope="module")
+def avatars(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    root = tmp_path_factory.mktemp("avatars")
+    (root / AVATAR).mkdir()
+    (root / AVATAR / "manifest.json").write_text("{}")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(avatars: pathlib.Path) -> Iterator[BackgroundServer]:
+    with start_service(config(), avatar_roots=[avatars]) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def own_server(avatars: pathlib.Path, app_limits: dict[str, Any] | None = None, **service: Any) -> Iterator[Any]:
+    with start_service(config(app_limits, **service), avatar_roots=[avatars]) as running:
+        yield running
+
+
+def token(app_id: str = "demo", seconds: int = 600) -> str:
+    return issue_token(SECRET, app_id, int(time.time()) + seconds)
+
+
+def audio_message(req_id: str, audio: bytes, end: bool = False) -> Message:
+    message = Message(type=T.MESSAGE_CLIENT_AUDIO_INPUT)
+    message.client_audio_input.req_id = req_id
+    message.client_audio_input.audio = audio
+    message.client_audio_input.end = end
+    return message
+
+
+def configure_message(sample_rate: int = 16000, audio_format: int = 0, **fields: Any) -> Message:
+    message = Message(type=T.MESSAGE_CLIENT_CONFIGURE_SESSION)
+    cfg = message.client_configure_session
+    cfg.sample_rate = sample_rate
+    cfg.audio_format = audio_format  # type: ignore[assignment]
+    for name, value in fields.items():
+        if name == "livekit_egress":
+            cfg.egress_type = EgressType.EGRESS_TYPE_LIVEKIT
+            cfg.livekit_egress.url = value
+        elif name == "agora_egress":
+            cfg.egress_type = EgressType.EGRESS_TYPE_AGORA
+            cfg.agora_egress.channel_name = value
+        else:
+            setattr(cfg, name, value)
+    return message
+
+
+class Raw:
+    """A raw WebSocket client of the driving service."""
+
+    def __init__(self, http: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.http, self.ws = http, ws
+        self.connection_id = ""
+
+    async def send(self, message: Message) -> None:
+        await self.ws.send_bytes(message.SerializeToString())
+
+    async def configure(self, sample_rate: int = 16000, audio_format: int = 0) -> str:
+        await self.send(configure_message(sample_rate, audio_format))
+        reply = await self.next()
+        assert reply.type == T.MESSAGE_SERVER_CONFIRM_SESSION, reply
+        self.connection_id = reply.server_confirm_session.connection_id
+        return self.connection_id
+
+    async def next(self, timeout: float = 5.0) -> Message:
+        msg = await self.ws.receive(timeout=timeout)
+        assert msg.type == aiohttp.WSMsgType.BINARY, f"expected a message, got {msg.type} {msg.data} {msg.extra}"
+        return parse_message(msg.data)
+
+    async def expect_error(self, code: int, phrase: str, req_id: str = "") -> str:
+        message = await self.next()
+        assert message.type == T.MESSAGE_SERVER_ERROR, message
+        error = message.server_error
+        assert (error.code, error.req_id) == (code, req_id), error
+        assert phrase in error.message, error.message
+        return error.message
+
+    async def expect_close(self, code: int) -> None:
+        while True:
+            msg = await self.ws.receive(timeout=5.0)
+            if msg.type == aiohttp.WSMsgType.BINARY:
+                raise AssertionError(f"expected close {code}, got {parse_message(msg.data)}")
+            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
+                break
+        assert self.ws.close_code == code, (self.ws.close_code, msg.extra)
+
+    async def request(self, req_id: str, audio: bytes, chunk: int = 3200) -> int:
+        """Send a whole request and read its animation; returns the frame count."""
+        for i in range(0, max(len(audio), 1), chunk):
+            await self.send(audio_message(req_id, audio[i : i + chunk], end=i + chunk >= len(audio)))
+        return await self.frames(req_id)
+
+    async def frames(self, req_id: str, errors: list[Message] | None = None) -> int:
+        """Read the request's animation up to its end; ServerErrors go to ``errors`` if given."""
+        decoder, count = codec.StreamDecoder(), 0
+        while True:
+            message = await self.next()
+            if errors is not None and message.type == T.MESSAGE_SERVER_ERROR:
+                errors.append(message)
+                continue
+            assert message.type == T.MESSAGE_SERVER_RESPONSE_ANIMATION, message
+            animation = message.server_response_animation
+            assert animation.req_id == req_id
+            count += len(decoder.decode(animation.animation).values)
+            if animation.end:
+                return count
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    server: Any,
+    *,
+    headers: dict[str, str] | None = None,
+    query: str | None = None,
+    avatar: str | None = AVATAR,
+) -> AsyncIterator[Raw]:
+    url = server.url.replace("http", "ws") + "/v2/driveningress/websocket"
+    url += "?" + (f"id={avatar}" if avatar is not None else "") + (f"&{query}" if query else "")
+    if headers is None and query is None:
+        headers = {"X-App-ID": "demo", "X-Session-Key": token()}
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers or {}, max_msg_size=0) as ws:
+        yield Raw(http, ws)
+
+
+def frames_for(audio: bytes, sample_rate: int = 16000) -> int:
+    return math.ceil(len(audio) // 2 / (sample_rate / 25) - 1e-9)
+
+
+SPEECH = speech_like(0.5, 16000, seed=11).tobytes()
+
+
+@contextlib.asynccontextmanager
+async def healthy(server: Any) -> AsyncIterator[None]:
+    """A well-behaved session open across the test; it must still work afterwards."""
+    async with connect(server) as raw:
+        await raw.configure()
+        assert await raw.request("before", SPEECH) == frames_for(SPEECH)
+        yield
+        assert await raw.request("after", SPEECH) == frames_for(SPEECH)
+
+
+# --------------------------------------------------------------------------- the handshake
+
+
+def _mismatch() -> bytes:
+    message = Message(type=T.MESSAGE_CLIENT_CONFIGURE_SESSION)
+    message.client_audio_input.req_id = "x"
+    return message.SerializeToString()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("first", "phrase"),
+    [
+        ("text", "expected ClientConfigureSession message"),
+        (b"\xff\xff\xff\xff", "failed to unmarshal initial message"),
+        (audio_message("r1", b"\x00\x00").SerializeToString(), "got MESSAGE_CLIENT_AUDIO_INPUT"),
+        (Message(type=T.MESSAGE_CLIENT_INTERRUPT).SerializeToString(), "got MESSAGE_CLIENT_INTERRUPT"),
+        (b"", "got MESSAGE_UNSPECIFIED"),
+        (_mismatch(), "expected ClientConfigureSession message"),
+    ],
+    ids=["text", "malformed", "audio-first", "interrupt-first", "empty", "type-payload-mismatch"],
+)
+async def test_handshake_violations(server: BackgroundServer, first: Any, phrase: str) -> None:
+    async with healthy(server), connect(server) as raw:
+        if isinstance(first, str):
+            await raw.ws.send_str(first)
+        else:
+            await raw.ws.send_bytes(first)
+        await raw.expect_error(400, phrase)
+        await raw.expect_close(4000)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("message", "code", "phrase"),
+    [
+        (configure_message(0), 400, "unsupported sample rate 0"),
+        (configure_message(11025), 400, "unsupported sample rate 11025"),
+        (configure_message(96000), 400, "unsupported sample rate 96000"),
+        (configure_message(-16000), 400, "unsupported sample rate -16000"),
+        (configure_message(16000, 7), 400, "unsupported audio format 7"),
+        (configure_message(16000, transport_compression=3), 400, "unsupported transport compression"),
+        (configure_message(16000, livekit_egress="wss://lk.example"), 501, "LiveKit egress is not supported"),
+        (configure_message(16000, agora_egress="room"), 501, "Agora egress is not supported"),
+    ],
+    ids=["rate-0", "rate-11025", "rate-96000", "rate-negative", "format", "compression", "livekit", "agora"],
+)
+async def test_bad_configuration(server: BackgroundServer, message: Message, code: int, phrase: str) -> None:
+    async with healthy(server), connect(server) as raw:
+        await raw.send(message)
+        text = await raw.expect_error(code, phrase)
+        if "egress" in phrase:
+            assert "egress client is not configured on server" in text  # older SDKs: egressUnavailable
+        await raw.expect_close(4000)
+
+
+@pytest.mark.asyncio
+async def test_official_client_sees_bad_sample_rate_and_egress(server: BackgroundServer) -> None:
+    common: dict[str, Any] = {
+        "api_key": API_KEY,
+        "app_id": "demo",
+        "avatar_id": AVATAR,
+        "expire_at": datetime.now(timezone.utc) + timedelta(minutes=5),
+        "console_endpoint_url": server.url,
+        "ingress_endpoint_url": server.url + "/v2/driveningress",
+    }
+    for extra, phrase in [
+        ({"sample_rate": 12345}, "unsupported sample rate"),
+        ({"livekit_egress": spatialreal.LiveKitEgressConfig(url="wss://lk", room_name="r")}, "egress"),
+        ({"agora_egress": spatialreal.AgoraEgressConfig(channel_name="c")}, "egress"),
+    ]:
+        session = spatialreal.new_avatar_session(**common, **extra)
+        await session.init()
+        with pytest.raises(AvatarSDKError) as info:
+            await session.start()
+        # spatialreal 0.2.2 has unsupportedSampleRate / egressUnavailable codes but maps every
+        # non-4xxx ServerError to serverError; the server's detail carries the phrase.
+        assert info.value.code == AvatarSDKErrorCode.serverError
+        assert info.value.phase == "websocket_handshake"
+        assert phrase in (info.value.server_detail or "")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("headers", "query", "phrase"),
+    [
+        ({}, None, "no app id"),
+        ({"X-App-ID": "demo"}, None, "empty token"),
+        ({"X-App-ID": "nobody", "X-Session-Key": "t"}, None, "app id unrecognized"),
+        ({"X-App-ID": "demo", "X-Session-Key": "a.b.c"}, None, "invalid session token"),
+        (None, "appId=demo&sessionKey=bad.sig", "invalid session token"),
+    ],
+)
+async def test_authentication_failures(
+    server: BackgroundServer, headers: dict[str, str] | None, query: str | None, phrase: str
+) -> None:
+    async with healthy(server), connect(server, headers=headers, query=query) as raw:
+        await raw.expect_error(4010, phrase)
+        await raw.expect_close(4010)
+
+
+@pytest.mark.asyncio
+async def test_query_authentication(server: BackgroundServer) -> None:
+    async with connect(server, query=f"appId=demo&sessionKey={token()}") as raw:
+        await raw.configure()
+        assert await raw.request("q", SPEECH) == frames_for(SPEECH)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("avatar", "code", "phrase"), [("ghost", 404, "avatar not found"), (None, 400, "required")])
+async def test_unknown_or_missing_avatar(server: BackgroundServer, avatar: str | None, code: int, phrase: str) -> None:
+    async with healthy(server), connect(server, avatar=avatar) as raw:
+        await raw.expect_error(code, phrase)
+        await raw.expect_close(4000)
+
+
+@pytest.mark.asyncio
+async def test_handshake_timeout(avatars: pathlib.Path) -> None:
+    with own_server(avatars, {"handshake_timeout_seconds": 0.3}) as srv:
+        async with healthy(srv), connect(srv) as raw:
+            await raw.expect_error(400, "expected ClientConfigureSession message within 0.3 s")
+            await raw.expect_close(4000)
+
+
+# --------------------------------------------------------------------------- a configured session
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("data", "phrase"),
+    [
+        ("text", "expected binary protobuf message"),
+        (b"\x08\x03\x22\xff\xff\xff\xff\x0f", "failed to unmarshal message"),
+        (Message(type=T.MESSAGE_CLIENT_AUDIO_INPUT, client_interrupt={"req_id": "x"}).SerializeToString(), "carries"),
+    ],
+    ids=["text", "malformed", "type-payload-mismatch"],
+)
+async def test_fatal_protocol_errors_after_handshake(server: BackgroundServer, data: Any, phrase: str) -> None:
+    async with healthy(server), connect(server) as raw:
+        await raw.configure()
+        await raw.send(audio_message("r1", SPEECH[:6400]))
+        if isinstance(data, str):
+            await raw.ws.send_str(data)
+        else:
+            await raw.ws.send_bytes(data)
+        while True:  # frames of r1 may come first
+            message = await raw.next()
+            if message.type == T.MESSAGE_SERVER_ERROR:
+                assert message.server_error.code == 400 and phrase in message.server_error.message
+                break
+        await raw.expect_close(4000)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("message", "code", "phrase", "req_id"),
+    [
+        (
+            Message(type=T.MESSAGE_CLIENT_PAUSE, client_pause={"req_id": "p1"}),
+            501,
+            "not supported without egress",
+            "p1",
+        ),
+        (Message(type=T.MESSAGE_CLIENT_RESUME, client_resume={"req_id": "p1"}), 501, "pause/resume", "p1"),
+        (Message(type=T.MESSAGE_SERVER_ERROR), 400, "unexpected message type MESSAGE_SERVER_ERROR", ""),
+        (Message(type=42), 400, "unexpected message type", ""),  # type: ignore[arg-type]
+        (configure_message(), 400, "already configured", ""),
+        (audio_message("", b"\x00\x00"), 400, "req_id must be 1 to 128 characters", ""),
+        (audio_message("x" * 129, b"\x00\x00"), 400, "req_id must be 1 to 128 characters", ""),
+    ],
+    ids=["pause", "resume", "server-type", "unknown-type", "configure-twice", "empty-req-id", "long-req-id"],
+)
+async def test_recoverable_errors_keep_the_session(
+    server: BackgroundServer, message: Message, code: int, phrase: str, req_id: str
+) -> None:
+    async with connect(server) as raw:
+        await raw.configure()
+        await raw.send(message)
+        await raw.expect_error(code, phrase, req_id)
+        assert await raw.request("next", SPEECH) == frames_for(SPEECH)
+
+
+@pytest.mark.asyncio
+async def test_odd_byte_counts(server: BackgroundServer) -> None:
+    async with connect(server) as raw:
+        await raw.configure()
+        # Odd chunk sizes, even total: the odd byte waits for the next chunk; nothing is lost.
+        assert await raw.request("odd-chunks", SPEECH, chunk=1001) == frames_for(SPEECH)
+        # Odd total: the last byte is reported, then the request ends normally.
+        odd = SPEECH[: 640 * 2 * 7 + 1]
+        await raw.send(audio_message("odd-total", odd, end=True))
+        await raw.expect_error(400, "odd PCM16 byte count", "odd-total")
+        assert await raw.frames("odd-total") == 7
+
+
+@pytest.mark.asyncio
+async def test_message_over_the_limit(server: BackgroundServer) -> None:
+    async with healthy(server), connect(server) as raw:
+        await raw.configure()
+        await raw.send(audio_message("big", b"\x00" * (LIMITS["message_bytes"] + 2)))
+        await raw.expect_error(413, "message too large")
+        await raw.expect_close(1009)
+
+
+@pytest.mark.asyncio
+async def test_gigantic_message(server: BackgroundServer) -> None:
+    async with healthy(server), connect(server) as raw:
+        await raw.configure()
+        with contextlib.suppress(ConnectionError):
+            await raw.ws.send_bytes(b"\x00" * (20 * LIMITS["message_bytes"]))
+        await raw.expect_close(1009)  # refused by aiohttp before it is read
+
+
+@pytest.mark.asyncio
+async def test_request_audio_limit(server: BackgroundServer) -> None:
+    async with healthy(server), connect(server) as raw:
+        await raw.configure()
+        part = b"\x00\x01" * 16000
+        for _ in range(9):  # 288 KB > 256 KiB
+            await raw.send(audio_message("huge", part))
+        while True:
+            message = await raw.next()
+            if message.type == T.MESSAGE_SERVER_ERROR:
+                break
+            assert not message.server_response_animation.end
+        assert message.server_error.code == 413 and message.server_error.req_id == "huge"
+        assert "aborted" in message.server_error.message
+        # Further audio of the aborted request is ignored (told once); the session goes on.
+        await raw.send(audio_message("huge", part, end=True))
+        await raw.expect_error(400, "already aborted", "huge")
+        assert await raw.request("small", SPEECH) == frames_for(SPEECH)
+
+
+@pytest.mark.asyncio
+async def test_audio_after_end_and_superseded_requests(server: BackgroundServer) -> None:
+    async with connect(server) as raw:
+        await raw.configure()
+        assert await raw.request("a", SPEECH) == frames_for(SPEECH)
+        await raw.send(audio_message("a", SPEECH[:640]))
+        await raw.expect_error(400, "already ended", "a")
+        await raw.send(audio_message("a", SPEECH[:640]))  # told once only
+        # b is open when c starts: c supersedes it; b never ends, c is complete.
+        await raw.send(audio_message("b", SPEECH[:12800]))
+        for i in range(0, len(SPEECH), 3200):
+            await raw.send(audio_message("c", SPEECH[i : i + 3200], end=i + 3200 >= len(SPEECH)))
+        decoders = {"b": codec.StreamDecoder(), "c": codec.StreamDecoder()}
+        counts = {"b": 0, "c": 0}
+        while True:
+            animation = (await raw.next()).server_response_animation
+            counts[animation.req_id] += len(decoders[animation.req_id].decode(animation.animation).values)
+            if animation.end:
+                assert animation.req_id == "c"
+                break
+        assert counts["c"] == frames_for(SPEECH)
+        assert counts["b"] <= frames_for(SPEECH[:12800])
+        await raw.send(audio_message("b", SPEECH[:640], end=True))
+        await raw.expect_error(400, "already superseded", "b")
+
+
+@pytest.mark.asyncio
+async def test_flood_is_backpressured_and_loses_nothing(server: BackgroundServer) -> None:
+    # 40 s of audio as five 8 s requests (each under request_audio_bytes), ten times the queue bound.
+    requests = {f"flood{k}": speech_like(8.0, 16000, seed=k).tobytes() for k in range(5)}
+    async with healthy(server), connect(server) as raw:
+        await raw.configure()
+
+        async def flood() -> None:
+            for req_id, audio in requests.items():
+                for i in range(0, len(audio), 8000):
+                    await raw.send(audio_message(req_id, audio[i : i + 8000], end=i + 8000 >= len(audio)))
+            for _ in range(300):  # and a burst of junk that each gets a ServerError
+                await raw.send(Message(type=T.MESSAGE_SERVER_PLAYBACK_STATE))
+
+        sender = asyncio.create_task(flood())
+        await asyncio.sleep(0.3)  # the server stops reading while we do not read
+        errors: list[Message] = []
+        for req_id, audio in requests.items():
+            assert await raw.frames(req_id, errors) == frames_for(audio)
+        while len(errors) < 300:
+            errors.append(await raw.next())
+        await sender
+        assert {(e.server_error.code, e.server_error.message) for e in errors} == {
+            (400, "unexpected message type MESSAGE_SERVER_PLAYBACK_STATE; ignored")
+        }
+
+
+@pytest.mark.asyncio
+async def test_heavy_engine_runs_off_the_loop_and_bounds_the_queue(
+    avatars: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine_class = ingress.EngineSession
+
+    class SlowEngine(engine_class):  # type: ignore[misc, valid-type]
+        def push(self, pcm: Any) -> Any:
+            busy = time.thread_time() + 0.2 * len(pcm) / 16000  # real-time factor 0.2
+            while time.thread_time() < busy:
+                pass
+            return super().push(pcm)
+
+    monkeypatch.setattr(ingress, "EngineSession", SlowEngine)
+    audio = speech_like(5.0, 16000, seed=9).tobytes()  # 160 KB in 250 messages, over the queue bound
+    with own_server(avatars) as srv:
+        async with healthy(srv), connect(srv) as raw:
+            await raw.configure()
+            (connection,) = [c for c in srv._app[SERVICE_KEY].ingress.connections if c.peak_queued_bytes == 0]
+            assert await raw.request("slow", audio, chunk=640) == frames_for(audio)
+            assert LIMITS["queued_audio_bytes"] / 2 < connection.peak_queued_bytes
+            assert connection.peak_queued_bytes <= LIMITS["queued_audio_bytes"] + 640
+            assert srv._app[SERVICE_KEY].ingress.runner._executor is not None  # heavy: off the event loop
+
+
+@pytest.mark.asyncio
+async def test_many_tiny_messages(server: BackgroundServer) -> None:
+    async with healthy(server), connect(server) as raw:
+        await raw.configure()
+        audio = SPEECH[:8001]
+        for i in range(0, len(audio), 3):  # 2,667 messages of 3 bytes: samples straddle all of them
+            await raw.send(audio_message("tiny", audio[i : i + 3]))
+        await raw.send(audio_message("tiny", b"", end=True))
+        errors: list[Message] = []
+        assert await raw.frames("tiny", errors) == frames_for(audio)
+        ((error,),) = [[e.server_error for e in errors]]
+        assert (error.code, error.req_id) == (400, "tiny") and "odd PCM16 byte count" in error.message
+
+
+@pytest.mark.asyncio
+async def test_undecodable_ogg_opus(server: BackgroundServer) -> None:
+    pytest.importorskip("av")
+    pcm = speech_like(0.6, 16000, seed=2)
+    stream = ogg_opus(pcm, 16000)
+    async with connect(server) as raw:
+        await raw.configure(16000, AudioFormat.AUDIO_FORMAT_OGG_OPUS)
+        await raw.send(audio_message("junk", b"RIFF\x00\x00\x00\x00WAVEfmt " * 4))
+        await raw.expect_error(400, "not an Ogg stream", "junk")
+        await raw.send(audio_message("cut", stream[: len(stream) - 10], end=True))
+        while True:
+            message = await raw.next()
+            if message.type == T.MESSAGE_SERVER_ERROR:
+                break
+            assert not message.server_response_animation.end
+        assert message.server_error.req_id == "cut" and "ends inside a page" in message.server_error.message
+        await raw.send(audio_message("good", stream, end=True))
+        assert abs(await raw.frames("good") - 15) <= 1
+
+
+# --------------------------------------------------------------------------- limits
+
+
+def official_session(srv: Any, recorder: list[Any], **extra: Any) -> Any:
+    return spatialreal.new_avatar_session(
+        api_key=API_KEY,
+        app_id="demo",
+        avatar_id=AVATAR,
+        expire_at=datetime.now(timezone.utc) + timedelta(minutes=5),
+        console_endpoint_url=srv.url,
+        ingress_endpoint_url=srv.url + "/v2/driveningress",
+        on_error=recorder.append,
+        **extra,
+    )
+
+
+async def wait_for_errors(errors: list[Any], count: int = 1) -> None:
+    for _ in range(100):
+        if len(errors) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no error arrived: {errors}")
+
+
+@pytest.mark.asyncio
+async def test_idle_timeout(avatars: pathlib.Path) -> None:
+    with own_server(avatars, {"idle_timeout_seconds": 0.4}) as srv:
+        async with connect(srv) as raw:
+            await raw.configure()
+            await raw.expect_error(408, "no audio input for 0.4 s")
+            await raw.expect_close(1000)
+
+
+@pytest.mark.asyncio
+async def test_session_time_limit(avatars: pathlib.Path) -> None:
+    with own_server(avatars, {"session_seconds": 0.5}) as srv:
+        errors: list[Any] = []
+        session = official_session(srv, errors)
+        await session.init()
+        await session.start()
+        await session.send_audio(SPEECH[:3200])
+        await wait_for_errors(errors, 2)
+        assert [e.code for e in errors] == [AvatarSDKErrorCode.sessionDurationExceeded] * 2
+        assert all(e.retryable for e in errors)
+        assert "session time limit reached" in (errors[0].server_detail or "")
+        assert errors[1].close_code == 4002
+        await session.close()
+
+
+@pytest.mark.asyncio
+async def test_credits_exhausted(avatars: pathlib.Path) -> None:
+    with own_server(avatars, credits=0.5) as srv:
+        errors: list[Any] = []
+        session = official_session(srv, errors)
+        await session.init()
+        await session.start()
+        audio = speech_like(1.5, 16000).tobytes()
+        with contextlib.suppress(AvatarSDKError, ValueError):  # ValueError: the session has closed
+            for part in [audio[i : i + 3200] for i in range(0, len(audio), 3200)]:
+                await session.send_audio(part)
+                await asyncio.sleep(0.002)
+        await wait_for_errors(errors, 2)
+        assert {e.code for e in errors} == {AvatarSDKErrorCode.creditsExhausted}
+        await session.close()
+        # The app now gets no tokens (402) and no sessions (4001).
+        again = official_session(srv, [])
+        with pytest.raises(AvatarSDKError) as info:
+            await again.init()
+        assert info.value.code == AvatarSDKErrorCode.billingRequired
+        async with connect(srv) as raw:
+            await raw.expect_error(4001, "credits exhausted")
+            await raw.expect_close(4001)
+
+
+@pytest.mark.asyncio
+async def test_concurrency_limit(avatars: pathlib.Path) -> None:
+    with own_server(avatars, {"concurrent_sessions": 2}) as srv:
+        first, second, third = (official_session(srv, []) for _ in range(3))
+        for session in (first, second, third):
+            await session.init()
+        await first.start()
+        await second.start()
+        with pytest.raises(AvatarSDKError) as info:
+            await third.start()
+        assert info.value.code == AvatarSDKErrorCode.concurrencyLimit
+        assert info.value.close_code == 4003 and not info.value.retryable
+        await first.close()
+        for _ in range(50):  # the server sees the close a moment later
+            retry = official_session(srv, [])
+            await retry.init()
+            try:
+                await retry.start()
+                break
+            except AvatarSDKError:
+                await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the slot was not released")
+        await retry.close()
+        await second.close()
+
+
+@pytest.mark.asyncio
+async def test_process_capacity(avatars: pathlib.Path) -> None:
+    with own_server(avatars, max_sessions=1) as srv:
+        async with connect(srv) as one:
+            await one.configure()
+            async with connect(srv) as two:
+                await two.expect_error(4503, "server at capacity")
+                await two.expect_close(4503)
+            assert await one.request("r", SPEECH) == frames_for(SPEECH)
+
+
+class _BrokenEngine:
+    channels = codec.CANONICAL_NAMES
+
+    def __init__(self, sample_rate: int) -> None:
+        pass
+
+    def push(self, pcm: Any) -> Any:
+        raise RuntimeError("boom")
+
+    def flush(self) -> Any:
+        return np.zeros((0, 73), np.float32)
+
+
+@pytest.mark.asyncio
+async def test_engine_failure_is_upstream_unavailable(avatars: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ingress, "EngineSession", _BrokenEngine)
+    with own_server(avatars) as srv:
+        errors: list[Any] = []
+        session = official_session(srv, errors)
+        await session.init()
+        await session.start()
+        await session.send_audio(SPEECH[:3200])
+        await wait_for_errors(errors, 2)
+        assert {e.code for e in errors} == {AvatarSDKErrorCode.upstreamError}
+        assert all(e.retryable for e in errors)
+        await session.close()
+
+
+@pytest.mark.asyncio
+async def test_server_shutdown_closes_sessions(avatars: pathlib.Path) -> None:
+    srv = start_service(config(), avatar_roots=[avatars])
+    try:
+        async with connect(srv) as raw:
+            await raw.configure()
+            stopping = asyncio.get_running_loop().run_in_executor(None, srv.stop)
+            await raw.expect_error(503, "shutting down")
+            await raw.expect_close(1001)
+            await asyncio.wait_for(stopping, 10)
+    finally:
+        srv.stop()
