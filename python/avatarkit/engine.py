@@ -54,10 +54,7 @@ class EngineSession:
 
     def push(self, pcm: bytes | npt.NDArray[np.int16]) -> F32:
         """Add PCM16 mono samples; returns the frames that became complete (``n x len(channels)``)."""
-        if isinstance(pcm, bytes | bytearray | memoryview):
-            samples = np.frombuffer(pcm, "<i2")
-        else:
-            samples = np.asarray(pcm)
+        samples = np.frombuffer(pcm, "<i2") if isinstance(pcm, bytes | bytearray | memoryview) else np.asarray(pcm)
         if samples.dtype != np.int16:
             raise ValueError("pcm must be 16-bit signed samples")
         self._buffer = np.concatenate([self._buffer, samples.astype(np.float32) / 32768.0])
