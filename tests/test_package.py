@@ -88,7 +88,7 @@ def test_source_is_ruff_clean_and_typed() -> None:
     if importlib.util.find_spec("ruff") is None or importlib.util.find_spec("mypy") is None:
         pytest.skip("ruff and mypy are in the test dependency group")
     ruff = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "python", "tests", "bench", "scripts"],
+        [sys.executable, "-m", "ruff", "check", "python", "tests", "bench", "scripts", "examples"],
         capture_output=True,
         text=True,
         cwd=REPO,

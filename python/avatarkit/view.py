@@ -369,6 +369,7 @@ class AvatarView:
         self._destroyed = False
         self._last_frame: VideoFrame | None = None
         self._frame_times: list[float] = []
+        self._rate_reported = time.monotonic()
         #: Seconds spent per stage since the view was made: ``pose`` (channels, rig and deformation,
         #: upload), ``render`` (issuing the GL draw), ``readback`` (waiting for the frame, copying it).
         self.stage_seconds: dict[str, float] = {"pose": 0.0, "render": 0.0, "readback": 0.0}
@@ -462,6 +463,7 @@ class AvatarView:
             w, h = ctx.framebuffer_size()
             self._scene.renderer.present(w, h)
             self._notify_first()
+            self._report_rate()
         ctx.swap()
         return 0.0 if self.container.vsync else 1.0 / self.fps  # type: ignore[union-attr]
 
@@ -501,6 +503,14 @@ class AvatarView:
     def _after_frame(self, frame: VideoFrame) -> None:
         self._last_frame = frame
         self._notify_first()
+        self._report_rate()
+
+    def _report_rate(self) -> None:
+        """About once a second, tell the controller's ``on_frame_rate_info`` the measured rate."""
+        now = time.monotonic()
+        if now - self._rate_reported >= 1.0 and self.frame_rate > 0.0:
+            self._rate_reported = now
+            self.avatar_controller._frame_rate(self.frame_rate)
 
     async def frames(self, fps: float | None = None, *, realtime: bool = True) -> AsyncIterator[VideoFrame]:
         """Rendered frames for video pipelines, at ``fps`` (the view's rate by default).
