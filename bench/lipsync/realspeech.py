@@ -1,0 +1,81 @@
+"""Approximate phone timing for the real recording, from pocketsphinx forced alignment.
+
+The recording (``../shared/data/official-16000.json``, never copied into the repository) comes
+without labels. pocketsphinx (optional: ``pip install pocketsphinx``; its wheel ships an English
+acoustic model and dictionary) aligns it to :data:`TRANSCRIPT`, a transcript written for this
+harness from listening through pocketsphinx's own word recognition and correcting it by sense.
+The result is an *approximate* truth: HMM alignment boundaries are good to a frame or two,
+phones last at least 30 ms, and pocketsphinx's dictionary has no stress marks, so its ``AH`` is
+read as a schwa (``ax``) when it lasts 50 ms or less and as the strut vowel (``ah``) otherwise.
+Scores against it say how the engine fares on real speech, not how it fares exactly.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import pathlib
+
+import numpy as np
+
+from .dataset import Labelled, label
+from .synth import Utterance
+from .visemes import Phone
+
+TRANSCRIPT = (
+    "once upon a time in a land full of wonders lived a kind little fox named finley "
+    "one day while wandering through the sparkling forest finley discovered a hidden door "
+    "beneath the glowing tree with a heart full of curiosity finley opened the door and stepped "
+    "into a whole world of flying butterflies singing flowers and stars that twinkle like diamonds"
+)
+
+
+def available() -> bool:
+    """Whether pocketsphinx is installed."""
+    try:
+        import pocketsphinx  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def load(path: pathlib.Path) -> tuple[np.ndarray, int]:
+    """The recording's PCM16 samples and rate."""
+    doc = json.loads(path.read_text())
+    audio = np.frombuffer(base64.b64decode(doc["audio_base64"]), "<i2").astype(np.int16)
+    return audio, int(doc["sample_rate"])
+
+
+def aligned(path: pathlib.Path, transcript: str = TRANSCRIPT) -> Labelled:
+    """The recording with phones from pocketsphinx's two-pass forced alignment to ``transcript``."""
+    from pocketsphinx import Decoder
+
+    audio, rate = load(path)
+    if rate != 16000:
+        raise ValueError("the alignment model wants 16 kHz")
+    raw = audio.tobytes()
+    decoder = Decoder(samprate=rate, bestpath=False, loglevel="FATAL")
+    decoder.set_align_text(transcript)
+    decoder.start_utt()
+    decoder.process_raw(raw, full_utt=True)
+    decoder.end_utt()
+    decoder.set_alignment()
+    decoder.start_utt()
+    decoder.process_raw(raw, full_utt=True)
+    decoder.end_utt()
+    phones: list[Phone] = []
+    frame = 0.01
+    for word in decoder.get_alignment():
+        for ph in word:
+            name = ph.name.lower()
+            start, end = ph.start * frame, (ph.start + ph.duration) * frame
+            if name == "sil":
+                name = "pau"
+            elif name == "ah" and ph.duration <= 5:
+                name = "ax"
+            phones.append(Phone(name, start, end))
+    duration = len(audio) / rate
+    if phones and phones[-1].end < duration:
+        phones.append(Phone("pau", phones[-1].end, duration))
+    utt = Utterance(audio, rate, phones, "festival", "real (pocketsphinx alignment)", transcript)
+    return label(utt)

@@ -1,0 +1,225 @@
+"""Phonemes to the 15 Oculus visemes, and the frame labels the harness scores against.
+
+The tables here are the ground-truth convention documented in ``docs/lipsync.md``; the training
+script labels its data with the same functions, so the model learns exactly what is scored.
+
+Two phoneme alphabets are read: espeak-ng's English mnemonics (``'aI``, ``tS``, ``_:`` ...; stress
+marks are stripped) and festival's ``radio`` phone set (``ay``, ``ch``, ``pau`` ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+VISEMES = ("sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "I", "O", "U")
+VISEME_INDEX = {name: i for i, name in enumerate(VISEMES)}
+SIL, PP = 0, 1
+
+#: How far the jaw is open for each viseme, 0 (closed) .. 1 (wide open): the truth for jawOpen.
+OPENNESS = {
+    "sil": 0.0, "PP": 0.0, "FF": 0.15, "TH": 0.25, "DD": 0.3, "kk": 0.35, "CH": 0.25, "SS": 0.15,
+    "nn": 0.3, "RR": 0.3, "aa": 1.0, "E": 0.6, "I": 0.4, "O": 0.7, "U": 0.3,
+}  # fmt: skip
+OPENNESS_TABLE = np.array([OPENNESS[v] for v in VISEMES], np.float32)
+
+# A phoneme maps to one viseme, to two (a diphthong: the first takes DIPHTHONG_SPLIT of its time),
+# or to "next": /h/ takes the shape of the sound after it (sil when nothing voiced follows).
+# espeak's bare modifier events (";" palatalization, stripped to "") extend the phone before them.
+DIPHTHONG_SPLIT = 0.55
+NEXT = "next"
+PREVIOUS = "previous"
+
+ESPEAK: dict[str, tuple[str, ...]] = {
+    # consonants
+    "p": ("PP",), "b": ("PP",), "m": ("PP",), "m-": ("PP",),
+    "f": ("FF",), "v": ("FF",),
+    "T": ("TH",), "D": ("TH",),
+    "t": ("DD",), "d": ("DD",), "t#": ("DD",), "d#": ("DD",), "?": ("DD",), "t2": ("DD",), "d2": ("DD",),
+    "t[": ("DD",),
+    "k": ("kk",), "g": ("kk",), "x": ("kk",),
+    "tS": ("CH",), "dZ": ("CH",), "S": ("CH",), "Z": ("CH",),
+    "s": ("SS",), "z": ("SS",),
+    "n": ("nn",), "n-": ("nn",), "N": ("nn",), "l": ("nn",), "l/": ("nn",), "@L": ("nn",), "L": ("nn",),
+    "r": ("RR",), "r-": ("RR",), "3": ("RR",), "3:": ("RR",), "@r": ("RR",), "IR": ("RR",), "VR": ("RR",),
+    "w": ("U",), "w#": ("U",), "j": ("I",), "h": (NEXT,), "hw": ("U",),
+    # vowels
+    "a": ("aa",), "a#": ("aa",), "A:": ("aa",), "A@": ("aa",), "aa": ("aa",), "V": ("aa",), "0": ("aa",),
+    "A": ("aa",),
+    "@": ("E",), "@2": ("E",), "@5": ("E",), "@-": ("E",), "a2": ("E",),
+    "E": ("E",), "e": ("E",), "e@": ("E",), "eI": ("E",), "E2": ("E",), "E3": ("E",),
+    "I": ("I",), "I2": ("I",), "I#": ("I",), "i": ("I",), "i:": ("I",), "i@": ("I",), "i@3": ("I",),
+    "O:": ("O",), "O": ("O",), "O@": ("O",), "o@": ("O",), "oU": ("O",), "oU#": ("O",), "0@": ("O",),
+    "O2": ("O",),
+    "U": ("U",), "u:": ("U",), "U@": ("U",), "u": ("U",), "u@": ("U",),
+    "aI": ("aa", "I"), "aI2": ("aa", "I"), "aI@": ("aa", "I"), "aI3": ("aa", "I"),
+    "aU": ("aa", "U"), "aU@": ("aa", "U"), "OI": ("O", "I"),
+}  # fmt: skip
+
+FESTIVAL: dict[str, tuple[str, ...]] = {
+    "pau": ("sil",), "h#": ("sil",), "brth": ("sil",), "#": ("sil",),
+    "p": ("PP",), "b": ("PP",), "m": ("PP",), "em": ("PP",),
+    "f": ("FF",), "v": ("FF",),
+    "th": ("TH",), "dh": ("TH",),
+    "t": ("DD",), "d": ("DD",), "dx": ("DD",),
+    "k": ("kk",), "g": ("kk",),
+    "ch": ("CH",), "jh": ("CH",), "sh": ("CH",), "zh": ("CH",),
+    "s": ("SS",), "z": ("SS",),
+    "n": ("nn",), "en": ("nn",), "ng": ("nn",), "l": ("nn",), "el": ("nn",),
+    "r": ("RR",), "er": ("RR",), "axr": ("RR",),
+    "w": ("U",), "y": ("I",), "hh": (NEXT,),
+    "aa": ("aa",), "ae": ("aa",), "ah": ("aa",), "ax": ("E",),
+    "eh": ("E",), "ey": ("E",),
+    "ih": ("I",), "iy": ("I",),
+    "ao": ("O",), "ow": ("O",),
+    "uh": ("U",), "uw": ("U",),
+    "ay": ("aa", "I"), "aw": ("aa", "U"), "oy": ("O", "I"),
+}  # fmt: skip
+
+
+# Festival's non-English voices (training only: they add real-recording voices of both sexes and
+# a child). Stress digits and length marks are stripped before the lookup; trilled and tapped r
+# take DD (tongue tip, lips neutral), not RR (the rounded English approximant).
+ITALIAN: dict[str, tuple[str, ...]] = {
+    "#": ("sil",), "a": ("aa",), "e": ("E",), "E": ("E",), "i": ("I",), "o": ("O",), "O": ("O",), "u": ("U",),
+    "p": ("PP",), "b": ("PP",), "m": ("PP",), "f": ("FF",), "v": ("FF",), "t": ("DD",), "d": ("DD",),
+    "k": ("kk",), "g": ("kk",), "s": ("SS",), "z": ("SS",), "ts": ("SS",), "dz": ("SS",),
+    "S": ("CH",), "tS": ("CH",), "dZ": ("CH",), "n": ("nn",), "J": ("nn",), "l": ("nn",), "L": ("nn",),
+    "r": ("DD",), "j": ("I",), "w": ("U",),
+}  # fmt: skip
+CZECH: dict[str, tuple[str, ...]] = {
+    "#": ("sil",), "_": ("sil",), "a": ("aa",), "e": ("E",), "i": ("I",), "o": ("O",), "u": ("U",),
+    "p": ("PP",), "b": ("PP",), "m": ("PP",), "f": ("FF",), "v": ("FF",), "t": ("DD",), "d": ("DD",),
+    "t~": ("DD",), "d~": ("DD",), "k": ("kk",), "g": ("kk",), "ch": ("kk",), "s": ("SS",), "z": ("SS",),
+    "c": ("SS",), "n": ("nn",), "n~": ("nn",), "l": ("nn",), "r": ("DD",), "j": ("I",), "h": (NEXT,),
+}  # fmt: skip
+FINNISH: dict[str, tuple[str, ...]] = {
+    "#": ("sil",), "a": ("aa",), "e": ("E",), "i": ("I",), "o": ("O",), "u": ("U",), "y": ("U",),
+    "p": ("PP",), "b": ("PP",), "m": ("PP",), "f": ("FF",), "v": ("FF",), "t": ("DD",), "d": ("DD",),
+    "k": ("kk",), "g": ("kk",), "s": ("SS",), "n": ("nn",), "l": ("nn",), "r": ("DD",), "j": ("I",),
+    "h": (NEXT,),
+}  # fmt: skip
+CATALAN: dict[str, tuple[str, ...]] = {
+    "pau": ("sil",), "a": ("aa",), "ax": ("E",), "e": ("E",), "E": ("E",), "i": ("I",), "o": ("O",),
+    "O": ("O",), "u": ("U",), "p": ("PP",), "b": ("PP",), "m": ("PP",), "f": ("FF",), "v": ("FF",),
+    "t": ("DD",), "d": ("DD",), "k": ("kk",), "g": ("kk",), "s": ("SS",), "z": ("SS",), "S": ("CH",),
+    "Z": ("CH",), "n": ("nn",), "J": ("nn",), "l": ("nn",), "L": ("nn",), "r": ("DD",), "rr": ("DD",),
+    "j": ("I",), "w": ("U",),
+}  # fmt: skip
+RUSSIAN: dict[str, tuple[str, ...]] = {
+    "pau": ("sil",), "aa": ("aa",), "a": ("aa",), "ee": ("E",), "e": ("E",), "ae": ("E",), "ay": ("E",),
+    "ii": ("I",), "i": ("I",), "yy": ("I",), "y": ("I",), "oo": ("O",), "uu": ("U",), "u": ("U",),
+    "ur": ("U",), "p": ("PP",), "pp": ("PP",), "b": ("PP",), "bb": ("PP",), "m": ("PP",), "mm": ("PP",),
+    "f": ("FF",), "ff": ("FF",), "v": ("FF",), "vv": ("FF",), "t": ("DD",), "tt": ("DD",), "d": ("DD",),
+    "dd": ("DD",), "k": ("kk",), "kk": ("kk",), "g": ("kk",), "gg": ("kk",), "h": ("kk",), "hh": ("kk",),
+    "s": ("SS",), "ss": ("SS",), "z": ("SS",), "zz": ("SS",), "c": ("SS",), "ch": ("CH",), "sh": ("CH",),
+    "sch": ("CH",), "zh": ("CH",), "n": ("nn",), "nn": ("nn",), "l": ("nn",), "ll": ("nn",), "r": ("DD",),
+    "rr": ("DD",), "j": ("I",),
+}  # fmt: skip
+#: Tables by festival voice; voices not listed use FESTIVAL (US English, radio phone set).
+VOICE_TABLES = {
+    "lp": ITALIAN, "pc": ITALIAN, "dita": CZECH, "machac": CZECH, "ph": CZECH, "krb": CZECH,
+    "lj": FINNISH, "mv": FINNISH, "ona": CATALAN, "nsh": RUSSIAN,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Phone:
+    """One phone of an utterance: its symbol, its viseme(s), start and end in seconds."""
+
+    symbol: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of one viseme in seconds; ``phone`` is the symbol it came from."""
+
+    viseme: int
+    start: float
+    end: float
+    phone: str
+
+
+def strip_espeak(symbol: str) -> str:
+    """An espeak phoneme mnemonic without stress and length marks."""
+    return symbol.lstrip("',=%").rstrip(";")
+
+
+def is_pause(symbol: str) -> bool:
+    """Whether an espeak or festival symbol is a pause."""
+    return symbol.startswith("_") or symbol in ("pau", "h#", "brth", "#")
+
+
+def lookup(symbol: str, table: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """The viseme(s) of one phone; raises KeyError for a symbol the table does not know."""
+    if table is ESPEAK:
+        symbol = strip_espeak(symbol)
+    if symbol == "" and table is ESPEAK:
+        return (PREVIOUS,)
+    if is_pause(symbol):
+        return ("sil",)
+    if symbol not in table and table is ESPEAK:
+        symbol = symbol.rstrip("~#0123456789") or symbol  # nasalized or numbered allophones
+    elif symbol not in table and table is not FESTIVAL:
+        symbol = symbol.rstrip("1:") or symbol  # stress digits, length marks
+    return table[symbol]
+
+
+def segments(phones: Sequence[Phone], table: dict[str, tuple[str, ...]]) -> list[Segment]:
+    """Viseme segments of an utterance (diphthongs split, /h/ resolved to what follows it)."""
+    mapped = [lookup(p.symbol, table) for p in phones]
+    out: list[Segment] = []
+    for i, (phone, vis) in enumerate(zip(phones, mapped, strict=True)):
+        if vis == (PREVIOUS,):
+            if out:
+                last = out.pop()
+                out.append(Segment(last.viseme, last.start, phone.end, last.phone))
+                continue
+            vis = ("sil",)
+        if vis == (NEXT,):
+            nxt = next((m for m in mapped[i + 1 :] if m not in ((NEXT,), (PREVIOUS,))), ("sil",))
+            vis = (nxt[0],)
+        if len(vis) == 2:
+            mid = phone.start + DIPHTHONG_SPLIT * (phone.end - phone.start)
+            out.append(Segment(VISEME_INDEX[vis[0]], phone.start, mid, phone.symbol))
+            out.append(Segment(VISEME_INDEX[vis[1]], mid, phone.end, phone.symbol))
+        else:
+            out.append(Segment(VISEME_INDEX[vis[0]], phone.start, phone.end, phone.symbol))
+    return out
+
+
+def label_grid(segs: Sequence[Segment], duration: float, step: float) -> npt.NDArray[np.int64]:
+    """The viseme at the middle of each ``step``-second cell covering ``duration`` (sil outside)."""
+    n = int(np.ceil(duration / step - 1e-9))
+    labels = np.zeros(n, np.int64)
+    for s in segs:
+        lo = int(np.ceil(s.start / step - 0.5))
+        hi = int(np.ceil(s.end / step - 0.5))
+        labels[max(lo, 0) : min(hi, n)] = s.viseme
+    return labels
+
+
+def frame_truth(
+    segs: Sequence[Segment], duration: float, fps: int = 25, sub: int = 8
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """Per 1/fps frame: the viseme covering most of it, and its mean openness.
+
+    Each frame is sampled at ``sub`` points; the majority viseme wins (a tie goes to a non-silent
+    viseme, then to the lower index) and openness is the mean of the samples' openness.
+    """
+    fine = label_grid(segs, duration, 1.0 / (fps * sub))
+    n = int(np.ceil(duration * fps - 1e-9))
+    fine = np.concatenate([fine, np.zeros(n * sub - len(fine), np.int64)]).reshape(n, sub)
+    counts = np.zeros((n, len(VISEMES)), np.int64)
+    for j in range(sub):
+        counts[np.arange(n), fine[:, j]] += 1
+    counts *= 2
+    counts[:, SIL] -= 1  # a tie with silence goes to the speech sound
+    labels = counts.argmax(axis=1)
+    openness = OPENNESS_TABLE[fine].mean(axis=1).astype(np.float32)
+    return labels, openness

@@ -1,0 +1,153 @@
+// avatarkit._core.engine: the audio-to-animation signal path (features, classifier, face).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "avatarkit/engine.hpp"
+
+namespace py = pybind11;
+using namespace avatarkit;
+
+namespace {
+
+using F32Array = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+engine::Layer make_layer(const F32Array& weight, const F32Array& bias, const char* what) {
+    if (weight.ndim() != 2 || bias.ndim() != 1 || bias.shape(0) != weight.shape(1))
+        throw py::value_error(std::string(what) + ": weight must be (in, out) and bias (out,)");
+    engine::Layer l;
+    l.in = static_cast<int>(weight.shape(0));
+    l.out = static_cast<int>(weight.shape(1));
+    l.weight.assign(weight.data(), weight.data() + weight.size());
+    l.bias.assign(bias.data(), bias.data() + bias.size());
+    return l;
+}
+
+std::vector<float> as_vector(const F32Array& a) { return {a.data(), a.data() + a.size()}; }
+
+py::array_t<float> frames_array(const std::vector<float>& values, std::size_t frames) {
+    py::array_t<float> out({static_cast<py::ssize_t>(frames), static_cast<py::ssize_t>(engine::kChannels)});
+    if (frames) std::memcpy(out.mutable_data(), values.data(), frames * engine::kChannels * sizeof(float));
+    return out;
+}
+
+}  // namespace
+
+void register_engine(py::module_& m) {
+    m.attr("FPS") = engine::kFps;
+    m.attr("FEATURE_RATE") = engine::kFeatureRate;
+    m.attr("N_MELS") = engine::kMels;
+    m.attr("N_VISEMES") = engine::kVisemes;
+    m.attr("N_CHANNELS") = engine::kChannels;
+
+    m.def("supported_rate", &engine::supported_rate, py::arg("sample_rate"),
+          "Whether the engine takes audio at this rate (8000, 16000, 22050, 24000, 32000, 44100, 48000 Hz).");
+
+    m.def(
+        "log_mel",
+        [](const F32Array& samples, int sample_rate) {
+            if (samples.ndim() != 1) throw py::value_error("samples must be one-dimensional");
+            if (!engine::supported_rate(sample_rate)) throw py::value_error("unsupported sample rate");
+            std::size_t frames = 0;
+            std::vector<float> values;
+            {
+                py::gil_scoped_release release;
+                values = engine::log_mel(samples.data(), static_cast<std::size_t>(samples.size()), sample_rate, &frames);
+            }
+            py::array_t<float> out({static_cast<py::ssize_t>(frames), static_cast<py::ssize_t>(engine::kMels)});
+            if (frames) std::memcpy(out.mutable_data(), values.data(), values.size() * sizeof(float));
+            return out;
+        },
+        py::arg("samples"), py::arg("sample_rate"),
+        "Log-mel features (frames x N_MELS, float32) of mono samples in [-1, 1]: 25 ms Hann windows every\n"
+        "10 ms; frame j ends at sample round((j + 1) * rate / 100). The same features a Session computes.");
+
+    py::class_<engine::Model, std::shared_ptr<engine::Model>>(m, "Model", "The viseme classifier's weights (immutable, shared by sessions).")
+        .def(py::init([](const F32Array& mean, const F32Array& inv_std, const F32Array& projection_weight,
+                         const F32Array& projection_bias, std::vector<int> offsets, const std::vector<F32Array>& weights,
+                         const std::vector<F32Array>& biases) {
+                 if (weights.size() != biases.size()) throw py::value_error("one bias per weight matrix");
+                 engine::ModelSpec spec;
+                 spec.mean = as_vector(mean);
+                 spec.inv_std = as_vector(inv_std);
+                 spec.projection = make_layer(projection_weight, projection_bias, "projection");
+                 spec.offsets = std::move(offsets);
+                 for (std::size_t i = 0; i < weights.size(); ++i) spec.layers.push_back(make_layer(weights[i], biases[i], "layer"));
+                 try {
+                     return std::make_shared<engine::Model>(std::move(spec));
+                 } catch (const std::invalid_argument& e) {
+                     throw py::value_error(e.what());
+                 }
+             }),
+             py::arg("mean"), py::arg("inv_std"), py::arg("projection_weight"), py::arg("projection_bias"), py::arg("offsets"),
+             py::arg("weights"), py::arg("biases"))
+        .def_property_readonly("past", &engine::Model::past, "Feature frames of past context.")
+        .def_property_readonly("future", &engine::Model::future, "Feature frames of future context (10 ms each).")
+        .def_property_readonly("parameter_count", &engine::Model::parameter_count, "Number of weights and biases.");
+
+    py::class_<engine::Session>(m, "Session", "One request's streaming engine state; not thread-safe.")
+        .def(py::init([](std::shared_ptr<engine::Model> model, int sample_rate, int smoothing, bool nonverbal, std::uint64_t seed,
+                         float closure) {
+                 if (!engine::supported_rate(sample_rate)) throw py::value_error("unsupported sample rate");
+                 if (smoothing < 0 || smoothing > 8) throw py::value_error("smoothing must be 0..8");
+                 engine::FaceOptions options;
+                 options.smoothing = smoothing;
+                 options.nonverbal = nonverbal;
+                 options.seed = seed;
+                 if (!(closure >= 0.0f && closure <= 1.0f)) throw py::value_error("closure must be in [0, 1]");
+                 options.closure = closure;
+                 return std::make_unique<engine::Session>(std::move(model), sample_rate, options);
+             }),
+             py::arg("model"), py::arg("sample_rate"), py::arg("smoothing") = 2, py::arg("nonverbal") = true,
+             py::arg("seed") = 0x5eed, py::arg("closure") = 0.85f)
+        .def_property_readonly("sample_rate", &engine::Session::sample_rate, "Input rate in Hz.")
+        .def_property_readonly("lookahead_ms", &engine::Session::lookahead_ms,
+                               "Audio after a frame's end needed before it is emitted, in milliseconds.")
+        .def_property_readonly("frames_emitted", &engine::Session::frames_emitted, "Frames returned so far.")
+        .def_property_readonly("samples_pushed", &engine::Session::samples_pushed, "Samples received so far.")
+        .def_property_readonly("finished", &engine::Session::finished, "Whether flush() was called.")
+        .def(
+            "push",
+            [](engine::Session& s, const py::array_t<std::int16_t, py::array::c_style | py::array::forcecast>& pcm) {
+                if (pcm.ndim() != 1) throw py::value_error("pcm must be one-dimensional");
+                if (s.finished()) throw py::value_error("the session was flushed");
+                std::vector<float> out;
+                std::size_t frames;
+                {
+                    py::gil_scoped_release release;
+                    frames = s.push(pcm.data(), static_cast<std::size_t>(pcm.size()), out);
+                }
+                return frames_array(out, frames);
+            },
+            py::arg("pcm"), "Add int16 samples; returns the frames that became ready (frames x N_CHANNELS, float32).")
+        .def(
+            "push_float",
+            [](engine::Session& s, const F32Array& samples) {
+                if (samples.ndim() != 1) throw py::value_error("samples must be one-dimensional");
+                if (s.finished()) throw py::value_error("the session was flushed");
+                std::vector<float> out;
+                std::size_t frames;
+                {
+                    py::gil_scoped_release release;
+                    frames = s.push_float(samples.data(), static_cast<std::size_t>(samples.size()), out);
+                }
+                return frames_array(out, frames);
+            },
+            py::arg("samples"), "Add float samples in [-1, 1]; returns the frames that became ready.")
+        .def(
+            "flush",
+            [](engine::Session& s) {
+                std::vector<float> out;
+                std::size_t frames;
+                {
+                    py::gil_scoped_release release;
+                    frames = s.flush(out);
+                }
+                return frames_array(out, frames);
+            },
+            "End of the request: the remaining frames (ceil(duration / 40 ms) in all). Later calls return none.");
+}

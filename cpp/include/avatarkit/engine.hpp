@@ -1,0 +1,171 @@
+// The audio-to-animation engine: speech PCM in, 25 fps canonical channel frames out, streaming.
+//
+// Signal path: log-mel features every 10 ms at the input's own rate (no resampling: the filterbank
+// is laid out in Hz and normalised so that features do not depend on the rate), a small network
+// over a window of past and future feature frames that gives viseme probabilities every 10 ms, a
+// smoothing window per 40 ms frame, then the face: visemes, ARKit weights, head pose and the
+// non-verbal layer (stress accents on brows and head, blinks, gaze), all deterministic.
+#pragma once
+
+#include <array>
+#include <complex>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace avatarkit::engine {
+
+inline constexpr int kFps = 25;             // output frames per second
+inline constexpr int kFeatureRate = 100;    // feature frames per second (10 ms hop)
+inline constexpr int kSubframes = kFeatureRate / kFps;
+inline constexpr int kMels = 40;            // log-mel bands
+inline constexpr int kVisemes = 15;         // Oculus visemes, sil first
+inline constexpr int kChannels = 73;        // the codec's canonical channels
+inline constexpr float kWindowSeconds = 0.025f;
+inline constexpr float kMelLowHz = 60.0f;
+inline constexpr float kMelHighHz = 7800.0f;
+inline constexpr float kPowerFloor = 1e-10f;
+
+// The rates the driving protocol allows.
+bool supported_rate(int sample_rate);
+
+// Real-input FFT power spectrum of a fixed power-of-two size.
+class PowerSpectrum {
+public:
+    explicit PowerSpectrum(std::size_t n);
+    std::size_t size() const { return n_; }
+    // in: n samples; out: n / 2 + 1 values |X_k|^2.
+    void operator()(const float* in, float* out);
+
+private:
+    std::size_t n_, half_;
+    std::vector<std::complex<float>> twiddle_, post_, buf_;
+    std::vector<std::uint32_t> reverse_;
+};
+
+// Log-mel frames of 25 ms (Hann) every 10 ms. Frame j covers the samples that end at
+// round((j + 1) * rate / 100); audio before the first sample is taken as silence.
+class FeatureExtractor {
+public:
+    explicit FeatureExtractor(int sample_rate);
+    int sample_rate() const { return rate_; }
+    // Appends kMels log-mel values per completed frame to `out`; returns the number of frames.
+    std::size_t push(const float* samples, std::size_t n, std::vector<float>& out);
+    std::int64_t frames() const { return next_frame_; }
+    std::int64_t samples() const { return total_; }
+    // End sample (exclusive) of frame j.
+    std::int64_t frame_end(std::int64_t j) const;
+    // The log-mel vector of digital silence (what frames before the start look like).
+    static std::array<float, kMels> silence();
+
+private:
+    void compute(const float* frame, float* out);
+
+    int rate_;
+    std::size_t window_;
+    PowerSpectrum fft_;
+    std::vector<float> hann_;
+    float norm_;
+    struct Band {
+        std::size_t first;
+        std::vector<float> weights;
+    };
+    std::vector<Band> bands_;
+    std::vector<float> history_;  // samples from history_start_ on
+    std::int64_t history_start_ = 0;
+    std::int64_t total_ = 0;
+    std::int64_t next_frame_ = 0;
+    std::vector<float> frame_buf_, power_buf_;
+};
+
+// Whole-utterance features (what the training script sees): frames x kMels, row-major.
+std::vector<float> log_mel(const float* samples, std::size_t n, int sample_rate, std::size_t* frames);
+
+// A dense layer, y = act(x W + b) with W stored input-major (in x out).
+struct Layer {
+    int in = 0, out = 0;
+    std::vector<float> weight, bias;
+    bool relu = true;
+};
+
+// The classifier: normalise each feature frame, project it (per frame, shared), splice the
+// projections at the context offsets, then dense layers to kVisemes logits.
+struct ModelSpec {
+    std::vector<float> mean, inv_std;  // kMels each
+    Layer projection;                  // kMels -> P, ReLU
+    std::vector<int> offsets;          // ascending, in feature frames, includes 0
+    std::vector<Layer> layers;         // P * offsets -> ... -> kVisemes (last one linear)
+};
+
+class Model {
+public:
+    explicit Model(ModelSpec spec);
+    const ModelSpec& spec() const { return spec_; }
+    int past() const { return -spec_.offsets.front(); }
+    int future() const { return spec_.offsets.back(); }
+    int projection_size() const { return spec_.projection.out; }
+    // One projected frame (P values) from one log-mel frame.
+    void project(const float* log_mel, float* out) const;
+    // Viseme probabilities (kVisemes) from spliced projections (P * offsets values).
+    void classify(const float* spliced, float* probabilities, std::vector<float>& scratch) const;
+    std::size_t parameter_count() const;
+
+private:
+    ModelSpec spec_;
+};
+
+// How the viseme probabilities become a face: documented in docs/lipsync.md.
+struct FaceOptions {
+    int smoothing = 2;           // extra 10 ms subframes each side of a 40 ms frame that blend into it
+    float closure = 0.85f;       // weight of the PP peak inside a frame (lips must meet on short closures)
+    bool nonverbal = true;       // brows, nods, blinks, gaze, head sway
+    std::uint64_t seed = 0x5eed; // the idle behaviour's random sequence (deterministic per seed)
+};
+
+// One request's streaming state. push() returns whole frames as soon as the audio they need has
+// arrived; flush() ends the request (pads with silence) so that ceil(duration / 40 ms) frames
+// come out in all.
+class Session {
+public:
+    Session(std::shared_ptr<const Model> model, int sample_rate, FaceOptions options = {});
+    int sample_rate() const { return rate_; }
+    // Audio after a frame's end needed before the frame is emitted, in milliseconds.
+    double lookahead_ms() const;
+    std::int64_t frames_emitted() const { return emitted_; }
+    std::int64_t samples_pushed() const { return features_.samples(); }
+    bool finished() const { return finished_; }
+    // Appends kChannels floats per emitted frame to `out`; returns the number of frames.
+    std::size_t push(const std::int16_t* pcm, std::size_t n, std::vector<float>& out);
+    std::size_t push_float(const float* samples, std::size_t n, std::vector<float>& out);
+    std::size_t flush(std::vector<float>& out);
+
+    // The 10 ms viseme probabilities computed so far that are still buffered (for diagnostics).
+    static constexpr int kRing = 128;
+
+private:
+    void on_features(const std::vector<float>& feats, std::size_t count);
+    std::size_t emit_ready(std::int64_t limit, std::vector<float>& out);
+    void frame(std::int64_t k, float* out);
+    float loudness_db(std::int64_t j) const;
+
+    std::shared_ptr<const Model> model_;
+    int rate_;
+    FaceOptions options_;
+    FeatureExtractor features_;
+    std::vector<float> feat_buf_, splice_, scratch_;
+    std::vector<float> projections_;  // ring of kRing x P, by feature frame
+    std::vector<float> loudness_;     // ring of kRing, dB, by feature frame
+    std::vector<float> posteriors_;   // ring of kRing x kVisemes, by subframe
+    std::vector<float> silence_projection_;
+    std::int64_t features_done_ = 0;  // feature frames processed
+    std::int64_t subframes_done_ = 0; // subframes classified
+    std::int64_t emitted_ = 0;
+    bool finished_ = false;
+
+    // Face state.
+    struct Face;
+    std::shared_ptr<Face> face_;
+};
+
+}  // namespace avatarkit::engine

@@ -1,0 +1,177 @@
+// Log-mel features at the input's own sample rate.
+//
+// Rate independence: the window is 25 ms at every rate, the FFT is the next power of two, the mel
+// filters are triangles laid out in Hz, and the power spectrum is divided by N * sum(w^2). By
+// Parseval a sinusoid of amplitude A then puts A^2 / 4 into the bins around it and white noise of
+// one-sided density S puts S * bandwidth into a band, whatever the rate and FFT size.
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "avatarkit/engine.hpp"
+
+namespace avatarkit::engine {
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+double hz_to_mel(double hz) { return 2595.0 * std::log10(1.0 + hz / 700.0); }
+double mel_to_hz(double mel) { return 700.0 * (std::pow(10.0, mel / 2595.0) - 1.0); }
+
+std::size_t next_pow2(std::size_t n) {
+    std::size_t p = 4;
+    while (p < n) p <<= 1;
+    return p;
+}
+
+}  // namespace
+
+bool supported_rate(int sample_rate) {
+    switch (sample_rate) {
+        case 8000: case 16000: case 22050: case 24000: case 32000: case 44100: case 48000: return true;
+        default: return false;
+    }
+}
+
+// ------------------------------------------------------------------------------------------ FFT
+
+PowerSpectrum::PowerSpectrum(std::size_t n) : n_(n), half_(n / 2) {
+    if (n < 4 || (n & (n - 1)) != 0) throw std::invalid_argument("FFT size must be a power of two >= 4");
+    twiddle_.resize(half_ / 2);
+    for (std::size_t k = 0; k < half_ / 2; ++k) {
+        double a = -2.0 * kPi * static_cast<double>(k) / static_cast<double>(half_);
+        twiddle_[k] = {static_cast<float>(std::cos(a)), static_cast<float>(std::sin(a))};
+    }
+    post_.resize(half_ + 1);
+    for (std::size_t k = 0; k <= half_; ++k) {
+        double a = -2.0 * kPi * static_cast<double>(k) / static_cast<double>(n_);
+        post_[k] = {static_cast<float>(std::cos(a)), static_cast<float>(std::sin(a))};
+    }
+    reverse_.resize(half_);
+    unsigned bits = 0;
+    while ((std::size_t{1} << bits) < half_) ++bits;
+    for (std::size_t i = 0; i < half_; ++i) {
+        std::uint32_t r = 0;
+        for (unsigned b = 0; b < bits; ++b)
+            if (i & (std::size_t{1} << b)) r |= 1u << (bits - 1 - b);
+        reverse_[i] = r;
+    }
+    buf_.resize(half_);
+}
+
+void PowerSpectrum::operator()(const float* in, float* out) {
+    // Pack the real input as half_ complex values, transform, then split even and odd parts.
+    for (std::size_t i = 0; i < half_; ++i) buf_[reverse_[i]] = {in[2 * i], in[2 * i + 1]};
+    for (std::size_t len = 2; len <= half_; len <<= 1) {
+        std::size_t step = half_ / len;
+        for (std::size_t start = 0; start < half_; start += len) {
+            for (std::size_t k = 0; k < len / 2; ++k) {
+                std::complex<float> t = twiddle_[k * step] * buf_[start + k + len / 2];
+                std::complex<float> u = buf_[start + k];
+                buf_[start + k] = u + t;
+                buf_[start + k + len / 2] = u - t;
+            }
+        }
+    }
+    for (std::size_t k = 0; k <= half_; ++k) {
+        std::complex<float> zk = buf_[k % half_];
+        std::complex<float> zc = std::conj(buf_[(half_ - k) % half_]);
+        std::complex<float> even = 0.5f * (zk + zc);
+        std::complex<float> odd = std::complex<float>(0.0f, -0.5f) * (zk - zc);
+        std::complex<float> x = even + post_[k] * odd;
+        out[k] = x.real() * x.real() + x.imag() * x.imag();
+    }
+}
+
+// ------------------------------------------------------------------------------------- features
+
+FeatureExtractor::FeatureExtractor(int sample_rate)
+    : rate_(sample_rate),
+      window_(static_cast<std::size_t>(std::lround(kWindowSeconds * static_cast<float>(sample_rate)))),
+      fft_(next_pow2(window_)) {
+    if (!supported_rate(sample_rate)) throw std::invalid_argument("unsupported sample rate");
+    hann_.resize(window_);
+    double sum_sq = 0.0;
+    for (std::size_t i = 0; i < window_; ++i) {
+        double w = 0.5 - 0.5 * std::cos(2.0 * kPi * (static_cast<double>(i) + 0.5) / static_cast<double>(window_));
+        hann_[i] = static_cast<float>(w);
+        sum_sq += w * w;
+    }
+    const std::size_t n = fft_.size();
+    norm_ = static_cast<float>(1.0 / (static_cast<double>(n) * sum_sq));
+    const double lo = hz_to_mel(kMelLowHz), hi = hz_to_mel(kMelHighHz);
+    const double bin_hz = static_cast<double>(sample_rate) / static_cast<double>(n);
+    bands_.resize(kMels);
+    for (int m = 0; m < kMels; ++m) {
+        double left = mel_to_hz(lo + (hi - lo) * m / (kMels + 1));
+        double centre = mel_to_hz(lo + (hi - lo) * (m + 1) / (kMels + 1));
+        double right = mel_to_hz(lo + (hi - lo) * (m + 2) / (kMels + 1));
+        Band& band = bands_[static_cast<std::size_t>(m)];
+        band.first = static_cast<std::size_t>(std::ceil(left / bin_hz));
+        for (std::size_t k = band.first; k <= n / 2; ++k) {
+            double f = static_cast<double>(k) * bin_hz;
+            if (f >= right) break;
+            double w = f < centre ? (f - left) / (centre - left) : (right - f) / (right - centre);
+            band.weights.push_back(static_cast<float>(std::max(0.0, w)));
+        }
+    }
+    frame_buf_.resize(n, 0.0f);
+    power_buf_.resize(n / 2 + 1);
+    history_.assign(window_, 0.0f);  // silence before the start
+    history_start_ = -static_cast<std::int64_t>(window_);
+}
+
+std::int64_t FeatureExtractor::frame_end(std::int64_t j) const {
+    return ((j + 1) * rate_ + kFeatureRate / 2) / kFeatureRate;
+}
+
+std::array<float, kMels> FeatureExtractor::silence() {
+    std::array<float, kMels> s{};
+    s.fill(std::log(kPowerFloor));
+    return s;
+}
+
+void FeatureExtractor::compute(const float* frame, float* out) {
+    for (std::size_t i = 0; i < window_; ++i) frame_buf_[i] = frame[i] * hann_[i];
+    fft_(frame_buf_.data(), power_buf_.data());
+    for (std::size_t m = 0; m < bands_.size(); ++m) {
+        const Band& band = bands_[m];
+        float e = 0.0f;
+        for (std::size_t i = 0; i < band.weights.size(); ++i) e += band.weights[i] * power_buf_[band.first + i];
+        out[m] = std::log(e * norm_ + kPowerFloor);
+    }
+}
+
+std::size_t FeatureExtractor::push(const float* samples, std::size_t n, std::vector<float>& out) {
+    history_.insert(history_.end(), samples, samples + n);
+    total_ += static_cast<std::int64_t>(n);
+    std::size_t made = 0;
+    while (frame_end(next_frame_) <= total_) {
+        std::int64_t end = frame_end(next_frame_);
+        std::int64_t start = end - static_cast<std::int64_t>(window_);
+        std::size_t at = out.size();
+        out.resize(at + kMels);
+        compute(history_.data() + (start - history_start_), out.data() + at);
+        ++next_frame_;
+        ++made;
+    }
+    // Keep what the next frame still needs.
+    std::int64_t keep_from = frame_end(next_frame_) - static_cast<std::int64_t>(window_);
+    if (keep_from > history_start_) {
+        std::size_t drop = static_cast<std::size_t>(keep_from - history_start_);
+        drop = std::min(drop, history_.size());
+        history_.erase(history_.begin(), history_.begin() + static_cast<std::ptrdiff_t>(drop));
+        history_start_ += static_cast<std::int64_t>(drop);
+    }
+    return made;
+}
+
+std::vector<float> log_mel(const float* samples, std::size_t n, int sample_rate, std::size_t* frames) {
+    FeatureExtractor fx(sample_rate);
+    std::vector<float> out;
+    *frames = fx.push(samples, n, out);
+    return out;
+}
+
+}  // namespace avatarkit::engine

@@ -1,0 +1,93 @@
+// The viseme classifier: per-frame projection, splice over context offsets, dense layers, softmax.
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "avatarkit/engine.hpp"
+
+namespace avatarkit::engine {
+
+namespace {
+
+void check_layer(const Layer& l, const char* what) {
+    if (l.in <= 0 || l.out <= 0 || l.weight.size() != static_cast<std::size_t>(l.in) * static_cast<std::size_t>(l.out) ||
+        l.bias.size() != static_cast<std::size_t>(l.out))
+        throw std::invalid_argument(std::string("model: bad shape of ") + what);
+    for (float v : l.weight)
+        if (!std::isfinite(v)) throw std::invalid_argument(std::string("model: non-finite weight in ") + what);
+    for (float v : l.bias)
+        if (!std::isfinite(v)) throw std::invalid_argument(std::string("model: non-finite bias in ") + what);
+}
+
+// y = act(x W + b), W input-major: the inner loop runs over outputs, so it vectorizes.
+void dense(const Layer& l, const float* x, float* y) {
+    std::copy(l.bias.begin(), l.bias.end(), y);
+    const float* w = l.weight.data();
+    const std::size_t out = static_cast<std::size_t>(l.out);
+    for (int i = 0; i < l.in; ++i, w += out) {
+        const float xi = x[i];
+        if (xi == 0.0f) continue;  // ReLU outputs are often exactly zero
+        for (std::size_t o = 0; o < out; ++o) y[o] += xi * w[o];
+    }
+    if (l.relu)
+        for (std::size_t o = 0; o < out; ++o) y[o] = std::max(y[o], 0.0f);
+}
+
+}  // namespace
+
+Model::Model(ModelSpec spec) : spec_(std::move(spec)) {
+    if (spec_.mean.size() != kMels || spec_.inv_std.size() != kMels) throw std::invalid_argument("model: mean/inv_std must have kMels values");
+    if (spec_.projection.in != kMels) throw std::invalid_argument("model: projection must take kMels inputs");
+    check_layer(spec_.projection, "projection");
+    if (spec_.offsets.empty() || !std::is_sorted(spec_.offsets.begin(), spec_.offsets.end()) ||
+        std::adjacent_find(spec_.offsets.begin(), spec_.offsets.end()) != spec_.offsets.end())
+        throw std::invalid_argument("model: offsets must be strictly ascending");
+    if (spec_.offsets.front() > 0 || spec_.offsets.back() < 0 || spec_.offsets.front() < -(Session::kRing / 2) ||
+        spec_.offsets.back() > Session::kRing / 4)
+        throw std::invalid_argument("model: offsets out of range");
+    if (spec_.layers.empty()) throw std::invalid_argument("model: no layers");
+    int width = spec_.projection.out * static_cast<int>(spec_.offsets.size());
+    for (std::size_t i = 0; i < spec_.layers.size(); ++i) {
+        check_layer(spec_.layers[i], "layer");
+        if (spec_.layers[i].in != width) throw std::invalid_argument("model: layer widths do not chain");
+        width = spec_.layers[i].out;
+    }
+    if (width != kVisemes) throw std::invalid_argument("model: the last layer must give kVisemes outputs");
+    spec_.layers.back().relu = false;
+    spec_.projection.relu = true;
+}
+
+void Model::project(const float* log_mel, float* out) const {
+    float z[kMels];
+    for (int m = 0; m < kMels; ++m) z[m] = (log_mel[m] - spec_.mean[static_cast<std::size_t>(m)]) * spec_.inv_std[static_cast<std::size_t>(m)];
+    dense(spec_.projection, z, out);
+}
+
+void Model::classify(const float* spliced, float* probabilities, std::vector<float>& scratch) const {
+    std::size_t widest = 0;
+    for (const Layer& l : spec_.layers) widest = std::max(widest, static_cast<std::size_t>(l.out));
+    scratch.resize(2 * widest);
+    const float* x = spliced;
+    float* bufs[2] = {scratch.data(), scratch.data() + widest};
+    for (std::size_t i = 0; i < spec_.layers.size(); ++i) {
+        float* y = bufs[i % 2];
+        dense(spec_.layers[i], x, y);
+        x = y;
+    }
+    float top = *std::max_element(x, x + kVisemes);
+    float sum = 0.0f;
+    for (int v = 0; v < kVisemes; ++v) {
+        probabilities[v] = std::exp(x[v] - top);
+        sum += probabilities[v];
+    }
+    for (int v = 0; v < kVisemes; ++v) probabilities[v] /= sum;
+}
+
+std::size_t Model::parameter_count() const {
+    std::size_t n = spec_.projection.weight.size() + spec_.projection.bias.size();
+    for (const Layer& l : spec_.layers) n += l.weight.size() + l.bias.size();
+    return n;
+}
+
+}  // namespace avatarkit::engine

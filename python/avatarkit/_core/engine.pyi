@@ -1,0 +1,114 @@
+"""
+Audio to animation: log-mel features, viseme classifier, face.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import typing
+
+import numpy
+import numpy.typing
+
+class Model:
+    """
+    The viseme classifier's weights (immutable, shared by sessions).
+    """
+    def __init__(
+        self,
+        mean: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+        inv_std: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+        projection_weight: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+        projection_bias: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+        offsets: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex],
+        weights: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float32]],
+        biases: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float32]],
+    ) -> None: ...
+    @property
+    def future(self) -> int:
+        """
+        Feature frames of future context (10 ms each).
+        """
+    @property
+    def parameter_count(self) -> int:
+        """
+        Number of weights and biases.
+        """
+    @property
+    def past(self) -> int:
+        """
+        Feature frames of past context.
+        """
+
+class Session:
+    """
+    One request's streaming engine state; not thread-safe.
+    """
+    def __init__(
+        self,
+        model: Model,
+        sample_rate: typing.SupportsInt | typing.SupportsIndex,
+        smoothing: typing.SupportsInt | typing.SupportsIndex = 2,
+        nonverbal: bool = True,
+        seed: typing.SupportsInt | typing.SupportsIndex = 24301,
+        closure: typing.SupportsFloat | typing.SupportsIndex = 0.8500000238418579,
+    ) -> None: ...
+    def flush(self) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        End of the request: the remaining frames (ceil(duration / 40 ms) in all). Later calls return none.
+        """
+    def push(self, pcm: typing.Annotated[numpy.typing.ArrayLike, numpy.int16]) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        Add int16 samples; returns the frames that became ready (frames x N_CHANNELS, float32).
+        """
+    def push_float(
+        self, samples: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]
+    ) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        Add float samples in [-1, 1]; returns the frames that became ready.
+        """
+    @property
+    def finished(self) -> bool:
+        """
+        Whether flush() was called.
+        """
+    @property
+    def frames_emitted(self) -> int:
+        """
+        Frames returned so far.
+        """
+    @property
+    def lookahead_ms(self) -> float:
+        """
+        Audio after a frame's end needed before it is emitted, in milliseconds.
+        """
+    @property
+    def sample_rate(self) -> int:
+        """
+        Input rate in Hz.
+        """
+    @property
+    def samples_pushed(self) -> int:
+        """
+        Samples received so far.
+        """
+
+def log_mel(
+    samples: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+    sample_rate: typing.SupportsInt | typing.SupportsIndex,
+) -> numpy.typing.NDArray[numpy.float32]:
+    """
+    Log-mel features (frames x N_MELS, float32) of mono samples in [-1, 1]: 25 ms Hann windows every
+    10 ms; frame j ends at sample round((j + 1) * rate / 100). The same features a Session computes.
+    """
+
+def supported_rate(sample_rate: typing.SupportsInt | typing.SupportsIndex) -> bool:
+    """
+    Whether the engine takes audio at this rate (8000, 16000, 22050, 24000, 32000, 44100, 48000 Hz).
+    """
+
+FEATURE_RATE: int = 100
+FPS: int = 25
+N_CHANNELS: int = 73
+N_MELS: int = 40
+N_VISEMES: int = 15

@@ -1,0 +1,468 @@
+"""Train the engine's viseme classifier on speech this script synthesizes; write the shipped weights.
+
+    python scripts/train_lipsync.py                      # full run (about 15-25 minutes on 2 cores)
+    python scripts/train_lipsync.py --quick              # a small smoke run (a minute)
+    python scripts/train_lipsync.py --out /tmp/m.npz     # somewhere else than the package
+
+Needs: the installed package (features come from the C++ engine itself, so training and inference
+see identical inputs), numpy and scipy, the ``espeakng-loader`` wheel, and festival with the
+``festvox-kdlpc16k`` and ``festvox-us-slt-hts`` voices (Debian). The evaluation voices (festival's
+``kal``, espeak's held-out variants) and the held-out sentences are never used here: see
+``bench/lipsync/dataset.py`` for the split and ``docs/lipsync.md`` for the method.
+
+Steps: synthesize utterances with known phone timing (cached under ``--data``); augment each one
+(speed/vocal-tract perturbation, resampling to a random supported rate, microphone tilt, reverb,
+noise, level), compute the engine's log-mel features and 10 ms viseme labels; train the network
+(per-frame projection, splice at context offsets, two hidden layers, softmax over 15 visemes) with
+Adam in numpy; write float16 weights to an ``.npz`` the engine loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import os
+import pathlib
+import pickle
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# One BLAS thread: the small matrices here gain nothing from threads, and on a shared machine
+# threads that spin while waiting for a core make training several times slower.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np
+import numpy.typing as npt
+from scipy import signal
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from lipsync import corpus, dataset  # noqa: E402
+from lipsync.dataset import Labelled  # noqa: E402
+from lipsync.visemes import PP, SIL, VISEMES, Segment, label_grid  # noqa: E402
+
+from avatarkit._core import engine  # noqa: E402
+
+F32 = npt.NDArray[np.float32]
+
+OFFSETS = (-24, -19, -15, -12, -9, -7, -5, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6)
+RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
+RATE_WEIGHTS = (0.1, 0.3, 0.15, 0.15, 0.05, 0.1, 0.15)
+SILENCE = float(np.log(1e-10))  # the engine's log floor (kPowerFloor)
+LABELS_VERSION = 2  # bump when the labelling changes: the synthesis cache is keyed on it
+
+
+@dataclass
+class Config:
+    espeak: int = 1600
+    festival: int = 700  # per English training voice
+    foreign: int = 250  # per non-English training voice (skipped when not installed)
+    copies: int = 1  # augmented copies of each utterance
+    projection: int = 32
+    hidden: int = 192
+    epochs: int = 10
+    batch: int = 2048  # frames per step
+    run: int = 64  # consecutive frames per run in a batch
+    lr: float = 2e-3
+    dropout: float = 0.1
+    seed: int = 1
+
+
+# ------------------------------------------------------------------------------------------- data
+
+
+def _cached(path: pathlib.Path, make: Callable[[], list[Labelled]]) -> list[Labelled]:
+    if path.is_file():
+        with path.open("rb") as f:
+            return list(pickle.load(f))
+    t0 = time.time()
+    items = make()
+    print(
+        f"{path.stem}: {len(items)} utterances, {sum(u.utt.duration for u in items) / 60:.1f} min "
+        f"({time.time() - t0:.0f} s)",
+        flush=True,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        pickle.dump(items, f)
+    return items
+
+
+def synthesize(cfg: Config, cache: pathlib.Path) -> list[Labelled]:
+    """Training utterances from espeak and the festival training voices (cached per source)."""
+    lexicon = corpus.lexicon_words()
+    out = _cached(cache / f"espeak-{cfg.espeak}-s{cfg.seed}-v{LABELS_VERSION}.pkl",
+                  lambda: dataset.espeak_train(cfg.espeak, cfg.seed, lexicon))  # fmt: skip
+    voices = [(v, cfg.festival) for v in dataset.FESTIVAL_TRAIN_VOICES]
+    voices += [
+        (v, cfg.foreign)
+        for v in dataset.FESTIVAL_FOREIGN_VOICES
+        if cfg.foreign and dataset.festival_available(v)
+    ]
+    for i, (voice, count) in enumerate(voices):
+        make = functools.partial(dataset.festival_train, voice, count, cfg.seed * 100 + i, lexicon)
+        out += _cached(cache / f"festival-{voice}-{count}-s{cfg.seed}-v{LABELS_VERSION}.pkl", make)
+    return out
+
+
+def _rir(rng: np.random.Generator, rate: int) -> F32:
+    rt60 = rng.uniform(0.15, 0.5)
+    n = int(rt60 * rate)
+    t = np.arange(n) / rate
+    tail = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
+    tail[: int(0.005 * rate)] = 0.0
+    rir = tail / np.sqrt((tail**2).sum()) * rng.uniform(0.15, 0.5)
+    rir[0] = 1.0
+    return rir.astype(np.float32)
+
+
+def augment(item: Labelled, rng: np.random.Generator) -> tuple[F32, int, list[Segment], float]:
+    """A perturbed copy: (float samples, rate, segments on the new time axis, duration)."""
+    utt = item.utt
+    x = utt.audio.astype(np.float32) / 32768.0
+    speed = rng.uniform(0.9, 1.1) if rng.random() < 0.7 else 1.0
+    rate = int(rng.choice(RATES, p=RATE_WEIGHTS))
+    # One polyphase resampling does both: new length = len * (rate / utt.rate) / speed.
+    ratio = rate / utt.rate / speed
+    up, down = _fraction(ratio)
+    if (up, down) != (1, 1):
+        x = signal.resample_poly(x, up, down).astype(np.float32)
+    if rng.random() < 0.5:  # microphone tilt
+        a = rng.uniform(-0.6, 0.9)
+        x = signal.lfilter([1.0, -a], [1.0], x).astype(np.float32)
+    if rng.random() < 0.25:  # a room
+        x = signal.fftconvolve(x, _rir(rng, rate))[: len(x)].astype(np.float32)
+    active = x[np.abs(x) > 0.02 * (np.abs(x).max() + 1e-9)]
+    rms = float(np.sqrt(np.mean(active**2))) if len(active) else 1e-3
+    x *= 10 ** (rng.uniform(-38.0, -12.0) / 20) / max(rms, 1e-6)
+    if rng.random() < 0.6:  # noise: white or pink, 10-45 dB below the speech
+        noise = rng.standard_normal(len(x)).astype(np.float32)
+        if rng.random() < 0.5:
+            noise = signal.lfilter([1.0], [1.0, -0.95], noise).astype(np.float32)
+        noise *= (
+            10 ** (-rng.uniform(10.0, 45.0) / 20)
+            * 10 ** (rng.uniform(-38.0, -12.0) / 20)
+            / float(noise.std() + 1e-9)
+        )
+        x = x + noise
+    x = np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.float32) / 32768.0
+    scale = 1.0 / speed
+    segs = [Segment(s.viseme, s.start * scale, s.end * scale, s.phone) for s in item.segs]
+    return x, rate, segs, len(x) / rate
+
+
+def _fraction(ratio: float) -> tuple[int, int]:
+    up, down = round(ratio * 1000), 1000
+    g = math.gcd(up, down)
+    return up // g, down // g
+
+
+def featurize(
+    items: list[Labelled], copies: int, seed: int
+) -> tuple[list[F32], list[npt.NDArray[np.int8]], list[str]]:
+    """Features and 10 ms labels of ``copies`` augmented versions of each utterance."""
+    rng = np.random.default_rng(seed)
+    feats, labels, sources = [], [], []
+    for item in items:
+        for c in range(copies):
+            if c == 0 and rng.random() < 0.3:  # some clean copies at their own rate
+                x, rate, segs, dur = (
+                    item.utt.audio.astype(np.float32) / 32768.0,
+                    item.utt.rate,
+                    item.segs,
+                    item.utt.duration,
+                )
+            else:
+                x, rate, segs, dur = augment(item, rng)
+            f = engine.log_mel(x, rate)
+            lab = label_grid(segs, dur, 0.01)
+            n = min(len(f), len(lab))
+            feats.append(f[:n])
+            labels.append(lab[:n].astype(np.int8))
+            sources.append(item.utt.source if item.utt.source == "espeak" else item.utt.voice)
+    return feats, labels, sources
+
+
+# ------------------------------------------------------------------------------------------ model
+
+
+class Net:
+    """Projection per frame, splice at OFFSETS, two ReLU layers, softmax; trained with Adam.
+
+    A batch is S runs of consecutive frames (S x W x N_MELS raw log-mel, W = L + past + future):
+    each frame is projected once and the projections are spliced for the L centre frames.
+    """
+
+    def __init__(self, cfg: Config, mean: F32, inv_std: F32, rng: np.random.Generator) -> None:
+        self.cfg = cfg
+        self.mean, self.inv_std = mean, inv_std
+        p, h, k = cfg.projection, cfg.hidden, len(OFFSETS)
+        self.past, self.future = -OFFSETS[0], OFFSETS[-1]
+        self.shift = np.array(OFFSETS) + self.past
+
+        def init(fan_in: int, fan_out: int) -> F32:
+            return (rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+
+        self.params: dict[str, F32] = {
+            "wp": init(engine.N_MELS, p), "bp": np.zeros(p, np.float32),
+            "w1": init(p * k, h), "b1": np.zeros(h, np.float32),
+            "w2": init(h, h), "b2": np.zeros(h, np.float32),
+            "w3": init(h, len(VISEMES)) * 0.1, "b3": np.zeros(len(VISEMES), np.float32),
+        }  # fmt: skip
+        self.m = {n: np.zeros_like(v) for n, v in self.params.items()}
+        self.v = {n: np.zeros_like(v) for n, v in self.params.items()}
+        self.t = 0
+
+    def forward(
+        self, x: F32, train: bool, rng: np.random.Generator | None = None
+    ) -> tuple[F32, dict[str, F32]]:
+        """Logits ((S * L) x 15) for runs of raw log-mel frames ``x`` (S x W x N_MELS)."""
+        p = self.params
+        s, w, _ = x.shape
+        n = w - self.past - self.future
+        z = ((x - self.mean) * self.inv_std).reshape(s * w, -1)
+        a0 = z @ p["wp"] + p["bp"]
+        proj = np.maximum(a0, 0).reshape(s, w, -1)
+        idx = np.arange(n)[:, None] + self.shift[None, :]  # L x K
+        h0 = proj[:, idx, :].reshape(s * n, -1)
+        a1 = h0 @ p["w1"] + p["b1"]
+        h1 = np.maximum(a1, 0)
+        cache = {"z": z, "a0": a0, "h0": h0, "a1": a1}
+        drop = self.cfg.dropout if train and rng is not None else 0.0
+        if drop > 0 and rng is not None:
+            cache["m1"] = (rng.random(h1.shape, dtype=np.float32) < 1 - drop).astype(np.float32) / (1 - drop)
+            h1 = h1 * cache["m1"]
+        a2 = h1 @ p["w2"] + p["b2"]
+        h2 = np.maximum(a2, 0)
+        if drop > 0 and rng is not None:
+            cache["m2"] = (rng.random(h2.shape, dtype=np.float32) < 1 - drop).astype(np.float32) / (1 - drop)
+            h2 = h2 * cache["m2"]
+        cache.update(h1=h1, a2=a2, h2=h2)
+        return h2 @ p["w3"] + p["b3"], cache
+
+    def step(
+        self, x: F32, y: npt.NDArray[np.int64], weights: F32, lr: float, rng: np.random.Generator
+    ) -> float:
+        """One Adam step on a batch of runs; ``y`` labels the centre frames in order. Returns the loss."""
+        p = self.params
+        s, w, _ = x.shape
+        n = w - self.past - self.future
+        logits, c = self.forward(x, True, rng)
+        logits -= logits.max(axis=1, keepdims=True)
+        prob = np.exp(logits)
+        prob /= prob.sum(axis=1, keepdims=True)
+        b = len(y)
+        wy = weights[y]
+        loss = float(-(wy * np.log(prob[np.arange(b), y] + 1e-9)).sum() / wy.sum())
+        d = prob
+        d[np.arange(b), y] -= 1.0
+        d *= (wy / wy.sum())[:, None]
+        g: dict[str, F32] = {"w3": c["h2"].T @ d, "b3": d.sum(0)}
+        dh2 = d @ p["w3"].T
+        if "m2" in c:
+            dh2 *= c["m2"]
+        da2 = dh2 * (c["a2"] > 0)
+        g["w2"], g["b2"] = c["h1"].T @ da2, da2.sum(0)
+        dh1 = da2 @ p["w2"].T
+        if "m1" in c:
+            dh1 *= c["m1"]
+        da1 = dh1 * (c["a1"] > 0)
+        g["w1"], g["b1"] = c["h0"].T @ da1, da1.sum(0)
+        dh0 = (da1 @ p["w1"].T).reshape(s, n, len(OFFSETS), -1)
+        dproj = np.zeros((s, w, dh0.shape[-1]), np.float32)
+        for k, at in enumerate(self.shift):
+            dproj[:, at : at + n, :] += dh0[:, :, k, :]
+        da0 = dproj.reshape(s * w, -1) * (c["a0"] > 0)
+        g["wp"], g["bp"] = c["z"].T @ da0, da0.sum(0)
+        self.t += 1
+        b1, b2 = 0.9, 0.999
+        for name, grad in g.items():
+            if name.startswith("w"):
+                grad = grad + 1e-5 * p[name]
+            self.m[name] = b1 * self.m[name] + (1 - b1) * grad
+            self.v[name] = b2 * self.v[name] + (1 - b2) * grad * grad
+            mhat = self.m[name] / (1 - b1**self.t)
+            vhat = self.v[name] / (1 - b2**self.t)
+            p[name] -= (lr * mhat / (np.sqrt(vhat) + 1e-8)).astype(np.float32)
+        return loss
+
+    def save(self, path: pathlib.Path, info: dict[str, object]) -> None:
+        """Write the weights as float16 (normalisation in float32) in the engine's .npz layout."""
+        half = {k: v.astype(np.float16) for k, v in self.params.items()}
+        np.savez_compressed(
+            path,
+            mean=self.mean.astype(np.float32),
+            inv_std=self.inv_std.astype(np.float32),
+            projection_weight=half["wp"],
+            projection_bias=half["bp"],
+            offsets=np.array(OFFSETS, np.int32),
+            layers=np.array(3),
+            weight0=half["w1"], bias0=half["b1"],
+            weight1=half["w2"], bias1=half["b2"],
+            weight2=half["w3"], bias2=half["b3"],
+            info=np.array(json.dumps(info)),
+        )  # fmt: skip
+
+
+class Runs:
+    """Utterances' features padded with silence (past before, future after) for runs of frames."""
+
+    def __init__(self, feats: list[F32], labels: list[npt.NDArray[np.int8]], sources: list[int]) -> None:
+        self.past, self.future = -OFFSETS[0], OFFSETS[-1]
+        rows, self.starts, self.lengths = [], [], []
+        at = 0
+        for f in feats:
+            rows += [np.full((self.past, engine.N_MELS), SILENCE, np.float32), f,
+                     np.full((self.future, engine.N_MELS), SILENCE, np.float32)]  # fmt: skip
+            self.starts.append(at)  # row of the first frame's window start
+            self.lengths.append(len(f))
+            at += self.past + len(f) + self.future
+        self.x = np.concatenate(rows)
+        self.labels = [lab.astype(np.int64) for lab in labels]
+        self.sources = sources
+
+    def epoch(self, run: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+        """Shuffled (utterance, first frame) runs of ``run`` frames, each utterance cut at a random phase."""
+        out = []
+        for u, n in enumerate(self.lengths):
+            phase = int(rng.integers(0, run))
+            out += [(u, f) for f in range(phase, n - run + 1, run)]
+        rng.shuffle(out)  # type: ignore[arg-type]
+        return out
+
+    def batch(self, runs: list[tuple[int, int]], run: int) -> tuple[F32, npt.NDArray[np.int64]]:
+        """Windows (S x (run + past + future) x N_MELS) and the centre labels (S * run)."""
+        width = run + self.past + self.future
+        first = np.array([self.starts[u] + f for u, f in runs])
+        x = self.x[first[:, None] + np.arange(width)[None, :]]
+        y = np.concatenate([self.labels[u][f : f + run] for u, f in runs])
+        return x, y
+
+
+def feature_augment(x: F32, rng: np.random.Generator) -> F32:
+    """Per-run level, spectral tilt and band masking (fresh every batch)."""
+    s = x.shape[0]
+    gain = rng.uniform(-1.2, 1.2, (s, 1, 1)).astype(np.float32)
+    tilt = (rng.uniform(-0.5, 0.5, (s, 1, 1)) * np.linspace(-1, 1, engine.N_MELS)[None, None, :]).astype(
+        np.float32
+    )
+    live = x > SILENCE + 1.0
+    x = np.where(live, x + gain + tilt, x)
+    mask = rng.random(s) < 0.2
+    if mask.any():
+        starts = rng.integers(0, engine.N_MELS - 4, s)
+        widths = rng.integers(1, 5, s)
+        bands = np.arange(engine.N_MELS)[None, :]
+        hit = (bands >= starts[:, None]) & (bands < (starts + widths)[:, None]) & mask[:, None]
+        x = np.where(hit[:, None, :], x.mean(axis=2, keepdims=True), x)
+    return x.astype(np.float32)
+
+
+def evaluate(net: Net, data: Runs, names: list[str]) -> dict[str, float]:
+    """10 ms frame accuracy per source (exact, no tolerance), whole utterances."""
+    correct = np.zeros(len(names))
+    total = np.zeros(len(names))
+    for u, n in enumerate(data.lengths):
+        x = data.x[data.starts[u] : data.starts[u] + n + data.past + data.future][None]
+        logits, _ = net.forward(x, False)
+        correct[data.sources[u]] += float(np.sum(logits.argmax(1) == data.labels[u]))
+        total[data.sources[u]] += n
+    return {name: float(correct[i] / max(total[i], 1)) for i, name in enumerate(names)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Synthesize, augment, train, write."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument(
+        "--data", type=pathlib.Path, default=ROOT / "build" / "lipsync-data", help="synthesis cache"
+    )
+    ap.add_argument(
+        "--out", type=pathlib.Path, default=ROOT / "python" / "avatarkit" / "data" / "lipsync_model.npz"
+    )
+    ap.add_argument("--quick", action="store_true", help="a tiny run to check the pipeline")
+    ap.add_argument("--epochs", type=int)
+    ap.add_argument("--espeak", type=int)
+    ap.add_argument("--festival", type=int)
+    ap.add_argument("--hidden", type=int)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args(argv)
+    cfg = Config(seed=args.seed)
+    if args.quick:
+        cfg.espeak, cfg.festival, cfg.foreign, cfg.epochs, cfg.copies = 60, 20, 4, 2, 1
+    for name in ("epochs", "espeak", "festival", "hidden"):
+        if getattr(args, name) is not None:
+            setattr(cfg, name, getattr(args, name))
+    print("config:", cfg)
+
+    items = synthesize(cfg, args.data)
+    rng = np.random.default_rng(cfg.seed)
+    order = rng.permutation(len(items))
+    n_dev = max(2, len(items) // 25)
+    dev_items = [items[i] for i in order[:n_dev]]
+    train_items = [items[i] for i in order[n_dev:]]
+
+    t0 = time.time()
+    feats, labels, src = featurize(train_items, cfg.copies, cfg.seed)
+    dfeats, dlabels, dsrc = featurize(dev_items, 1, cfg.seed + 7)
+    print(
+        f"features: {sum(len(f) for f in feats)} train / {sum(len(f) for f in dfeats)} dev frames "
+        f"({time.time() - t0:.0f} s)"
+    )
+    names = sorted(set(src) | set(dsrc))
+    train = Runs(feats, labels, [names.index(x) for x in src])
+    dev = Runs(dfeats, dlabels, [names.index(x) for x in dsrc])
+
+    real = np.concatenate(feats)
+    mean = real.mean(axis=0).astype(np.float32)
+    inv_std = (1.0 / (real.std(axis=0) + 1e-3)).astype(np.float32)
+    counts = np.bincount(np.concatenate(train.labels), minlength=len(VISEMES)).astype(np.float64)
+    print(
+        "label shares:", {v: round(float(c / counts.sum()), 3) for v, c in zip(VISEMES, counts, strict=True)}
+    )
+    weights = np.ones(len(VISEMES), np.float32)
+    weights[PP] = 1.2  # lips that fail to close are the most visible error
+    weights[SIL] = 0.8
+
+    net = Net(cfg, mean, inv_std, rng)
+    run, per_batch = cfg.run, cfg.batch // cfg.run
+    steps_per_epoch = int(counts.sum()) // cfg.batch
+    total_steps = steps_per_epoch * cfg.epochs
+    step = 0
+    acc: dict[str, float] = {}
+    for epoch in range(cfg.epochs):
+        t0 = time.time()
+        runs = train.epoch(run, rng)
+        losses = []
+        for i in range(0, len(runs) - per_batch + 1, per_batch):
+            lr = (
+                cfg.lr
+                * 0.5
+                * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+                * min(1.0, (step + 1) / 300)
+            )
+            x, y = train.batch(runs[i : i + per_batch], run)
+            losses.append(net.step(feature_augment(x, rng), y, weights, lr, rng))
+            step += 1
+        acc = evaluate(net, dev, names)
+        print(
+            f"epoch {epoch + 1}/{cfg.epochs}: loss {np.mean(losses):.3f}, dev 10 ms accuracy "
+            + ", ".join(f"{k} {v:.3f}" for k, v in acc.items())
+            + f" ({time.time() - t0:.0f} s)",
+            flush=True,
+        )
+
+    info = {"config": cfg.__dict__, "offsets": list(OFFSETS), "train_frames": int(counts.sum()),
+            "dev_accuracy_10ms": acc, "script": "scripts/train_lipsync.py"}  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    net.save(args.out, info)
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

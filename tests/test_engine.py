@@ -1,0 +1,259 @@
+"""The audio-to-animation engine: frame contract, look-ahead, determinism, and lip shapes that read right.
+
+The lip-shape tests speak with espeak-ng (the ``espeakng-loader`` wheel, a test dependency) in a voice
+the model never trained on; they skip when it is missing. The evaluation harness itself
+(``bench/lipsync/evaluate.py``) is too slow for the default run: one smoke test runs it on two
+sentences per installed synthesizer.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import pathlib
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+from avatarkit.codec import CANONICAL_NAMES
+from avatarkit.engine import SUPPORTED_RATES, EngineSession, load_model
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+COL = {n: i for i, n in enumerate(CANONICAL_NAMES)}
+VISEMES = [n for n in CANONICAL_NAMES if n.startswith("viseme_")]
+MOUTH = [n for n in CANONICAL_NAMES if n.startswith(("mouth", "jaw", "tongue", "cheek"))]
+TEST_VOICE = "en-us+f4"  # an evaluation voice: never in the training data
+
+needs_espeak = pytest.mark.skipif(
+    importlib.util.find_spec("espeakng_loader") is None, reason="espeakng-loader is not installed"
+)
+
+
+def _bench() -> None:
+    if str(REPO / "bench") not in sys.path:
+        sys.path.insert(0, str(REPO / "bench"))
+
+
+def speak(text: str, voice: str = TEST_VOICE) -> tuple[np.ndarray, int, list[tuple[str, float, float]]]:
+    """espeak-ng audio (int16), its rate, and its phones (symbol without stress marks, start, end)."""
+    _bench()
+    from lipsync.synth import Espeak, strip_espeak
+
+    utt = Espeak.get().synthesize(text, voice)
+    return utt.audio, utt.rate, [(strip_espeak(p.symbol), p.start, p.end) for p in utt.phones]
+
+
+def run(audio: np.ndarray, rate: int, chunks: list[int] | None = None) -> np.ndarray:
+    session = EngineSession(rate)
+    out, at = [], 0
+    for n in chunks or [len(audio)]:
+        out.append(session.push(audio[at : at + n]))
+        at += n
+    assert at == len(audio)
+    out.append(session.flush())
+    return np.concatenate(out)
+
+
+def noise(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * np.arange(int(seconds * rate)) / rate)
+    return (rng.standard_normal(int(seconds * rate)) * 3000 * envelope).astype(np.int16)
+
+
+def resample(audio: np.ndarray, rate: int, to: int) -> np.ndarray:
+    """Band-limited resampling by zero-padding or truncating the spectrum (fine for a test)."""
+    spectrum = np.fft.rfft(audio.astype(np.float64))
+    n = round(len(audio) * to / rate)
+    keep = min(len(spectrum), n // 2 + 1)
+    out = np.fft.irfft(spectrum[:keep], n) * (n / len(audio))
+    return np.clip(np.round(out), -32768, 32767).astype(np.int16)
+
+
+def viseme_at(frames: np.ndarray, k: int) -> str:
+    return VISEMES[int(np.argmax(frames[k, [COL[v] for v in VISEMES]]))].removeprefix("viseme_")
+
+
+# ----------------------------------------------------------------------------------------- contract
+
+
+@pytest.mark.parametrize("rate", SUPPORTED_RATES)
+def test_frame_count_for_any_chunking(rate: int) -> None:
+    rng = np.random.default_rng(rate)
+    for seconds in (0.0, 0.001, 0.04, 0.041, 1.0, 2.345):
+        audio = noise(seconds, rate)
+        chunks: list[int] = []
+        left = len(audio)
+        while left:
+            n = min(left, int(rng.choice([0, 1, 7, 160, 333, 1024, 4801])))
+            chunks.append(n)
+            left -= n
+        frames = run(audio, rate, chunks)
+        assert frames.shape == (math.ceil(len(audio) / (rate / 25) - 1e-9), len(CANONICAL_NAMES))
+        assert frames.dtype == np.float32
+        assert np.all(np.isfinite(frames))
+
+
+def test_bytes_and_arrays_are_the_same() -> None:
+    audio = noise(0.5, 16000)
+    a = EngineSession(16000)
+    b = EngineSession(16000)
+    out_a = np.concatenate([a.push(audio.tobytes()), a.flush()])
+    out_b = np.concatenate([b.push(audio), b.flush()])
+    np.testing.assert_array_equal(out_a, out_b)
+
+
+def test_bad_input_is_refused() -> None:
+    with pytest.raises(ValueError, match="unsupported sample rate"):
+        EngineSession(11025)
+    session = EngineSession(16000)
+    with pytest.raises(ValueError):
+        session.push(np.zeros(10, np.float32))  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        session.push(b"\x00\x01\x02")  # an odd byte count is not PCM16
+
+
+def test_deterministic_whatever_the_chunking() -> None:
+    audio = noise(3.0, 22050, seed=3)
+    whole = run(audio, 22050)
+    rng = np.random.default_rng(0)
+    sizes = list(rng.integers(1, 2000, 200))
+    chunks, left = [], len(audio)
+    for n in sizes:
+        if left == 0:
+            break
+        chunks.append(min(int(n), left))
+        left -= chunks[-1]
+    if left:
+        chunks.append(left)
+    np.testing.assert_array_equal(whole, run(audio, 22050, chunks))
+    np.testing.assert_array_equal(whole, run(audio, 22050))
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 48000])
+def test_lookahead_bound(rate: int) -> None:
+    session = EngineSession(rate)
+    assert session.lookahead_ms <= 100.0
+    audio = noise(2.0, rate)
+    step = rate // 1000  # 1 ms pieces
+    frame = rate / 25
+    got = 0
+    for at in range(0, len(audio), step):
+        received = min(at + step, len(audio))
+        out = session.push(audio[at:received])
+        for k in range(got, got + len(out)):
+            late_ms = (received - (k + 1) * frame) / rate * 1000
+            assert late_ms <= session.lookahead_ms + 1.0 + 1e-6, (
+                f"frame {k} came {late_ms:.1f} ms after its end"
+            )
+        got += len(out)
+        # Frame `got` may not be ready yet only if its look-ahead audio has not arrived.
+        assert received < (got + 1) * frame + session.lookahead_ms * rate / 1000 + step
+    assert got + len(session.flush()) == math.ceil(len(audio) / frame)
+
+
+# ------------------------------------------------------------------------------------------ the face
+
+
+def test_silence_is_neutral() -> None:
+    frames = run(np.zeros(16000 * 2, np.int16), 16000)
+    assert np.all(frames[:, COL["viseme_sil"]] > 0.9)
+    mouth = frames[:, [COL[n] for n in MOUTH]]
+    assert mouth.max() < 0.02
+    # Idle life goes on: the eyes still blink within a few seconds of silence.
+    frames = run(np.zeros(16000 * 8, np.int16), 16000)
+    assert frames[:, COL["eyeBlinkLeft"]].max() > 0.9
+
+
+@needs_espeak
+def test_speech_then_silence_returns_to_neutral() -> None:
+    audio, rate, _ = speak("Hello there, how are you today?")
+    audio = np.concatenate([audio, np.zeros(rate, np.int16)])
+    frames = run(audio, rate)
+    assert frames[:, COL["jawOpen"]].max() > 0.3
+    tail = frames[-10:]
+    assert np.all(tail[:, COL["viseme_sil"]] > 0.9)
+    assert tail[:, [COL[n] for n in MOUTH]].max() < 0.03
+
+
+@needs_espeak
+def test_pa_pa_pa_closes_the_lips() -> None:
+    audio, rate, phones = speak("pa pa pa pa")
+    frames = run(audio, rate)
+    ps = [(s, e) for sym, s, e in phones if sym == "p"]
+    assert len(ps) == 4
+    for start, end in ps:
+        window = range(max(0, int((start - 0.04) / 0.04)), min(len(frames), math.ceil((end + 0.04) / 0.04)))
+        assert any(viseme_at(frames, k) == "PP" for k in window), f"no PP near the p at {start:.2f} s"
+        assert max(frames[k, COL["mouthClose"]] + frames[k, COL["mouthPressLeft"]] for k in window) > 0.2
+    # ...and opens between them.
+    assert frames[:, COL["jawOpen"]].max() > 0.3
+
+
+@needs_espeak
+def test_oo_rounds_the_lips() -> None:
+    audio, rate, phones = speak("ooh, who knew two moons")
+    frames = run(audio, rate)
+    vowels = [(s, e) for sym, s, e in phones if sym == "u:"]
+    assert vowels
+    for start, end in vowels:
+        mid = int((start + end) / 2 / 0.04)
+        rounded = [viseme_at(frames, k) in ("U", "O") for k in range(max(0, mid - 1), mid + 2)]
+        assert any(rounded), f"not rounded around {start:.2f}-{end:.2f} s"
+        pucker = max(
+            frames[k, COL["mouthPucker"]] + frames[k, COL["mouthFunnel"]] for k in range(mid - 1, mid + 2)
+        )
+        assert pucker > 0.3
+
+
+@needs_espeak
+def test_fa_shows_the_teeth_on_the_lip() -> None:
+    audio, rate, phones = speak("fa fa fa")
+    frames = run(audio, rate)
+    fs = [(s, e) for sym, s, e in phones if sym == "f"]
+    assert len(fs) == 3
+    for start, end in fs:
+        window = range(max(0, int((start - 0.04) / 0.04)), min(len(frames), math.ceil((end + 0.04) / 0.04)))
+        assert any(viseme_at(frames, k) == "FF" for k in window), f"no FF near the f at {start:.2f} s"
+        assert max(frames[k, COL["mouthRollLower"]] for k in window) > 0.2
+
+
+@needs_espeak
+def test_rates_agree() -> None:
+    """The same speech at 8 kHz and 48 kHz reads mostly the same (features do not depend on the rate)."""
+    audio, rate, _ = speak("Please put the blue box back where you found it.")
+    low, high = resample(audio, rate, 8000), resample(audio, rate, 48000)
+    a, b = run(low, 8000), run(high, 48000)
+    n = min(len(a), len(b))
+    va = a[:n, [COL[v] for v in VISEMES]].argmax(1)
+    vb = b[:n, [COL[v] for v in VISEMES]].argmax(1)
+    assert np.mean(va == vb) > 0.6
+    assert np.corrcoef(a[:n, COL["jawOpen"]], b[:n, COL["jawOpen"]])[0, 1] > 0.8
+
+
+def test_model_is_small_and_shipped() -> None:
+    from avatarkit.engine import MODEL_PATH
+
+    assert MODEL_PATH.is_file()
+    assert MODEL_PATH.stat().st_size < 400_000
+    model = load_model()
+    assert model.future <= 8  # with the 20 ms smoothing margin: within the 100 ms budget
+    assert model.parameter_count < 200_000
+
+
+# ---------------------------------------------------------------------------------- harness smoke
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("espeakng_loader") is None and shutil.which("festival") is None,
+    reason="neither espeak-ng (espeakng-loader) nor festival is installed",
+)
+def test_evaluation_harness_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    _bench()
+    from lipsync import evaluate
+
+    assert evaluate.main(["--count", "2", "--no-real"]) == 0
+    out = capsys.readouterr().out
+    assert "viseme accuracy" in out
+    assert "bilabial closure recall" in out
