@@ -280,3 +280,84 @@ async def test_host_mode_plays_the_official_recording(official_recording, offici
         assert jaw.max() > 0.2 and jaw.std() > 0.03 and head.std() > 0.005
         assert parse_message(official_messages[0]).server_response_animation.req_id != conv_id
     AvatarSDK.cleanup()
+
+
+@pytest.mark.asyncio
+async def test_session_time_limit_reconnects_by_itself(bundles: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    from avatarkit.server.config import Limits
+
+    short = ServiceConfig(
+        apps={"demo": AppConfig("demo", API_KEY, limits=Limits(session_seconds=0.6))}, token_secret=SECRET
+    )
+    with start_service(short, avatar_roots=[bundles]) as server:
+        AvatarSDK.initialize("demo", Configuration(environment=Environment.local(port=server.port)))
+        AvatarSDK.session_token = await token(server)
+        avatar = await AvatarManager(cache_dir=tmp_path).load("tiny")
+        with AvatarView(HeadlessSurface(32, 32), avatar) as v:
+            c = v.controller
+            states: list[ConnectionState] = []
+            c.on_connection_state = lambda s, e: states.append(s)
+            await c.start()
+            first = c.connection_id
+            # The service ends the session after 0.6 s with close code 4002; the controller reconnects.
+            await wait_until(lambda: c.connection_id != first and c.connection_state is ConnectionState.CONNECTED)
+            assert ConnectionState.CONNECTING in states[2:]
+            assert ConnectionState.FAILED not in states
+            c.send(speech_like(0.4), end=True)  # and it still works
+            conv = c._conversation
+            await wait_until(lambda: conv is not None and conv.motion_ended)
+            await c.close()
+    AvatarSDK.cleanup()
+
+
+@pytest.mark.asyncio
+async def test_host_mode_with_frames_from_the_official_client(server: BackgroundServer, tmp_path: pathlib.Path) -> None:
+    spatialreal = pytest.importorskip("spatialreal")
+    from datetime import datetime, timedelta, timezone
+
+    frames: list[bytes] = []
+    done = asyncio.Event()
+
+    def transport(raw: bytes, is_last: bool) -> None:
+        frames.append(raw)
+        if is_last:
+            done.set()
+
+    # The app's backend: the official server SDK against our service.
+    session = spatialreal.new_avatar_session(
+        api_key=API_KEY,
+        app_id="demo",
+        avatar_id="tiny",
+        expire_at=datetime.now(timezone.utc) + timedelta(minutes=5),
+        console_endpoint_url=server.url,
+        ingress_endpoint_url=server.url + "/v2/driveningress",
+        sample_rate=16000,
+        transport_frames=transport,
+    )
+    await session.init()
+    await session.start()
+    pcm = decode_audio(DEMO_SPEECH, 16000)[:32000]
+    await session.send_audio(pcm.tobytes(), end=True)
+    await asyncio.wait_for(done.wait(), 20)
+    await session.close()
+
+    # The app's client: Host mode, audio and the frames exactly as the backend received them.
+    AvatarSDK.initialize("demo", Configuration(driving_service_mode=DrivingServiceMode.HOST))
+    avatar = AvatarManager(cache_dir=tmp_path).derive(server_bundle(server))
+    with AvatarView(HeadlessSurface(32, 32), avatar) as v:
+        c = v.controller
+        conv_id = c.yield_audio_data(pcm, end=True)
+        c.yield_frames_data(frames, conv_id)
+        conv = c._conversation
+        assert conv is not None and conv.motion_ended
+        assert len(conv.timeline) == 50  # 2 s at 25 fps
+        assert conv.timeline._values[:, c._col["jawOpen"]].max() > 0.2
+    AvatarSDK.cleanup()
+
+
+def server_bundle(server: BackgroundServer) -> pathlib.Path:
+    from avatarkit.server.app import STORE_KEY
+
+    directory = server._app[STORE_KEY].directory("tiny")
+    assert directory is not None
+    return directory
