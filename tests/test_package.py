@@ -96,3 +96,24 @@ def test_source_is_ruff_clean_and_typed() -> None:
     assert ruff.returncode == 0, ruff.stdout + ruff.stderr
     mypy = subprocess.run([sys.executable, "-m", "mypy"], capture_output=True, text=True, cwd=REPO)
     assert mypy.returncode == 0, mypy.stdout + mypy.stderr
+
+
+def test_cli_bench_prints_every_figure() -> None:
+    result = subprocess.run([sys.executable, "-m", "avatarkit", "bench"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    for stage in ("codec", "engine", "deform", "render"):
+        assert any(line.startswith(stage) for line in result.stdout.splitlines()), result.stdout
+
+
+def test_cli_render_errors_are_one_line(tmp_path: pathlib.Path) -> None:
+    bad = tmp_path / "not-audio.wav"
+    bad.write_bytes(b"this is not a wav file")
+    for args in (
+        ["render", str(tmp_path / "missing.wav")],
+        ["render", str(bad)],
+        ["render", str(bad), "--size", "7x9"],
+    ):
+        result = subprocess.run([sys.executable, "-m", "avatarkit", *args], capture_output=True, text=True)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.startswith("avatarkit: error:"), result.stderr
+        assert "Traceback" not in result.stderr

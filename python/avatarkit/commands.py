@@ -344,6 +344,67 @@ def _avatars(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    """Quick figures for this machine: codec, engine, deformation, rendering."""
+    import numpy as np
+
+    from . import codec
+    from ._synthetic import speech_like
+    from .engine import EngineSession
+    from .media import DEMO_SPEECH, decode_audio
+    from .sdk import AvatarSDK
+
+    def rate(fn: Any, seconds: float = 0.5) -> float:
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            fn()
+            count += 1
+        return count / (time.perf_counter() - start)
+
+    values = speech_like(4.0)
+    payload = codec.StreamEncoder(codec.canonical_schema()).encode(values)
+    decode = rate(lambda: codec.StreamDecoder().decode(payload)) * len(values)
+    print(f"codec      {decode / 1e6:6.2f} M frames/s decoded (73 channels, 100-frame payloads)")
+    pcm = decode_audio(DEMO_SPEECH, 16000)
+    start = time.perf_counter()
+    session = EngineSession(16000)
+    session.push(pcm)
+    session.flush()
+    rtf = (time.perf_counter() - start) / (len(pcm) / 16000)
+    print(f"engine     {rtf:6.4f} real-time factor (CPU seconds per second of speech)")
+    from ._core import rig
+
+    rng = np.random.default_rng(0)
+    positions = rng.normal(size=(20000, 3)).astype(np.float32)
+    mesh = rig.MorphMesh(positions, positions)
+    for _ in range(67):
+        delta = np.zeros_like(positions)
+        moved = rng.random(20000) < 0.2
+        delta[moved] = rng.normal(size=(int(moved.sum()), 3)) * 0.01
+        mesh.add_dense_target(delta, delta)
+    weights = np.zeros(67, np.float32)
+    weights[:12] = 0.5
+    out_p, out_n = np.empty_like(positions), np.empty_like(positions)
+    per_frame = 1.0 / rate(lambda: mesh.apply(weights, out_p, out_n))
+    print(f"deform     {per_frame * 1e3:6.3f} ms/frame (20000 vertices, 67 targets, 12 active)")
+    if not AvatarSDK.supports_current_device():
+        print("render     no OpenGL 3.3 context on this machine")
+        return 0
+    from .manager import AvatarManager
+    from .server.samples import ensure_samples
+    from .view import AvatarView, HeadlessSurface
+
+    avatar = AvatarManager.derive(ensure_samples() / "default")
+    for samples in (0, 4):
+        view = AvatarView(HeadlessSurface(512, 512, samples=samples), avatar)
+        view.render_frame_sync(0.0)
+        fps = rate(lambda v=view: v.render_frame_sync(), seconds=2.0)
+        renderer = view.gl_info()["renderer"]
+        view.destroy()
+        print(f"render     {fps:6.1f} frames/s, default avatar 512x512, MSAA {samples}x, readback ({renderer})")
+    return 0
+
+
 def register(sub: Any) -> None:
     """Add the demo, render and avatars commands to the ``avatarkit`` parser."""
     demo = sub.add_parser(
@@ -381,6 +442,9 @@ def register(sub: Any) -> None:
     render.add_argument("--api-key", help="API key at --server, to get a session token")
     render.add_argument("--token", help="a session token for --server")
     render.set_defaults(func=lambda a: asyncio.run(_render(a)))
+
+    bench = sub.add_parser("bench", help="quick speed figures for this machine (codec, engine, deform, render)")
+    bench.set_defaults(func=_bench)
 
     avatars = sub.add_parser("avatars", help="the avatar cache: list, info, clear")
     avatars_sub = avatars.add_subparsers(dest="avatars_command", required=True)

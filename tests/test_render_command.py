@@ -1,0 +1,69 @@
+"""``avatarkit render``: speech in, a talking-avatar video out, picture and sound in sync."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+import av
+import numpy as np
+import pytest
+
+from avatarkit.media import DEMO_SPEECH, decode_audio
+from avatarkit.video import LEAD_IN, TAIL
+
+from render_helpers import require_gl
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    require_gl()
+    path = tmp_path_factory.mktemp("speech") / "speech.pcm"
+    path.write_bytes(decode_audio(DEMO_SPEECH, 16000)[:24000].tobytes())  # 1.5 s
+    return path
+
+
+def render(*args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "avatarkit", "render", *args], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_mp4_has_h264_and_aac_in_sync(speech: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    out = tmp_path / "talk.mp4"
+    result = render(str(speech), "--raw-rate", "16000", "-o", str(out), "--size", "128x128", "--fps", "25")
+    assert "decode" in result.stdout and "encode" in result.stdout  # the time split by stage
+    with av.open(str(out)) as container:
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        assert video.codec_context.name == "h264" and audio.codec_context.name == "aac"
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video)]
+    expected = round((LEAD_IN + 1.5 + TAIL) * 25)
+    assert len(frames) == expected
+    assert frames[0].shape == (128, 128, 3)
+    assert float(video.duration * video.time_base) == pytest.approx(expected / 25, abs=0.05)
+    assert float(audio.duration * audio.time_base) == pytest.approx(expected / 25, abs=0.1)
+    # The face moves while it speaks and not in the lead-in.
+    still = np.abs(frames[1].astype(int) - frames[3].astype(int)).mean()
+    talking = max(np.abs(frames[i].astype(int) - frames[i + 3].astype(int)).mean() for i in range(10, 40))
+    assert talking > 3 * max(still, 0.05)
+
+
+def test_alpha_formats_and_png_sequence(speech: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    webm = tmp_path / "talk.webm"
+    render(str(speech), "--raw-rate", "16000", "-o", str(webm), "--size", "64x64", "--background", "transparent")
+    with av.open(str(webm)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "vp9"
+        assert stream.metadata.get("alpha_mode") == "1"  # VP9 carries alpha beside the colour planes
+    pngs = tmp_path / "frames"
+    render(str(speech), "--raw-rate", "16000", "--png-dir", str(pngs), "--png-only", "--size", "64x64",
+           "--background", "transparent")  # fmt: skip
+    files = sorted(pngs.glob("frame_*.png"))
+    assert len(files) == round((LEAD_IN + 1.5 + TAIL) * 30)
+    from PIL import Image
+
+    first = np.asarray(Image.open(files[0]))
+    assert first.shape == (64, 64, 4) and first[0, 0, 3] == 0 and first[..., 3].max() == 255
