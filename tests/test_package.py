@@ -117,3 +117,19 @@ def test_cli_render_errors_are_one_line(tmp_path: pathlib.Path) -> None:
         assert result.returncode == 2, (args, result.stderr)
         assert result.stderr.startswith("avatarkit: error:"), result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_cli_serve_port_in_use_is_one_line() -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "avatarkit", "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("avatarkit: error: cannot listen")
+    assert "serving" not in result.stdout

@@ -7,6 +7,7 @@ import base64
 import json
 import logging
 import pathlib
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -122,15 +123,18 @@ def _serve(args: argparse.Namespace) -> int:
     store = AvatarStore([*roots, ensure_samples()])
     app = create_app(store)
     add_driving_service(app, config)
+    # Bind first, so a port in use is one clear error line and "serving" is only said when true.
+    try:
+        sock = socket.create_server((args.host, args.port), reuse_port=False)
+    except OSError as err:
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {err.strerror or err}") from err
+    port = sock.getsockname()[1]
     print(
-        f"avatarkit: serving {', '.join(store.ids()) or 'no avatars'} on http://{args.host}:{args.port} "
+        f"avatarkit: serving {', '.join(store.ids()) or 'no avatars'} on http://{args.host}:{port} "
         "(assets /v1/avatars, tokens /v1/auth/session-token, WebSocket /v2/driveningress/websocket)",
         flush=True,
     )
-    try:
-        web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
-    except OSError as err:
-        raise UserError(f"cannot listen on {args.host}:{args.port}: {err.strerror or err}") from err
+    web.run_app(app, sock=sock, print=None, access_log=None)
     return 0
 
 
