@@ -398,6 +398,7 @@ class AvatarView:
             raise
         if window:
             self._thread.idle_hook = self._window_tick
+            self._thread.submit(lambda: None)  # wake the thread so it starts drawing
 
     @property
     def controller(self) -> AvatarController:

@@ -1,0 +1,57 @@
+"""AvatarView in a desktop window (glfw), on a virtual X screen (Xvfb) the test starts itself."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from render_helpers import tiny_avatar_glb
+
+
+@pytest.fixture
+def display(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    pytest.importorskip("glfw")
+    if os.environ.get("DISPLAY"):
+        yield os.environ["DISPLAY"]
+        return
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.skip("no display and no Xvfb (apt-get install xvfb)")
+    number = 90 + os.getpid() % 100
+    proc = subprocess.Popen([xvfb, f":{number}", "-screen", "0", "640x480x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    time.sleep(1.0)
+    monkeypatch.setenv("DISPLAY", f":{number}")
+    try:
+        yield f":{number}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_window_view_draws_continuously(display, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from avatarkit import AvatarManager, AvatarView, WindowSurface
+
+    avatar = AvatarManager(cache_dir=tmp_path).derive(tiny_avatar_glb(tmp_path / "t.glb"))
+    view = AvatarView(WindowSurface(160, 160, vsync=False), avatar)
+    first: list[bool] = []
+    rates: list[float] = []
+    view.on_first_rendering = lambda: first.append(True)
+    view.avatar_controller.on_frame_rate_info = rates.append
+    try:
+        deadline = time.monotonic() + 20
+        while (not first or not rates) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert first == [True]
+        assert rates and rates[-1] > 1.0
+        view.pause_rendering()
+        view.resume_rendering()
+        frame = view.render_frame_sync()
+        assert frame.image.shape == (160, 160, 4)
+        view.check_gl_errors()
+    finally:
+        view.destroy()
