@@ -55,3 +55,19 @@ def test_window_view_draws_continuously(display, tmp_path) -> None:  # type: ign
         view.check_gl_errors()
     finally:
         view.destroy()
+
+
+def test_view_command_opens_speaks_and_closes(display) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    from avatarkit.media import DEMO_SPEECH
+
+    result = subprocess.run(
+        [sys.executable, "-m", "avatarkit", "view", "--seconds", "2", "--size", "160x160", "--speech", str(DEMO_SPEECH)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "DISPLAY": display},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "speaking demo_speech.ogg" in result.stdout

@@ -11,7 +11,7 @@ import re
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from .errors import AvatarError
 
@@ -344,6 +344,77 @@ def _avatars(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _view(args: argparse.Namespace) -> int:
+    """An interactive window: idle life, speech files dropped on it, mouse orbit and wheel zoom."""
+    from . import AvatarSDK, AvatarView, Configuration, WindowSurface
+    from .gl.window import WindowError
+    from .media import decode_audio
+    from .video import local_motion
+
+    width, height = parse_size(args.size)
+    AvatarSDK.initialize("local", Configuration())
+    avatar = await _resolve_avatar(args.avatar, None)
+    try:
+        view = AvatarView(WindowSurface(width, height, f"AvatarKit - {avatar.name}", vsync=True), avatar)
+    except WindowError as err:
+        raise UserError(f"no window: {err}") from err
+    controller = view.avatar_controller
+
+    def play(path: str) -> None:
+        try:
+            pcm = decode_audio(path, 16000)
+        except AvatarError as err:
+            print(f"avatarkit: {err.message}", file=sys.stderr)
+            return
+        controller.play(pcm, local_motion(pcm, 16000), sample_rate=16000)
+        print(f"avatarkit: speaking {pathlib.Path(path).name} ({len(pcm) / 16000:.1f} s)", flush=True)
+
+    drag: dict[str, Any] = {"on": False, "x": 0.0, "y": 0.0}
+
+    def setup() -> None:
+        import glfw
+
+        window = view._thread.context.window
+        camera = view.camera
+
+        def on_button(_w: Any, button: int, action: int, _mods: int) -> None:
+            if button == glfw.MOUSE_BUTTON_LEFT:
+                drag["on"] = action == glfw.PRESS
+                drag["x"], drag["y"] = glfw.get_cursor_pos(window)
+
+        def on_move(_w: Any, x: float, y: float) -> None:
+            if drag["on"]:
+                camera.yaw_deg = max(-80.0, min(80.0, camera.yaw_deg - (x - drag["x"]) * 0.3))
+                camera.pitch_deg = max(-40.0, min(40.0, camera.pitch_deg + (y - drag["y"]) * 0.3))
+                drag["x"], drag["y"] = x, y
+
+        def on_scroll(_w: Any, _dx: float, dy: float) -> None:
+            camera.distance = max(0.2, min(5.0, camera.distance * (0.9 if dy > 0 else 1.1)))
+
+        glfw.set_mouse_button_callback(window, on_button)
+        glfw.set_cursor_pos_callback(window, on_move)
+        glfw.set_scroll_callback(window, on_scroll)
+        def on_drop(_w: Any, paths: list[str]) -> None:
+            if paths:
+                play(paths[0])
+
+        glfw.set_drop_callback(window, cast(Any, on_drop))
+
+    view._thread.submit(setup).result()
+    if args.speech:
+        play(args.speech)
+    print("avatarkit: drop a speech file on the window; drag to orbit, scroll to zoom; close it to quit", flush=True)
+    started = time.monotonic()
+    try:
+        while not view._thread.context.should_close():
+            if args.seconds is not None and time.monotonic() - started > args.seconds:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        view.destroy()
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     """Quick figures for this machine: codec, engine, deformation, rendering."""
     import numpy as np
@@ -442,6 +513,19 @@ def register(sub: Any) -> None:
     render.add_argument("--api-key", help="API key at --server, to get a session token")
     render.add_argument("--token", help="a session token for --server")
     render.set_defaults(func=lambda a: asyncio.run(_render(a)))
+
+    view = sub.add_parser(
+        "view",
+        help="an interactive window: drop speech files on it, orbit with the mouse",
+        description="Open a window with an avatar alive in it (needs a display and the 'window' extra: "
+        "pip install 'pyavatarkit[window]'). Drop a wav/mp3/ogg/flac file on it to hear it spoken (the motion "
+        "comes from the engine in this process); drag to orbit, scroll to zoom.",
+    )
+    view.add_argument("--avatar", default="default", help="an avatar id, a .glb/.gltf file, or a bundle folder")
+    view.add_argument("--speech", help="speak this file once the window is open")
+    view.add_argument("--size", default="720x720", help="window size WIDTHxHEIGHT (default 720x720)")
+    view.add_argument("--seconds", type=float, help="close by itself after this many seconds")
+    view.set_defaults(func=lambda a: asyncio.run(_view(a)))
 
     bench = sub.add_parser("bench", help="quick speed figures for this machine (codec, engine, deform, render)")
     bench.set_defaults(func=_bench)
