@@ -62,8 +62,9 @@ def test_view_command_opens_speaks_and_closes(display) -> None:  # type: ignore[
 
     from avatarkit.media import DEMO_SPEECH
 
+    command = ["view", "--seconds", "2", "--size", "160x160", "--speech", str(DEMO_SPEECH)]
     result = subprocess.run(
-        [sys.executable, "-m", "avatarkit", "view", "--seconds", "2", "--size", "160x160", "--speech", str(DEMO_SPEECH)],
+        [sys.executable, "-m", "avatarkit", *command],
         capture_output=True,
         text=True,
         timeout=300,
