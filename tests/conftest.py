@@ -31,3 +31,16 @@ def official_messages(official_recording: dict[str, object]) -> list[bytes]:
     raw = official_recording["animation_messages_base64"]
     assert isinstance(raw, list)
     return [base64.b64decode(m) for m in raw]
+
+
+#: The avatar id the driving-service tests connect to (the service only needs a bundle folder).
+SERVICE_AVATAR = "test-avatar"
+
+
+@pytest.fixture(scope="module")
+def avatars(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """A folder of avatar bundles holding ``SERVICE_AVATAR`` (a manifest stub is all the service reads)."""
+    root = tmp_path_factory.mktemp("avatars")
+    (root / SERVICE_AVATAR).mkdir()
+    (root / SERVICE_AVATAR / "manifest.json").write_text("{}")
+    return root

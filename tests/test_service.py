@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
+from conftest import SERVICE_AVATAR
 from speech_audio import ogg_opus, speech_like
 
 from avatarkit import codec
@@ -30,7 +31,7 @@ from spatialreal import AvatarSDKError, AvatarSDKErrorCode  # noqa: E402
 
 SECRET = b"test-secret-0123456789abcdef"
 API_KEY = "ak_test-key-demo"
-AVATAR = "test-avatar"
+AVATAR = SERVICE_AVATAR  # the id the shared `avatars` fixture serves
 
 
 def make_config(**limits: Any) -> ServiceConfig:
@@ -47,14 +48,6 @@ def make_config(**limits: Any) -> ServiceConfig:
         token_secret=SECRET,
         limits=lim,
     )
-
-
-@pytest.fixture(scope="module")
-def avatars(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    root = tmp_path_factory.mktemp("avatars")
-    (root / AVATAR).mkdir()
-    (root / AVATAR / "manifest.json").write_text("{}")
-    return root
 
 
 @pytest.fixture(scope="module")

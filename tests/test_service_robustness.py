@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
+from conftest import SERVICE_AVATAR
 from speech_audio import ogg_opus, speech_like
 
 from avatarkit import codec
@@ -30,7 +31,7 @@ from spatialreal import AvatarSDKError, AvatarSDKErrorCode  # noqa: E402
 
 SECRET = b"robustness-secret-0123456789"
 API_KEY = "ak_robust-demo"
-AVATAR = "test-avatar"
+AVATAR = SERVICE_AVATAR  # the id the shared `avatars` fixture serves
 LIMITS = {
     "message_bytes": 64 * 1024,
     "request_audio_bytes": 256 * 1024,
@@ -44,14 +45,6 @@ def config(app_limits: dict[str, Any] | None = None, **service: Any) -> ServiceC
     limits = Limits(**{**LIMITS, **(app_limits or {})})
     apps = {"demo": AppConfig("demo", API_KEY, limits=limits, credits_seconds=service.pop("credits", None))}
     return ServiceConfig(apps=apps, token_secret=SECRET, limits=limits, **service)
-
-
-@pytest.fixture(scope="module")
-def avatars(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    root = tmp_path_factory.mktemp("avatars")
-    (root / AVATAR).mkdir()
-    (root / AVATAR / "manifest.json").write_text("{}")
-    return root
 
 
 @pytest.fixture(scope="module")
