@@ -149,6 +149,38 @@ def test_view_renders_and_morphs_locally(tiny_avatar) -> None:
     assert rows.min() > top + 10
 
 
+def test_antialiasing_modes_smooth_silhouettes(tiny_avatar) -> None:
+    """Off, the silhouette on a transparent background is hard (alpha 0 or 255); both filters soften it."""
+    covered = {}
+    for mode, expected in (("none", "none"), ("fxaa", "fxaa"), ("msaa", "msaa 4x")):
+        surface = HeadlessSurface(96, 96, samples=4, antialias=mode)
+        with AvatarView(surface, tiny_avatar, background=None) as view:
+            still(view)
+            alpha = view.render_frame_sync(0.0).image[..., 3]
+            assert view.gl_info()["antialiasing"] == expected
+            view.check_gl_errors()
+        partial = int(((alpha > 0) & (alpha < 255)).sum())
+        if mode == "none":
+            assert partial == 0
+        else:
+            assert partial > 20, f"{mode}: only {partial} edge pixels are partly covered"
+        covered[mode] = int((alpha > 127).sum())
+    # Smoothing edges does not grow or eat the avatar.
+    for mode in ("fxaa", "msaa"):
+        assert covered[mode] == pytest.approx(covered["none"], rel=0.03)
+
+
+def test_antialias_auto_and_bad_mode(tiny_avatar) -> None:
+    with AvatarView(HeadlessSurface(32, 32), tiny_avatar) as view:
+        software = "llvmpipe" in view.gl_info()["renderer"] or "softpipe" in view.gl_info()["renderer"]
+        assert view.gl_info()["antialiasing"] == ("fxaa" if software else "msaa 4x")
+    with AvatarView(HeadlessSurface(32, 32, samples=0), tiny_avatar) as view:
+        assert view.gl_info()["antialiasing"] == "none"
+    with pytest.raises(AvatarError, match="antialias must be one of") as err:
+        AvatarView(HeadlessSurface(32, 32, antialias="ssaa"), tiny_avatar)
+    assert err.value.code is AvatarErrorCode.INVALID_ARGUMENT
+
+
 def test_view_api_and_destroy(tiny_avatar) -> None:
     view = AvatarView(HeadlessSurface(64, 48), tiny_avatar)
     seen: list[bool] = []

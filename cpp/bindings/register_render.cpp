@@ -133,6 +133,9 @@ void register_render(py::module_& m) {
             self.get().set_content_transform(x, y, scale);
         }, py::arg("x"), py::arg("y"), py::arg("scale"), "Move (x, y in [-1, 1]) and scale (> 0) the avatar in the frame.")
         .def("resize", [](PyRenderer& self, int w, int h) { self.get().resize(w, h); }, py::arg("width"), py::arg("height"))
+        .def("set_antialiasing", [](PyRenderer& self, int samples, bool fxaa) { self.get().set_antialiasing(samples, fxaa); },
+             py::arg("samples"), py::arg("fxaa"),
+             "MSAA with ``samples`` (0 turns it off) and/or the post-process edge filter (FXAA-like).")
         .def("render", [](PyRenderer& self) {
             auto& r = self.get();
             py::gil_scoped_release release;
@@ -167,6 +170,9 @@ void register_render(py::module_& m) {
         .def_property_readonly("width", [](PyRenderer& self) { return self.get().width(); })
         .def_property_readonly("height", [](PyRenderer& self) { return self.get().height(); })
         .def_property_readonly("samples", [](PyRenderer& self) { return self.get().samples(); })
+        .def_property_readonly("fxaa", [](PyRenderer& self) { return self.get().fxaa(); })
+        .def_property_readonly("software", [](PyRenderer& self) { return self.get().software(); },
+                               "Whether the GL renders in software (llvmpipe, softpipe, SwiftShader).")
         .def("stats", [](PyRenderer& self) {
             render::Stats s = self.get().stats();
             py::dict d;

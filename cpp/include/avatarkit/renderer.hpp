@@ -70,6 +70,12 @@ public:
     // The commercial SDK's content transform: x, y in [-1, 1] move the avatar in the frame, scale > 0.
     void set_content_transform(float x, float y, float scale);
     void resize(int width, int height);
+    // Anti-aliasing: MSAA with `samples` (0 or 1 turns it off; clamped to what the GL offers) and/or
+    // a post-process edge filter (FXAA-like), which costs far less than MSAA on software rasterizers.
+    void set_antialiasing(int samples, bool fxaa);
+    bool fxaa() const;
+    // Whether the context renders in software (Mesa llvmpipe or softpipe, SwiftShader).
+    bool software() const;
 
     void render();
     // The last rendered frame: height x width x 4 bytes, top row first, straight (not

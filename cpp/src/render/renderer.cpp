@@ -14,9 +14,12 @@ namespace avatarkit::render {
 
 namespace {
 
-// Lighting is split for speed on software rasterizers: the soft terms (wrapped key and fill
-// diffuse, hemisphere ambient, rim) are computed per vertex, where the meshes are dense enough
-// for them; the sharp ones (the key light's specular highlight, normal-mapped diffuse) per pixel.
+// Shading is split for speed on software rasterizers (llvmpipe runs every fragment instruction on
+// the CPU): the soft terms (wrapped key and fill diffuse, hemisphere ambient, rim, the Fresnel
+// weight and the key light's n.l) are computed per vertex, where the meshes are dense enough for
+// them; only what must be sharp (the key light's specular lobe, normal-mapped detail) per pixel.
+// The fragment shader is compiled in variants (textures present, alpha mask) rather than
+// branching on uniforms: a software rasterizer executes both sides of a branch.
 const char* kMeshVertex = R"(#version 330 core
 layout(location = 0) in vec3 a_position;
 layout(location = 1) in vec3 a_normal;
@@ -28,11 +31,15 @@ uniform mat3 u_normal_matrix;
 uniform vec3 u_content;  // x, y, scale
 uniform vec3 u_eye;
 uniform float u_subsurface;
+uniform vec3 u_f0;  // specular reflectance at normal incidence, from the material's factors
 out vec3 v_world;
 out vec3 v_normal;
 out vec2 v_uv;
-out vec3 v_diffuse;  // incoming diffuse light (times albedo / pi in the fragment shader)
-out vec3 v_rim;
+out vec3 v_light;  // diffuse light / pi plus rim: the fragment shader multiplies it by the albedo
+out vec3 v_add;    // the rim's specular part, added as it is
+out vec3 v_half;   // half vector of the key light and the view direction
+out vec2 v_spec;   // x: Schlick's Fresnel weight, y: the key light's n.l
+const float INV_PI = 0.31830989;
 const vec3 KEY_DIR = vec3(-0.4927, 0.5474, 0.6761);
 const vec3 KEY = vec3(2.3, 2.15, 2.0);
 const vec3 FILL_DIR = vec3(0.8030, 0.1071, 0.5863);
@@ -50,46 +57,51 @@ void main() {
     // The wrapped band (lit only thanks to the wrap) reads as light scattered under the skin.
     vec3 scatter = wrap > 0.0 ? vec3(1.0, 0.55, 0.45) * (key - max(key_raw, 0.0)) * 0.6 : vec3(0.0);
     vec3 sky = vec3(0.36, 0.39, 0.46), ground = vec3(0.2, 0.17, 0.15);
-    v_diffuse = KEY * (key + scatter) + FILL * max((dot(n, FILL_DIR) + wrap) / (1.0 + wrap), 0.0)
-              + mix(ground, sky, n.y * 0.5 + 0.5) * 0.7 * 3.14159265;
+    vec3 diffuse = KEY * (key + scatter) + FILL * max((dot(n, FILL_DIR) + wrap) / (1.0 + wrap), 0.0)
+                 + mix(ground, sky, n.y * 0.5 + 0.5) * 0.7 * 3.14159265;
     vec3 v = normalize(u_eye - world.xyz);
     float edge = 1.0 - max(dot(n, v), 0.0);
-    v_rim = edge * edge * edge * max(dot(n, normalize(RIM_DIR)) + 0.6, 0.0) * vec3(0.35, 0.36, 0.4);
+    vec3 rim = edge * edge * edge * max(dot(n, normalize(RIM_DIR)) + 0.6, 0.0) * vec3(0.35, 0.36, 0.4);
+    v_light = diffuse * INV_PI + rim;
+    v_add = rim * u_f0;
+    vec3 h = normalize(KEY_DIR + v);
+    v_half = h;
+    v_spec = vec2(exp2(-8.65 * max(dot(v, h), 0.0)), max(key_raw, 0.0));
     vec4 clip = u_proj * u_view * world;
     clip.xy = clip.xy * u_content.z + u_content.xy * clip.w;
     gl_Position = clip;
 }
 )";
 
-// Compiled twice: with ALPHA_MASK (which discards) and without, because a shader that can discard
-// turns off early depth testing on software rasterizers for every mesh it draws.
+// Variants by #define: BASE_TEX, NORMAL_TEX, EMISSIVE_TEX, ALPHA_MASK (which discards: a shader
+// that can discard turns off early depth testing on software rasterizers).
 const char* kMeshFragment = R"(
 in vec3 v_world;
 in vec3 v_normal;
 in vec2 v_uv;
-in vec3 v_diffuse;
-in vec3 v_rim;
+in vec3 v_light;
+in vec3 v_add;
+in vec3 v_half;
+in vec2 v_spec;
 uniform vec4 u_base_color;
 uniform sampler2D u_base_tex;
-uniform bool u_has_base_tex;
 uniform sampler2D u_normal_tex;
-uniform bool u_has_normal_tex;
 uniform float u_normal_scale;
 uniform sampler2D u_emissive_tex;
-uniform bool u_has_emissive_tex;
 uniform vec3 u_emissive;
 uniform float u_metallic;
-uniform float u_roughness;
+uniform float u_shininess;  // Blinn-Phong exponent matched to the roughness
+uniform float u_spec_norm;  // its normalization, (shininess + 8) / (8 pi)
 uniform float u_subsurface;
 uniform int u_alpha_mode;
 uniform float u_alpha_cutoff;
-uniform vec3 u_eye;
 out vec4 o_color;
 
 const float INV_PI = 0.31830989;
 const vec3 KEY_DIR = vec3(-0.4927, 0.5474, 0.6761);
 const vec3 KEY = vec3(2.3, 2.15, 2.0);
 
+#ifdef NORMAL_TEX
 vec3 perturb(vec3 n, vec3 p, vec2 uv) {
     // Cotangent frame from screen-space derivatives: normal maps without stored tangents.
     vec3 dp1 = dFdx(p), dp2 = dFdy(p);
@@ -102,45 +114,50 @@ vec3 perturb(vec3 n, vec3 p, vec2 uv) {
     m.xy *= u_normal_scale;
     return normalize(mat3(t * invmax, b * invmax, n) * m);
 }
+#endif
 
 void main() {
     vec4 base = u_base_color;
-    if (u_has_base_tex) base *= texture(u_base_tex, v_uv);
+#ifdef BASE_TEX
+    base *= texture(u_base_tex, v_uv);
+#endif
     float alpha = base.a;
 #ifdef ALPHA_MASK
     if (alpha < u_alpha_cutoff) discard;
     alpha = 1.0;
 #else
-    if (u_alpha_mode == 0) alpha = 1.0;
+    alpha = u_alpha_mode == 0 ? 1.0 : alpha;
 #endif
-    vec3 n = normalize(v_normal);
-    if (!gl_FrontFacing) n = -n;
-    vec3 diffuse_light = v_diffuse;
-    if (u_has_normal_tex) {
-        // Normal-mapped detail: redo the key light's diffuse with the perturbed normal.
-        vec3 pn = perturb(n, v_world, v_uv);
-        float wrap = u_subsurface * 0.5;
-        float before = max((dot(n, KEY_DIR) + wrap) / (1.0 + wrap), 0.0);
-        float after = max((dot(pn, KEY_DIR) + wrap) / (1.0 + wrap), 0.0);
-        diffuse_light += KEY * (after - before);
-        n = pn;
-    }
+    vec3 n = gl_FrontFacing ? v_normal : -v_normal;
+    vec3 light = v_light;
+    float ndl = v_spec.y;
+#ifdef NORMAL_TEX
+    // Normal-mapped detail: redo the key light's diffuse and n.l with the perturbed normal.
+    n = normalize(n);
+    vec3 pn = perturb(n, v_world, v_uv);
+    float wrap = u_subsurface * 0.5;
+    float before = max((dot(n, KEY_DIR) + wrap) / (1.0 + wrap), 0.0);
+    float after = max((dot(pn, KEY_DIR) + wrap) / (1.0 + wrap), 0.0);
+    light += KEY * INV_PI * (after - before);
+    n = pn;
+    ndl = max(dot(n, KEY_DIR), 0.0);
+#endif
     vec3 albedo = base.rgb * (1.0 - u_metallic);
     vec3 f0 = mix(vec3(0.04), base.rgb, u_metallic);
-    vec3 v = normalize(u_eye - v_world);
-    vec3 h = normalize(KEY_DIR + v);
-    float ndh = max(dot(n, h), 0.0), ndl = max(dot(n, KEY_DIR), 0.0);
-    // Normalized Blinn-Phong with the exponent matched to the roughness, Schlick's Fresnel.
-    float rough = clamp(u_roughness, 0.08, 1.0);
-    float shininess = 2.0 / (rough * rough * rough * rough) - 2.0;
-    vec3 fresnel = f0 + (1.0 - f0) * exp2(-8.65 * max(dot(v, h), 0.0));
-    vec3 spec = fresnel * ((shininess + 8.0) * 0.125 * INV_PI) * exp2(shininess * log2(max(ndh, 1e-4))) * ndl;
-    vec3 color = albedo * INV_PI * diffuse_light + spec * KEY + v_rim * (albedo + f0);
-    vec3 emissive = u_emissive;
-    if (u_has_emissive_tex) emissive *= texture(u_emissive_tex, v_uv).rgb;
-    color += emissive;
-    color = clamp((color * (2.51 * color + 0.03)) / (color * (2.43 * color + 0.59) + 0.14), 0.0, 1.0);
-    o_color = vec4(pow(color, vec3(1.0 / 2.2)), alpha);
+    // Normalized Blinn-Phong, Schlick's Fresnel; n and h interpolated, normalized together here.
+    float ndh = max(dot(n, v_half), 0.0) * inversesqrt(max(dot(n, n) * dot(v_half, v_half), 1e-12));
+    vec3 fresnel = f0 + (1.0 - f0) * v_spec.x;
+    vec3 spec = fresnel * (u_spec_norm * exp2(u_shininess * log2(max(ndh, 1e-4))) * ndl);
+    vec3 color = albedo * light + spec * KEY + v_add;
+#ifdef EMISSIVE_TEX
+    color += u_emissive * texture(u_emissive_tex, v_uv).rgb;
+#else
+    color += u_emissive;
+#endif
+    // ACES filmic tone mapping (Narkowicz's fit) followed by display gamma 1/2.2, as one rational
+    // function under a square root: within 0.73 / 255 of the two applied in turn, without pow().
+    vec3 c = max(color, vec3(0.0));
+    o_color = vec4(sqrt(clamp(c * (2.6524 * c + 0.06784) / (c * (2.5921 * c + 0.59665) + 0.13490), 0.0, 1.0)), alpha);
 }
 )";
 
@@ -162,6 +179,49 @@ out vec4 o_color;
 void main() { o_color = vec4(texture(u_tex, v_uv).rgb, 1.0); }
 )";
 
+// Post-process anti-aliasing: an edge-directed filter in the manner of FXAA's fast variant. Four
+// bilinear taps around the pixel estimate the edge's direction from luma gradients; two and four
+// taps along that direction are averaged, and the wider average is kept unless it overshoots the
+// local luma range (which means it crossed another edge). Alpha goes into the luma, so silhouettes
+// against a transparent background are smoothed too. On software rasterizers this costs a small
+// fraction of what MSAA does.
+const char* kFxaaVertex = R"(#version 330 core
+void main() {
+    vec2 p = vec2((gl_VertexID == 1) ? 3.0 : -1.0, (gl_VertexID == 2) ? 3.0 : -1.0);
+    gl_Position = vec4(p, 0.0, 1.0);
+}
+)";
+
+const char* kFxaaFragment = R"(#version 330 core
+uniform sampler2D u_tex;
+uniform vec2 u_texel;  // 1 / size
+out vec4 o_color;
+const float SPAN = 4.0;
+float luma(vec4 c) { return dot(c.rgb, vec3(0.299, 0.587, 0.114)) * 0.75 + c.a * 0.25; }
+void main() {
+    ivec2 p = ivec2(gl_FragCoord.xy);
+    vec4 m = texelFetch(u_tex, p, 0);
+    float l_n = luma(texelFetch(u_tex, p + ivec2(0, 1), 0));
+    float l_s = luma(texelFetch(u_tex, p - ivec2(0, 1), 0));
+    float l_e = luma(texelFetch(u_tex, p + ivec2(1, 0), 0));
+    float l_w = luma(texelFetch(u_tex, p - ivec2(1, 0), 0));
+    float l_m = luma(m);
+    float lo = min(l_m, min(min(l_n, l_s), min(l_e, l_w)));
+    float hi = max(l_m, max(max(l_n, l_s), max(l_e, l_w)));
+    // Along the edge: perpendicular to the luma gradient, stretched towards the nearer axis.
+    vec2 dir = vec2(l_s - l_n, l_e - l_w);
+    float reduce = max((l_n + l_s + l_e + l_w) * (0.25 / 8.0), 1.0 / 128.0);
+    dir = clamp(dir / (min(abs(dir.x), abs(dir.y)) + reduce), -SPAN, SPAN) * u_texel;
+    vec2 uv = gl_FragCoord.xy * u_texel;
+    vec4 a = 0.5 * (texture(u_tex, uv - dir * (1.0 / 6.0)) + texture(u_tex, uv + dir * (1.0 / 6.0)));
+    vec4 b = 0.5 * a + 0.25 * (texture(u_tex, uv - dir * 0.5) + texture(u_tex, uv + dir * 0.5));
+    float l_b = luma(b);
+    vec4 filtered = (l_b < lo || l_b > hi) ? a : b;
+    // Flat areas (a small luma range) keep the pixel as it is.
+    o_color = (hi - lo) < max(1.0 / 16.0, hi * 0.166) ? m : filtered;
+}
+)";
+
 struct Mesh {
     GLuint vao = 0, vbo_dynamic = 0, vbo_uv = 0, ebo = 0;
     std::size_t vertices = 0, indices = 0;
@@ -173,9 +233,16 @@ struct Mesh {
 };
 
 struct Uniforms {
-    GLint model, view, proj, normal_matrix, content, base_color, base_tex, has_base_tex, normal_tex, has_normal_tex,
-        normal_scale, emissive_tex, has_emissive_tex, emissive, metallic, roughness, subsurface, alpha_mode,
-        alpha_cutoff, eye;
+    GLint model, view, proj, normal_matrix, content, base_color, base_tex, normal_tex, normal_scale, emissive_tex,
+        emissive, metallic, shininess, spec_norm, f0, subsurface, alpha_mode, alpha_cutoff, eye;
+};
+
+// A fragment shader variant: which textures the material has, and whether it discards.
+enum VariantBits : unsigned { kMaskBit = 1, kBaseTexBit = 2, kNormalTexBit = 4, kEmissiveTexBit = 8, kVariants = 16 };
+
+struct Program {
+    GLuint id = 0;
+    Uniforms u{};
 };
 
 void normal_matrix(const float* m, float* out) {
@@ -199,9 +266,12 @@ struct Renderer::Impl {
     GladGLContext gl{};
     int width = 0, height = 0, samples = 0;
     Stats stats;
-    GLuint program = 0, mask_program = 0, bg_program = 0, empty_vao = 0;
-    Uniforms u{}, mask_u{};
-    const Uniforms* current = nullptr;
+    std::array<Program, kVariants> programs{};  // compiled on first use by a material
+    GLuint bg_program = 0, fxaa_program = 0, empty_vao = 0;
+    GLint fxaa_texel_loc = -1;
+    bool fxaa = false;
+    GLuint post_fbo = 0, post_color = 0, post_depth = 0;  // the frame before FXAA
+    const Program* current = nullptr;
     GLint bg_tex_loc = -1, bg_rect_loc = -1;
     GLuint msaa_fbo = 0, msaa_color = 0, msaa_depth = 0;
     GLuint resolve_fbo = 0, resolve_color = 0, resolve_depth = 0;
@@ -330,7 +400,7 @@ struct Renderer::Impl {
         gl.BindRenderbuffer(GL_RENDERBUFFER, resolve_color);
         gl.RenderbufferStorage(GL_RENDERBUFFER, GL_RGBA8, width, height);
         gl.FramebufferRenderbuffer(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_RENDERBUFFER, resolve_color);
-        if (samples <= 1) {
+        if (samples <= 1 && !fxaa) {
             resolve_depth = gen_renderbuffer();
             gl.BindRenderbuffer(GL_RENDERBUFFER, resolve_depth);
             gl.RenderbufferStorage(GL_RENDERBUFFER, GL_DEPTH_COMPONENT24, width, height);
@@ -350,6 +420,25 @@ struct Renderer::Impl {
             gl.FramebufferRenderbuffer(GL_FRAMEBUFFER, GL_DEPTH_ATTACHMENT, GL_RENDERBUFFER, msaa_depth);
             check_framebuffer("multisample");
         }
+        if (fxaa) {
+            post_fbo = gen_framebuffer();
+            gl.BindFramebuffer(GL_FRAMEBUFFER, post_fbo);
+            post_color = gen_texture();
+            gl.BindTexture(GL_TEXTURE_2D, post_color);
+            gl.TexImage2D(GL_TEXTURE_2D, 0, GL_RGBA8, width, height, 0, GL_RGBA, GL_UNSIGNED_BYTE, nullptr);
+            gl.TexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_LINEAR);
+            gl.TexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_LINEAR);
+            gl.TexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
+            gl.TexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_T, GL_CLAMP_TO_EDGE);
+            gl.FramebufferTexture2D(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_TEXTURE_2D, post_color, 0);
+            if (samples <= 1) {
+                post_depth = gen_renderbuffer();
+                gl.BindRenderbuffer(GL_RENDERBUFFER, post_depth);
+                gl.RenderbufferStorage(GL_RENDERBUFFER, GL_DEPTH_COMPONENT24, width, height);
+                gl.FramebufferRenderbuffer(GL_FRAMEBUFFER, GL_DEPTH_ATTACHMENT, GL_RENDERBUFFER, post_depth);
+            }
+            check_framebuffer("post-process");
+        }
         for (auto& b : pbo) {
             if (!b) b = gen_buffer();
             gl.BindBuffer(GL_PIXEL_PACK_BUFFER, b);
@@ -367,6 +456,9 @@ struct Renderer::Impl {
         del_framebuffer(resolve_fbo);
         del_renderbuffer(resolve_color);
         del_renderbuffer(resolve_depth);
+        del_framebuffer(post_fbo);
+        del_texture(post_color);
+        del_renderbuffer(post_depth);
     }
 
     void check_framebuffer(const char* what) {
@@ -376,54 +468,74 @@ struct Renderer::Impl {
         }
     }
 
-    void bind_texture(int unit, int id, GLint has_loc) {
-        GLuint tex = (id >= 0 && static_cast<std::size_t>(id) < textures.size()) ? textures[static_cast<std::size_t>(id)] : 0;
+    void use(const Program& program) {
+        if (current == &program) return;
+        gl.UseProgram(program.id);
+        current = &program;
+        gl.UniformMatrix4fv(program.u.view, 1, GL_FALSE, view.data());
+        gl.UniformMatrix4fv(program.u.proj, 1, GL_FALSE, proj.data());
+        gl.Uniform3fv(program.u.eye, 1, eye.data());
+        gl.Uniform3fv(program.u.content, 1, content.data());
+    }
+
+    static unsigned variant(const MaterialDesc& mat) {
+        return (mat.alpha_mode == AlphaMode::kMask ? kMaskBit : 0u) | (mat.base_color_texture >= 0 ? kBaseTexBit : 0u) |
+               (mat.normal_texture >= 0 ? kNormalTexBit : 0u) | (mat.emissive_texture >= 0 ? kEmissiveTexBit : 0u);
+    }
+
+    const Program& program_for(unsigned bits) {
+        Program& program = programs[bits];
+        if (program.id) return program;
+        std::string fragment = "#version 330 core\n";
+        if (bits & kMaskBit) fragment += "#define ALPHA_MASK 1\n";
+        if (bits & kBaseTexBit) fragment += "#define BASE_TEX 1\n";
+        if (bits & kNormalTexBit) fragment += "#define NORMAL_TEX 1\n";
+        if (bits & kEmissiveTexBit) fragment += "#define EMISSIVE_TEX 1\n";
+        fragment += kMeshFragment;
+        program.id = link(kMeshVertex, fragment.c_str());
+        auto loc = [&](const char* name) { return gl.GetUniformLocation(program.id, name); };
+        program.u = Uniforms{loc("u_model"), loc("u_view"), loc("u_proj"), loc("u_normal_matrix"), loc("u_content"),
+                             loc("u_base_color"), loc("u_base_tex"), loc("u_normal_tex"), loc("u_normal_scale"),
+                             loc("u_emissive_tex"), loc("u_emissive"), loc("u_metallic"), loc("u_shininess"),
+                             loc("u_spec_norm"), loc("u_f0"), loc("u_subsurface"), loc("u_alpha_mode"),
+                             loc("u_alpha_cutoff"), loc("u_eye")};
+        gl.UseProgram(program.id);
+        gl.Uniform1i(program.u.base_tex, 0);
+        gl.Uniform1i(program.u.normal_tex, 1);
+        gl.Uniform1i(program.u.emissive_tex, 2);
+        current = nullptr;
+        return program;
+    }
+
+    void bind_texture(int unit, int id) {
+        if (id < 0) return;
         gl.ActiveTexture(static_cast<GLenum>(GL_TEXTURE0 + unit));
-        gl.BindTexture(GL_TEXTURE_2D, tex);
-        gl.Uniform1i(has_loc, tex != 0);
-    }
-
-    void use(GLuint prog, const Uniforms& uniforms) {
-        if (current == &uniforms) return;
-        gl.UseProgram(prog);
-        current = &uniforms;
-        gl.UniformMatrix4fv(uniforms.view, 1, GL_FALSE, view.data());
-        gl.UniformMatrix4fv(uniforms.proj, 1, GL_FALSE, proj.data());
-        gl.Uniform3fv(uniforms.eye, 1, eye.data());
-        gl.Uniform3fv(uniforms.content, 1, content.data());
-    }
-
-    Uniforms locate(GLuint prog) {
-        auto loc = [&](const char* name) { return gl.GetUniformLocation(prog, name); };
-        Uniforms r{loc("u_model"), loc("u_view"), loc("u_proj"), loc("u_normal_matrix"), loc("u_content"),
-                   loc("u_base_color"), loc("u_base_tex"), loc("u_has_base_tex"), loc("u_normal_tex"),
-                   loc("u_has_normal_tex"), loc("u_normal_scale"), loc("u_emissive_tex"), loc("u_has_emissive_tex"),
-                   loc("u_emissive"), loc("u_metallic"), loc("u_roughness"), loc("u_subsurface"), loc("u_alpha_mode"),
-                   loc("u_alpha_cutoff"), loc("u_eye")};
-        gl.UseProgram(prog);
-        gl.Uniform1i(r.base_tex, 0);
-        gl.Uniform1i(r.normal_tex, 1);
-        gl.Uniform1i(r.emissive_tex, 2);
-        return r;
+        gl.BindTexture(GL_TEXTURE_2D, textures[static_cast<std::size_t>(id)]);
     }
 
     void draw_mesh(const Mesh& mesh) {
         const MaterialDesc& mat = materials[static_cast<std::size_t>(mesh.material)];
-        if (mat.alpha_mode == AlphaMode::kMask) use(mask_program, mask_u);
-        else use(program, u);
-        const Uniforms& u = *current;
+        use(program_for(variant(mat)));
+        const Uniforms& u = current->u;
         float nm[9];
         normal_matrix(mesh.model.data(), nm);
         gl.UniformMatrix4fv(u.model, 1, GL_FALSE, mesh.model.data());
         gl.UniformMatrix3fv(u.normal_matrix, 1, GL_FALSE, nm);
         gl.Uniform4fv(u.base_color, 1, mat.base_color);
-        bind_texture(0, mat.base_color_texture, u.has_base_tex);
-        bind_texture(1, mat.normal_texture, u.has_normal_tex);
-        bind_texture(2, mat.emissive_texture, u.has_emissive_tex);
+        bind_texture(0, mat.base_color_texture);
+        bind_texture(1, mat.normal_texture);
+        bind_texture(2, mat.emissive_texture);
         gl.Uniform1f(u.normal_scale, mat.normal_scale);
         gl.Uniform3fv(u.emissive, 1, mat.emissive);
         gl.Uniform1f(u.metallic, mat.metallic);
-        gl.Uniform1f(u.roughness, mat.roughness);
+        // Normalized Blinn-Phong with the exponent matched to the roughness (alpha = roughness^2).
+        const float rough = std::clamp(mat.roughness, 0.08f, 1.0f);
+        const float shininess = 2.0f / (rough * rough * rough * rough) - 2.0f;
+        gl.Uniform1f(u.shininess, shininess);
+        gl.Uniform1f(u.spec_norm, (shininess + 8.0f) * 0.125f * 0.31830989f);
+        float f0[3];
+        for (int c = 0; c < 3; ++c) f0[c] = 0.04f + (mat.base_color[c] - 0.04f) * mat.metallic;
+        gl.Uniform3fv(u.f0, 1, f0);
         gl.Uniform1f(u.subsurface, mat.subsurface);
         gl.Uniform1i(u.alpha_mode, static_cast<int>(mat.alpha_mode));
         gl.Uniform1f(u.alpha_cutoff, mat.alpha_cutoff);
@@ -463,14 +575,13 @@ Renderer::Renderer(std::uintptr_t proc_address, int width, int height, int sampl
     GLint max_samples = 0;
     I.gl.GetIntegerv(GL_MAX_SAMPLES, &max_samples);
     I.samples = std::clamp(samples, 0, std::max(0, static_cast<int>(max_samples)));
-    const std::string fragment = std::string("#version 330 core\n") + kMeshFragment;
-    const std::string mask_fragment = std::string("#version 330 core\n#define ALPHA_MASK 1\n") + kMeshFragment;
-    I.program = I.link(kMeshVertex, fragment.c_str());
-    I.mask_program = I.link(kMeshVertex, mask_fragment.c_str());
+    I.program_for(0);  // the plain variant, so a GL that cannot compile the shaders fails here
     I.bg_program = I.link(kBackgroundVertex, kBackgroundFragment);
+    I.fxaa_program = I.link(kFxaaVertex, kFxaaFragment);
     auto& gl = I.gl;
-    I.u = I.locate(I.program);
-    I.mask_u = I.locate(I.mask_program);
+    gl.UseProgram(I.fxaa_program);
+    gl.Uniform1i(gl.GetUniformLocation(I.fxaa_program, "u_tex"), 0);
+    I.fxaa_texel_loc = gl.GetUniformLocation(I.fxaa_program, "u_texel");
     I.bg_tex_loc = gl.GetUniformLocation(I.bg_program, "u_tex");
     I.bg_rect_loc = gl.GetUniformLocation(I.bg_program, "u_uv_rect");
     gl.GenVertexArrays(1, &I.empty_vao);
@@ -500,11 +611,18 @@ Renderer::~Renderer() {
         gl.DeleteVertexArrays(1, &I.empty_vao);
         --I.stats.vertex_arrays;
     }
-    for (GLuint* p : {&I.program, &I.mask_program, &I.bg_program}) {
+    for (GLuint* p : {&I.bg_program, &I.fxaa_program}) {
         if (*p) {
             gl.DeleteProgram(*p);
             --I.stats.programs;
             *p = 0;
+        }
+    }
+    for (Program& p : I.programs) {
+        if (p.id) {
+            gl.DeleteProgram(p.id);
+            --I.stats.programs;
+            p.id = 0;
         }
     }
     gl.Finish();
@@ -533,6 +651,7 @@ int Renderer::add_material(const MaterialDesc& material) {
     for (int tex : {material.base_color_texture, material.normal_texture, material.emissive_texture}) {
         if (tex >= static_cast<int>(I.textures.size())) throw RenderError("material names texture " + std::to_string(tex) + " that does not exist");
     }
+    I.program_for(Impl::variant(material));  // compile errors surface here, not mid-frame
     I.materials.push_back(material);
     return static_cast<int>(I.materials.size() - 1);
 }
@@ -638,6 +757,29 @@ void Renderer::set_content_transform(float x, float y, float scale) {
     impl_->content = {x, y, scale};
 }
 
+void Renderer::set_antialiasing(int samples, bool fxaa) {
+    auto& I = *impl_;
+    GLint max_samples = 0;
+    I.gl.GetIntegerv(GL_MAX_SAMPLES, &max_samples);
+    const int clamped = std::clamp(samples, 0, std::max(0, static_cast<int>(max_samples)));
+    if (clamped == I.samples && fxaa == I.fxaa) return;
+    I.samples = clamped;
+    I.fxaa = fxaa;
+    I.create_targets();
+}
+
+bool Renderer::fxaa() const { return impl_->fxaa; }
+
+bool Renderer::software() const {
+    const auto* s = impl_->gl.GetString(GL_RENDERER);
+    if (s == nullptr) return false;
+    const std::string name = reinterpret_cast<const char*>(s);
+    for (const char* soft : {"llvmpipe", "softpipe", "SwiftShader", "swrast", "Software Rasterizer"}) {
+        if (name.find(soft) != std::string::npos) return true;
+    }
+    return false;
+}
+
 void Renderer::resize(int width, int height) {
     if (width < 1 || height < 1 || width > 16384 || height > 16384) throw RenderError("frame size must be 1..16384");
     auto& I = *impl_;
@@ -650,7 +792,8 @@ void Renderer::resize(int width, int height) {
 void Renderer::render() {
     auto& I = *impl_;
     auto& gl = I.gl;
-    gl.BindFramebuffer(GL_FRAMEBUFFER, I.samples > 1 ? I.msaa_fbo : I.resolve_fbo);
+    const GLuint frame_fbo = I.fxaa ? I.post_fbo : I.resolve_fbo;  // where the finished scene goes
+    gl.BindFramebuffer(GL_FRAMEBUFFER, I.samples > 1 ? I.msaa_fbo : frame_fbo);
     gl.Viewport(0, 0, I.width, I.height);
     const auto& bg = I.background;
     // The colour buffer holds premultiplied alpha; read_pixels() converts back to straight alpha.
@@ -699,8 +842,22 @@ void Renderer::render() {
     gl.BindVertexArray(0);
     if (I.samples > 1) {
         gl.BindFramebuffer(GL_READ_FRAMEBUFFER, I.msaa_fbo);
-        gl.BindFramebuffer(GL_DRAW_FRAMEBUFFER, I.resolve_fbo);
+        gl.BindFramebuffer(GL_DRAW_FRAMEBUFFER, frame_fbo);
         gl.BlitFramebuffer(0, 0, I.width, I.height, 0, 0, I.width, I.height, GL_COLOR_BUFFER_BIT, GL_NEAREST);
+    }
+    if (I.fxaa) {
+        gl.BindFramebuffer(GL_FRAMEBUFFER, I.resolve_fbo);
+        gl.Disable(GL_DEPTH_TEST);
+        gl.Disable(GL_BLEND);
+        gl.Disable(GL_CULL_FACE);
+        gl.UseProgram(I.fxaa_program);
+        gl.Uniform2f(I.fxaa_texel_loc, 1.0f / static_cast<float>(I.width), 1.0f / static_cast<float>(I.height));
+        gl.ActiveTexture(GL_TEXTURE0);
+        gl.BindTexture(GL_TEXTURE_2D, I.post_color);
+        gl.BindVertexArray(I.empty_vao);
+        gl.DrawArrays(GL_TRIANGLES, 0, 3);
+        gl.BindVertexArray(0);
+        I.current = nullptr;
     }
     gl.BindFramebuffer(GL_FRAMEBUFFER, 0);
 }

@@ -98,9 +98,7 @@ class Renderer:
         """
         Upload a triangle mesh; returns its id.
         """
-    def add_texture(
-        self, rgba: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8], srgb: bool = True
-    ) -> int:
+    def add_texture(self, rgba: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8], srgb: bool = True) -> int:
         """
         Upload an RGBA image (top row first); returns its id.
         """
@@ -117,9 +115,7 @@ class Renderer:
         glGetError(); 0 means none.
         """
     def present(
-        self,
-        width: typing.SupportsInt | typing.SupportsIndex,
-        height: typing.SupportsInt | typing.SupportsIndex,
+        self, width: typing.SupportsInt | typing.SupportsIndex, height: typing.SupportsInt | typing.SupportsIndex
     ) -> None:
         """
         Copy the last frame to the window's default framebuffer.
@@ -133,10 +129,12 @@ class Renderer:
         Draw a frame (without the GIL).
         """
     def resize(
-        self,
-        width: typing.SupportsInt | typing.SupportsIndex,
-        height: typing.SupportsInt | typing.SupportsIndex,
+        self, width: typing.SupportsInt | typing.SupportsIndex, height: typing.SupportsInt | typing.SupportsIndex
     ) -> None: ...
+    def set_antialiasing(self, samples: typing.SupportsInt | typing.SupportsIndex, fxaa: bool) -> None:
+        """
+        MSAA with ``samples`` (0 turns it off) and/or the post-process edge filter (FXAA-like).
+        """
     def set_background(
         self,
         r: typing.SupportsFloat | typing.SupportsIndex,
@@ -147,9 +145,7 @@ class Renderer:
         """
         Clear colour (sRGB 0..1); a = 0 for transparent.
         """
-    def set_background_image(
-        self, rgba: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8] | None
-    ) -> None:
+    def set_background_image(self, rgba: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8] | None) -> None:
         """
         An image behind the avatar (cover fit), or None.
         """
@@ -157,9 +153,7 @@ class Renderer:
         self,
         view: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
         projection: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
-        eye: typing.Annotated[
-            collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex], "FixedSize(3)"
-        ],
+        eye: typing.Annotated[collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex], "FixedSize(3)"],
     ) -> None:
         """
         View and projection matrices (4x4, M @ v), eye position.
@@ -202,6 +196,8 @@ class Renderer:
     @property
     def closed(self) -> bool: ...
     @property
+    def fxaa(self) -> bool: ...
+    @property
     def gl_renderer(self) -> str: ...
     @property
     def gl_version(self) -> str: ...
@@ -209,5 +205,10 @@ class Renderer:
     def height(self) -> int: ...
     @property
     def samples(self) -> int: ...
+    @property
+    def software(self) -> bool:
+        """
+        Whether the GL renders in software (llvmpipe, softpipe, SwiftShader).
+        """
     @property
     def width(self) -> int: ...
