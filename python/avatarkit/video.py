@@ -35,11 +35,14 @@ class RenderReport:
     seconds_of_video: float
     stages: dict[str, float]
     output: pathlib.Path | None = None
+    #: Wall time from decode to the closed file. Less than the sum of the stages: the render thread
+    #: draws the next frame while this one is encoded.
+    wall: float | None = None
 
     @property
     def total(self) -> float:
-        """Wall time of all stages."""
-        return sum(self.stages.values())
+        """Wall time of the whole render (the sum of the stages when it was not measured)."""
+        return self.wall if self.wall is not None else sum(self.stages.values())
 
     @property
     def speed(self) -> float:
@@ -49,7 +52,9 @@ class RenderReport:
     def table(self) -> str:
         """The stage times as a small text table."""
         lines = [f"{name:<9} {secs:7.2f} s" for name, secs in self.stages.items()]
-        lines.append(f"{'total':<9} {self.total:7.2f} s  ({self.speed:.1f}x real time, {self.frames} frames)")
+        if self.wall is not None:
+            lines.append(f"{'(sum)':<9} {sum(self.stages.values()):7.2f} s  (render and encode overlap)")
+        lines.append(f"{'wall':<9} {self.total:7.2f} s  ({self.speed:.1f}x real time, {self.frames} frames)")
         return "\n".join(lines)
 
 
@@ -103,9 +108,9 @@ def render_video(
     # Audio by sample counts so rounding never drifts: frame k carries samples [k*sr/fps, (k+1)*sr/fps).
     padded = np.concatenate([np.zeros(round(LEAD_IN * sample_rate), np.int16), pcm])
     try:
-        for k in range(count):
-            t = start - LEAD_IN + k / fps
-            frame = view.render_frame_sync(t)
+        # One frame ahead: the render thread draws frame k + 1 while this thread encodes frame k.
+        frames = view.render_frames_sync(start - LEAD_IN + k / fps for k in range(count))
+        for k, frame in enumerate(frames):
             e0 = time.perf_counter()
             a, b = round(k * sample_rate / fps), round((k + 1) * sample_rate / fps)
             chunk = padded[a:b]
@@ -129,4 +134,5 @@ def render_video(
     times["encode"] = encode
     order = ["decode", "engine", "pose", "render", "readback", "encode"]
     ordered = {k: times[k] for k in order if k in times}
-    return RenderReport(count, count / fps, ordered, pathlib.Path(output) if output else None)
+    wall = times.get("decode", 0.0) + time.perf_counter() - t0
+    return RenderReport(count, count / fps, ordered, pathlib.Path(output) if output else None, wall)
