@@ -1,0 +1,37 @@
+"""The end-to-end latency benchmark measures what it claims (bench/e2e_latency.py, run briefly)."""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+import sys
+
+import pytest
+
+from render_helpers import require_gl
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    require_gl()
+    monkeypatch.setenv("AVATARKIT_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_every_chunk_reaches_the_screen_and_never_before_its_motion_can_exist() -> None:
+    import e2e_latency
+
+    chunk_ms = 40.0
+    result = e2e_latency.measure(seconds=2.0, chunk_ms=chunk_ms, fps=30.0, size=128)
+    result = asyncio.run(result)
+    assert result.chunks == 50
+    assert len(result.latencies_ms) == result.chunks  # every chunk's motion was rendered
+    # Causality: a chunk's first motion frame needs look-ahead audio past the chunk's start, and that
+    # audio is sent at the earliest look-ahead minus one chunk after this chunk. A latency below this
+    # would mean the benchmark credits frames that do not carry the chunk's motion.
+    floor = result.lookahead_ms - chunk_ms
+    assert min(result.latencies_ms) >= floor - 1.0
+    assert 0.0 <= result.late_share <= 1.0
+    assert result.frames > 40
+    assert "latency p50" in result.summary()
