@@ -67,3 +67,23 @@ def test_alpha_formats_and_png_sequence(speech: pathlib.Path, tmp_path: pathlib.
 
     first = np.asarray(Image.open(files[0]))
     assert first.shape == (64, 64, 4) and first[0, 0, 3] == 0 and first[..., 3].max() == 255
+
+
+def test_mp4_composites_transparent_pixels_over_black(tmp_path: pathlib.Path) -> None:
+    """H.264 has no alpha: partly covered pixels darken by their coverage, opaque ones pass as they are."""
+    from avatarkit.media import VideoWriter
+
+    frame = np.zeros((64, 64, 4), np.uint8)
+    frame[:, :32] = (200, 160, 120, 255)  # opaque
+    frame[:, 32:48] = (200, 160, 120, 128)  # half covered
+    frame[:, 48:] = (200, 160, 120, 0)  # nothing drawn
+    path = tmp_path / "alpha.mp4"
+    with VideoWriter(path, 64, 64, 25, 16000) as writer:
+        for _ in range(5):
+            writer.write(frame, np.zeros(640, np.int16))
+    with av.open(str(path)) as container:
+        image = next(container.decode(video=0)).to_ndarray(format="rgb24").astype(int)
+    # Away from the block edges, where H.264's chroma subsampling blends neighbours.
+    np.testing.assert_allclose(image[32, 8:24].mean(axis=0), (200, 160, 120), atol=6)
+    np.testing.assert_allclose(image[32, 36:44].mean(axis=0), (100, 80, 60), atol=6)
+    np.testing.assert_allclose(image[32, 52:60].mean(axis=0), (0, 0, 0), atol=6)

@@ -122,10 +122,14 @@ class VideoWriter:
         import av
 
         rgba = np.ascontiguousarray(image)
-        if not self.format.alpha:
-            # Composite over black where the frame is transparent: H.264 has no alpha.
-            alpha = rgba[..., 3:4].astype(np.uint16)
-            rgba = np.concatenate([(rgba[..., :3] * alpha // 255).astype(np.uint8), rgba[..., 3:4]], axis=2)
+        if not self.format.alpha and rgba[..., 3].min() < 255:
+            # Composite over black where the frame is not opaque (H.264 has no alpha), touching only
+            # those pixels: an opaque frame, the usual case, goes to the encoder as it is.
+            rgba = rgba.copy()
+            seen = rgba[..., 3] < 255
+            pixels = rgba[seen].astype(np.uint16)
+            pixels[:, :3] = pixels[:, :3] * pixels[:, 3:4] // 255
+            rgba[seen] = pixels.astype(np.uint8)
         frame = av.VideoFrame.from_ndarray(rgba, format="rgba")
         frame.pts = self._frames
         frame.time_base = 1 / self.fps
