@@ -224,7 +224,9 @@ async def test_wrong_state_and_token_errors(server: BackgroundServer, tmp_path: 
 
 
 @pytest.mark.asyncio
-async def test_server_killed_then_start_again(bundles: pathlib.Path, tmp_path: pathlib.Path) -> None:
+async def test_server_killed_then_back_the_controller_reconnects_by_itself(
+    bundles: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
     first = start_service(config(), avatar_roots=[bundles])
     port = first.port
     AvatarSDK.initialize("demo", Configuration(environment=Environment.local(port=port)))
@@ -237,23 +239,65 @@ async def test_server_killed_then_start_again(bundles: pathlib.Path, tmp_path: p
         c.on_conversation_state = lambda s, r: events.append(("conversation", r))
         await c.start()
         pcm = speech_like(3.0)
-        c.send(pcm[:32000])
+        cut = c.send(pcm[:32000])
         await asyncio.sleep(0.3)
-        await asyncio.get_running_loop().run_in_executor(None, first.stop)
-        await wait_until(lambda: c.connection_state is ConnectionState.FAILED)
+        await asyncio.get_running_loop().run_in_executor(None, first.stop)  # close code 1001
+        await wait_until(lambda: ("conversation", StateReason.FALLBACK) in events)
         # Audio-only fallback: the audio goes on playing while the face returns to idle.
         assert c.conversation_state is ConversationState.PLAYING
+        assert c.connection_state is not ConnectionState.CONNECTED
         now = c.clock()
         assert c.audio_between(now, now + 0.3).any()
-        # The service comes back (same secret: the token is still good) and start() works again.
+        # The rest of the cut utterance is accepted (and plays without motion) while reconnecting.
+        assert c.send(pcm[32000:36000]) == cut
+        # The service comes back (same secret: the token is still good): no start() needed.
+        with start_service(config(), avatar_roots=[bundles], port=port):
+            await wait_until(lambda: c.connection_state is ConnectionState.CONNECTED)
+            assert c.send(pcm[36000:40000], end=True) == cut
+            assert not len(c._conversation.timeline) or c._conversation.timeline.end_time < now + 0.1
+            # The next conversation is driven again.
+            new = c.send(pcm[40000:56000], end=True)
+            assert new != cut
+            conv = c._conversation
+            await wait_until(lambda: conv is not None and conv.motion_ended)
+            assert len(conv.timeline) == 13  # 0.5 s at 25 fps
+            await c.close()
+        states = [e[1] for e in events if e[0] == "connection"]
+        assert ConnectionState.CONNECTING in states[states.index(ConnectionState.CONNECTED) + 1 :]
+        assert ConnectionState.FAILED not in states
+    AvatarSDK.cleanup()
+
+
+@pytest.mark.asyncio
+async def test_server_gone_fails_after_bounded_retries_then_start_again(
+    bundles: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    first = start_service(config(), avatar_roots=[bundles])
+    port = first.port
+    AvatarSDK.initialize("demo", Configuration(environment=Environment.local(port=port)))
+    AvatarSDK.session_token = await token(first)
+    avatar = await AvatarManager(cache_dir=tmp_path).load("tiny")
+    with AvatarView(HeadlessSurface(32, 32), avatar) as v:
+        c = v.controller
+        c.max_reconnects = 2
+        attempts: list[AvatarError | None] = []
+        c.on_connection_state = lambda s, e: attempts.append(e) if s is ConnectionState.CONNECTING else None
+        await c.start()
+        c.send(speech_like(1.0))
+        await asyncio.sleep(0.2)
+        await asyncio.get_running_loop().run_in_executor(None, first.stop)
+        await wait_until(lambda: c.connection_state is ConnectionState.FAILED)
+        # The initial connect, then two reconnects, each saying why: no endless loop.
+        assert len(attempts) == 3
+        assert attempts[1] is not None and attempts[2] is not None
+        assert attempts[2].code is AvatarErrorCode.WEBSOCKET_ERROR  # nobody listens on the port
         with start_service(config(), avatar_roots=[bundles], port=port):
             await c.start()
             assert c.connection_state is ConnectionState.CONNECTED
-            c.send(pcm[32000:48000], end=True)
+            c.send(speech_like(0.5), end=True)
             conv = c._conversation
             await wait_until(lambda: conv is not None and conv.motion_ended)
             await c.close()
-        assert ("connection", ConnectionState.FAILED) in events
     AvatarSDK.cleanup()
 
 

@@ -139,6 +139,8 @@ class _Conversation:
         self.decoder = StreamDecoder()
         self.flame_frames = 0
         self.motion_failed = False
+        #: The connection was lost mid-conversation: the rest of its audio plays without motion.
+        self.audio_only = False
 
     @property
     def duration(self) -> float:
@@ -169,6 +171,8 @@ class AvatarController:
 
     #: Seconds between a conversation's first audio and the start of its playback.
     jitter_buffer = 0.12
+    #: Attempts to connect again after the connection was lost (see :func:`_retryable`).
+    max_reconnects = 5
 
     def __init__(self, view: AvatarView, *, channels: Sequence[str] = CANONICAL_NAMES, seed: int | None = None) -> None:
         self._view = view
@@ -206,6 +210,7 @@ class AvatarController:
         self._open_request: str | None = None  # req_id whose end we have not sent
         self._closing = False
         self._reconnects = 0
+        self._reconnecting = False
 
     # -- clock ----------------------------------------------------------------------------------------
 
@@ -252,8 +257,9 @@ class AvatarController:
             except Exception:
                 log.exception("on_connection_state callback failed")
 
-    def _set_conversation(self, state: ConversationState, reason: StateReason) -> None:
-        if state is self._conversation_state:
+    def _set_conversation(self, state: ConversationState, reason: StateReason, *, again: bool = False) -> None:
+        """Change the conversation state and tell; ``again`` tells a new reason for the same state."""
+        if state is self._conversation_state and not again:
             return
         self._conversation_state = state
         self._emit(
@@ -641,19 +647,29 @@ class AvatarController:
         self._closing = False
         self._set_connection(ConnectionState.CONNECTING)
         try:
-            await asyncio.wait_for(self._connect(token), timeout)
+            await self._open(token, timeout)
         except AvatarError as err:
-            await self._teardown()
             self._set_connection(ConnectionState.FAILED, err)
+            raise
+        with self._lock:
+            conv = self._conversation
+            if conv is not None and conv.audio_only and not conv.audio_ended:
+                # A new session: an utterance cut by the lost one is over; the next send() starts anew.
+                self._add_audio(conv, np.zeros(0, np.int16), True)
+        self._set_connection(ConnectionState.CONNECTED)
+
+    async def _open(self, token: str, timeout: float = 10.0) -> None:
+        """Connect and complete the handshake, or clean up and raise ``AvatarError``."""
+        try:
+            await asyncio.wait_for(self._connect(token), timeout)
+        except AvatarError:
+            await self._teardown()
             raise
         except (asyncio.TimeoutError, OSError) as err:
             await self._teardown()
-            error = AvatarError(
+            raise AvatarError(
                 AvatarErrorCode.WEBSOCKET_ERROR, f"cannot reach the driving service: {err or 'timeout'}"
-            )
-            self._set_connection(ConnectionState.FAILED, error)
-            raise error from err
-        self._set_connection(ConnectionState.CONNECTED)
+            ) from err
 
     async def _connect(self, token: str) -> None:
         import aiohttp
@@ -731,26 +747,38 @@ class AvatarController:
                 if conv is not None:
                     conv.timeline.truncate(self.clock())
                     conv.layer.close(self.clock())
-            self._emit(
-                ControllerEvent(
-                    "conversation_state", conversation_state=ConversationState.PLAYING, reason=StateReason.FALLBACK,
-                    conversation_id=self.conversation_id,
-                )
-            )  # fmt: skip
-        retry = code == 4002 or (code is not None and 4500 <= code < 4600)
-        if retry and self._reconnects < 5:
-            self._reconnects += 1
-            delay = 0.0 if code == 4002 else min(8.0, 0.5 * 2 ** (self._reconnects - 1))
-            log.info("connection closed (%s); reconnecting in %.1f s", code, delay)
-            self._set_connection(ConnectionState.CONNECTING)
-            await asyncio.sleep(delay)
+                    conv.audio_only = True
+            self._set_conversation(ConversationState.PLAYING, StateReason.FALLBACK, again=True)
+        if _retryable(code):
+            # The session limit (4002), an unavailable upstream (45xx), or the transport going away
+            # (the process behind a load balancer stopped or died): connect again, a new connection
+            # lands on a live worker. First at once, then with backoff; a few times, not forever.
+            self._reconnecting = True
             try:
-                self._set_connection(ConnectionState.DISCONNECTED)
-                await self.start()
-                self._reconnects = 0
-                return
-            except AvatarError as err:
-                error = err
+                while self._reconnects < self.max_reconnects and not self._closing:
+                    first = code == 4002 or self._reconnects == 0
+                    delay = 0.0 if first else min(8.0, 0.5 * 2 ** (self._reconnects - 1))
+                    self._reconnects += 1
+                    log.info("connection closed (%s); reconnect %d in %.1f s", code, self._reconnects, delay)
+                    self._set_connection(ConnectionState.CONNECTING, error)
+                    await asyncio.sleep(delay)
+                    if self._closing:
+                        return
+                    from .sdk import AvatarSDK
+
+                    try:
+                        # The token is read again: the app may have refreshed it meanwhile.
+                        await self._open(AvatarSDK.session_token or "")
+                        self._reconnects = 0
+                        self._set_connection(ConnectionState.CONNECTED)
+                        return
+                    except AvatarError as err:
+                        error = err
+                        if not _retryable_error(err):
+                            break
+            finally:
+                self._reconnecting = False
+            self._reconnects = 0
         self._set_connection(
             ConnectionState.FAILED, error or AvatarError(AvatarErrorCode.WEBSOCKET_CLOSED_ABNORMALLY, "lost")
         )
@@ -794,6 +822,13 @@ class AvatarController:
         next ``send`` starts a new conversation, which interrupts the one playing.
         """
         self._require_mode("sdk")
+        with self._lock:
+            conv = self._conversation
+            cut = conv is not None and conv.audio_only and not conv.audio_ended
+        if cut or (self._reconnecting and self._connection_state is not ConnectionState.CONNECTED):
+            # The connection was lost during this utterance (or is being restored): its audio goes on
+            # playing without motion; the next conversation is driven again.
+            return self._send_audio_only(_pcm16(audio), end)
         if self._connection_state is not ConnectionState.CONNECTED:
             raise AvatarError(AvatarErrorCode.INVALID_STATE, "not connected: call await controller.start() first")
         pcm = _pcm16(audio)
@@ -812,6 +847,17 @@ class AvatarController:
                 self._open_request = None
             return conv.id
 
+    def _send_audio_only(self, pcm: I16, end: bool) -> str:
+        """Audio-only fallback for ``send``: play the audio without motion."""
+        with self._lock:
+            conv = self._conversation
+            if conv is None or conv.audio_ended:
+                conv = self._begin()
+                conv.audio_only = True
+                conv.layer.close(self.clock())
+            self._add_audio(conv, pcm, end)
+            return conv.id
+
     async def close(self) -> None:
         """Close the connection (idempotent); the avatar returns to idle."""
         self._closing = True
@@ -828,6 +874,31 @@ class AvatarController:
         async for frame in self._view.frames(fps, realtime=realtime):
             audio = self.audio_between(frame.timestamp, frame.timestamp + step)
             yield AVFrame(frame.image, audio, frame.timestamp, rate)
+
+
+def _retryable(code: int | None) -> bool:
+    """Close codes after which the controller connects again by itself.
+
+    4002 (session time limit: "reconnect is allowed and expected"), 45xx (upstream unavailable: retry
+    with backoff), and the transport's own: no code (the socket broke), 1001 going away, 1006
+    abnormal closure (no close frame: the peer process died), 1011 server error, 1012 service
+    restart, 1013 try again later, 1014 bad gateway. Not 1000 (a clean close) and not 40xx
+    (the request is at fault: a new token, credits or fewer sessions are needed first).
+    """
+    return code is None or code in (1001, 1006, 1011, 1012, 1013, 1014, 4002) or 4500 <= code < 4600
+
+
+def _retryable_error(error: AvatarError) -> bool:
+    """Whether a failed reconnect attempt is worth another.
+
+    Yes when the service is unreachable, going away or failing; no when it refuses this client
+    (token, credits, concurrency, avatar).
+    """
+    return error.code in (
+        AvatarErrorCode.WEBSOCKET_ERROR,
+        AvatarErrorCode.WEBSOCKET_CLOSED_ABNORMALLY,
+        AvatarErrorCode.SERVER_ERROR,
+    )
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -25,6 +25,7 @@ import dataclasses
 import json
 import math
 import os
+import platform
 import time
 from collections.abc import Iterable
 
@@ -46,6 +47,10 @@ __all__ = [
 ]
 
 TOKEN_PATHS = ("/v1/auth/session-token", "/v1/console/session-tokens")
+#: Liveness for load balancers and process managers: ``{"status": "ok", "worker": ..., "sessions": n}``.
+HEALTH_PATH = "/v1/health"
+#: This process's name in health replies: ``AVATARKIT_WORKER`` if set, else host name and process id.
+WORKER_NAME = os.environ.get("AVATARKIT_WORKER") or f"{platform.node()}:{os.getpid()}"
 _MAX_BODY = 64 * 1024
 #: Clock skew tolerated on ``expireAt`` beyond the 24 h limit.
 _SKEW = 60
@@ -124,6 +129,11 @@ def add_driving_service(app: web.Application, config: ServiceConfig) -> DrivingS
     for path in TOKEN_PATHS:
         app.router.add_post(path, session_token)
     app.router.add_get(INGRESS_PATH, ingress.handle)
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "worker": WORKER_NAME, "sessions": len(ingress.connections)})
+
+    app.router.add_get(HEALTH_PATH, health)
     app.on_shutdown.append(ingress.on_shutdown)
     app.on_cleanup.append(ingress.on_cleanup)
     return service
