@@ -2,7 +2,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import pathlib
+import shutil
+import subprocess
+import time
 
 import pytest
 
@@ -44,3 +48,25 @@ def avatars(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     (root / SERVICE_AVATAR).mkdir()
     (root / SERVICE_AVATAR / "manifest.json").write_text("{}")
     return root
+
+
+@pytest.fixture
+def display(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """An X display for window tests: $DISPLAY, or an Xvfb screen started for the test."""
+    pytest.importorskip("glfw")
+    if os.environ.get("DISPLAY"):
+        yield os.environ["DISPLAY"]
+        return
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.skip("no display and no Xvfb (apt-get install xvfb)")
+    number = 90 + os.getpid() % 100
+    proc = subprocess.Popen([xvfb, f":{number}", "-screen", "0", "640x480x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    time.sleep(1.0)
+    monkeypatch.setenv("DISPLAY", f":{number}")
+    try:
+        yield f":{number}"
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -7,6 +7,7 @@ import importlib.util
 import pathlib
 import sys
 
+import numpy as np
 import pytest
 
 from render_helpers import require_gl
@@ -45,3 +46,38 @@ def test_sdk_streaming(capsys: pytest.CaptureFixture[str]) -> None:
 def test_webrtc_frames(capsys: pytest.CaptureFixture[str]) -> None:
     assert asyncio.run(load("webrtc_frames").main(1.0)) == 0
     assert "25 video frames, 1.00 s of audio" in capsys.readouterr().out
+
+
+def test_host_backend_relays_audio_and_motion_to_a_host_mode_view() -> None:
+    summary = asyncio.run(load("host_backend").main(2.0))
+    assert summary.motion_frames == 50  # 2 s at 25 fps, every frame relayed through the backend
+    assert summary.states == ["playing", "idle"]
+    assert summary.frames_rendered > 40
+    # The mouth moved with the relayed motion, far beyond what idle life does to it.
+    assert summary.mouth_change > 5.0
+    assert summary.mouth_change > 4 * summary.idle_change
+
+
+def test_embed_glfw_draws_into_the_apps_window(display: str, tmp_path: pathlib.Path) -> None:
+    from PIL import Image
+
+    shot = tmp_path / "window.png"
+    assert load("embed_glfw").main(2.5, 240, str(shot)) == 0
+    image = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    assert image.shape == (240, 240, 3)
+    # The screen shows the avatar: the face's skin tones in the middle, varied, not an empty window.
+    middle = image[60:180, 60:180].reshape(-1, 3)
+    assert len(np.unique(middle // 8, axis=0)) > 100
+    warm = (middle[:, 0] > middle[:, 2] + 30).mean()  # skin and hair are red over blue
+    assert warm > 0.3
+
+
+def test_embed_pygame_blits_frames_into_the_apps_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("pygame")
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    screen = load("embed_pygame").main(5.0, frames=10, size=160)
+    assert screen.shape == (240, 240, 3)
+    assert tuple(screen[5, 5]) == (24, 26, 33)  # the app's own background around the picture
+    picture = screen[40:200, 40:200].reshape(-1, 3).astype(int)
+    assert len(np.unique(picture // 8, axis=0)) > 60  # a rendered face, not a flat fill
+    assert (picture[:, 0] > picture[:, 2] + 30).mean() > 0.2

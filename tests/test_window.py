@@ -3,34 +3,10 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 
-import pytest
-
 from render_helpers import tiny_avatar_glb
-
-
-@pytest.fixture
-def display(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    pytest.importorskip("glfw")
-    if os.environ.get("DISPLAY"):
-        yield os.environ["DISPLAY"]
-        return
-    xvfb = shutil.which("Xvfb")
-    if xvfb is None:
-        pytest.skip("no display and no Xvfb (apt-get install xvfb)")
-    number = 90 + os.getpid() % 100
-    proc = subprocess.Popen([xvfb, f":{number}", "-screen", "0", "640x480x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    time.sleep(1.0)
-    monkeypatch.setenv("DISPLAY", f":{number}")
-    try:
-        yield f":{number}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_window_view_draws_continuously(display, tmp_path) -> None:  # type: ignore[no-untyped-def]

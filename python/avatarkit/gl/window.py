@@ -67,9 +67,14 @@ class GlfwWindow:
         return bool(self._glfw.window_should_close(self.window))
 
     def swap(self) -> None:
-        """Show the frame drawn and handle window events."""
+        """Show the frame drawn; in a window we opened, also handle its events.
+
+        An app's own window is left to the app's event loop: glfw wants events polled on the thread
+        that created the window.
+        """
         self._glfw.swap_buffers(self.window)
-        self._glfw.poll_events()
+        if self._owned:
+            self._glfw.poll_events()
 
     def make_current(self) -> None:
         """Bind the context to the calling thread."""
