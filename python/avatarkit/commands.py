@@ -370,6 +370,7 @@ async def _view(args: argparse.Namespace) -> int:
         print(f"avatarkit: speaking {pathlib.Path(path).name} ({len(pcm) / 16000:.1f} s)", flush=True)
 
     drag: dict[str, Any] = {"on": False, "x": 0.0, "y": 0.0}
+    listening: dict[str, bool] = {"on": False}
 
     def setup() -> None:
         import glfw
@@ -400,19 +401,85 @@ async def _view(args: argparse.Namespace) -> int:
 
         glfw.set_drop_callback(window, cast(Any, on_drop))
 
+        def on_key(_w: Any, key: int, _scancode: int, action: int, _mods: int) -> None:
+            if key == glfw.KEY_M and action == glfw.PRESS and args.mic:
+                listening["on"] = not listening["on"]
+                print(f"avatarkit: microphone {'on' if listening['on'] else 'off'}", flush=True)
+
+        glfw.set_key_callback(window, on_key)
+
     view._thread.submit(setup).result()
+    if not args.no_sound:
+        try:
+            output = controller.start_audio_output()
+            print(f"avatarkit: sound on {output.device_name}", flush=True)
+        except AvatarError as err:
+            print(f"avatarkit: no sound ({err.message})", flush=True)
     if args.speech:
         play(args.speech)
     print("avatarkit: drop a speech file on the window; drag to orbit, scroll to zoom; close it to quit", flush=True)
     started = time.monotonic()
-    try:
-        while not view._thread.context.should_close():
-            if args.seconds is not None and time.monotonic() - started > args.seconds:
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        view.destroy()
+    with contextlib.ExitStack() as stack:
+        microphone = await _start_microphone(view, stack, listening) if args.mic else None
+        try:
+            while not view._thread.context.should_close():
+                if args.seconds is not None and time.monotonic() - started > args.seconds:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            if microphone is not None:
+                microphone.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await microphone
+                await controller.close()
+            view.destroy()
     return 0
+
+
+async def _start_microphone(view: Any, stack: contextlib.ExitStack, listening: dict[str, bool]) -> asyncio.Task[None]:
+    """The microphone through the real path: the built-in service, SDK mode, ``send()`` per chunk.
+
+    The user hears their own voice already: the avatar only moves (its speech volume is 0 meanwhile).
+    """
+    from . import AvatarSDK, Configuration, Environment
+    from .audio import MicrophoneInput
+
+    try:
+        microphone = MicrophoneInput(16000, chunk_ms=40)
+        microphone.start()
+    except AvatarError as err:
+        raise UserError(err.message) from err
+    stack.callback(microphone.stop)
+    server, app_id = stack.enter_context(embedded_service())
+    AvatarSDK.initialize(app_id, Configuration(environment=Environment.local(port=server.port)))
+    AvatarSDK.session_token = await _session_token(server.url, app_id)
+    controller = view.avatar_controller
+    await controller.start()
+    print("avatarkit: listening to the microphone; M toggles it", flush=True)
+    listening["on"] = True
+
+    async def stream() -> None:
+        sent = conversations = 0
+        speaking = False
+        try:
+            async for chunk in microphone.chunks():
+                if listening["on"]:
+                    controller.volume = 0.0
+                    conversations += not speaking
+                    speaking = True
+                    controller.send(chunk)
+                    sent += 1
+                elif speaking:
+                    controller.send(b"", end=True)
+                    speaking = False
+                    controller.volume = 1.0
+        finally:
+            conv = controller._conversation
+            frames = len(conv.timeline) if conv is not None else 0
+            print(f"avatarkit: microphone: {sent} chunks sent in {conversations} conversation(s), "
+                  f"{frames} motion frames back", flush=True)  # fmt: skip
+
+    return asyncio.ensure_future(stream())
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -525,6 +592,8 @@ def register(sub: Any) -> None:
     view.add_argument("--speech", help="speak this file once the window is open")
     view.add_argument("--size", default="720x720", help="window size WIDTHxHEIGHT (default 720x720)")
     view.add_argument("--seconds", type=float, help="close by itself after this many seconds")
+    view.add_argument("--mic", action="store_true", help="speak through the microphone (sounddevice); M toggles it")
+    view.add_argument("--no-sound", action="store_true", help="do not play the speech on the sound device")
     view.set_defaults(func=lambda a: asyncio.run(_view(a)))
 
     bench = sub.add_parser("bench", help="quick speed figures for this machine (codec, engine, deform, render)")

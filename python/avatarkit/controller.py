@@ -195,6 +195,7 @@ class AvatarController:
         self._conversation: _Conversation | None = None
         self._conversation_state = ConversationState.IDLE
         self._connection_state = ConnectionState.DISCONNECTED
+        #: Gain applied to the speech as it plays (sound device, ``audio_between``, ``av_frames``), 0..
         self.volume = 1.0
         self.on_connection_state: Callable[[ConnectionState, AvatarError | None], object] | None = None
         self.on_conversation_state: Callable[[ConversationState, StateReason], object] | None = None
@@ -211,6 +212,7 @@ class AvatarController:
         self._closing = False
         self._reconnects = 0
         self._reconnecting = False
+        self._audio_output: Any = None
 
     # -- clock ----------------------------------------------------------------------------------------
 
@@ -436,8 +438,6 @@ class AvatarController:
 
     def _add_audio(self, conv: _Conversation, pcm: I16, end: bool) -> None:
         with self._lock:
-            if self.volume != 1.0:
-                pcm = np.clip(pcm.astype(np.float32) * self.volume, -32768, 32767).astype(np.int16)
             if len(pcm):
                 conv.audio.append(pcm)
                 conv.samples += len(pcm)
@@ -520,7 +520,10 @@ class AvatarController:
             conv = self._conversation
             if conv is None:
                 return np.zeros(max(0, round((t1 - t0) * self._sample_rate())), np.int16)
-            return conv.audio_slice(t0, t1)
+            pcm = conv.audio_slice(t0, t1)
+        if self.volume != 1.0:
+            pcm = np.clip(pcm.astype(np.float32) * self.volume, -32768, 32767).astype(np.int16)
+        return pcm
 
     # -- both modes ----------------------------------------------------------------------------------
 
@@ -864,6 +867,34 @@ class AvatarController:
         await self._teardown()
         self._drop_playback(StateReason.USER_ACTION)
         self._set_connection(ConnectionState.DISCONNECTED)
+
+    # -- sound device ------------------------------------------------------------------------------
+
+    def start_audio_output(self, device: int | str | None = None, *, latency: str | float = "high") -> Any:
+        """Play this controller's speech through a sound device (the ``audio`` extra); returns the output.
+
+        Headless video pipelines do not need this: they take the audio from :meth:`av_frames`. See
+        :class:`avatarkit.audio.DeviceAudioOutput` for the timing.
+
+        Raises:
+            AvatarError: ``invalidArgument`` when sounddevice is missing or the device cannot be opened.
+        """
+        from .audio import DeviceAudioOutput
+
+        self.stop_audio_output()
+        self._audio_output = DeviceAudioOutput(self, device=device, latency=latency)
+        return self._audio_output
+
+    def stop_audio_output(self) -> None:
+        """Stop playing through the sound device (idempotent)."""
+        output, self._audio_output = self._audio_output, None
+        if output is not None:
+            output.close()
+
+    @property
+    def audio_output(self) -> Any:
+        """The :class:`~avatarkit.audio.DeviceAudioOutput` playing this controller's speech, or None."""
+        return self._audio_output
 
     # -- video pipelines -------------------------------------------------------------------------
 

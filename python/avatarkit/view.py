@@ -652,6 +652,7 @@ class AvatarView:
         """Free every GL object, the context and the render thread (idempotent)."""
         if self._destroyed:
             return
+        self.avatar_controller.stop_audio_output()
         self._thread.idle_hook = None
         try:
             self._thread.submit(self._scene.renderer.close).result()
