@@ -171,7 +171,8 @@ class AvatarController:
 
     #: Seconds between a conversation's first audio and the start of its playback.
     jitter_buffer = 0.12
-    #: Attempts to connect again after the connection was lost (see :func:`_retryable`).
+    #: Attempts to connect again after the connection was lost with a close code that allows it
+    #: (1001, 1006, 1011-1014, 4002, 45xx, or a broken socket); the first is immediate, then 0.5, 1, 2 ... s.
     max_reconnects = 5
 
     def __init__(self, view: AvatarView, *, channels: Sequence[str] = CANONICAL_NAMES, seed: int | None = None) -> None:
