@@ -33,7 +33,7 @@ from avatarkit.media import DEMO_SPEECH, decode_audio
 from avatarkit.protocol import parse_message
 from avatarkit.server.app import BackgroundServer
 from avatarkit.server.config import AppConfig, ServiceConfig
-from avatarkit.server.service import start_service
+from avatarkit.server.service import SERVICE_KEY, start_service
 
 from render_helpers import require_gl, tiny_avatar_glb
 
@@ -299,6 +299,67 @@ async def test_server_gone_fails_after_bounded_retries_then_start_again(
             await wait_until(lambda: conv is not None and conv.motion_ended)
             await c.close()
     AvatarSDK.cleanup()
+
+
+def drop_connections(server: BackgroundServer) -> int:
+    """Cut the server's end of every WebSocket without a close frame, as a dying process does (1006)."""
+    ingress = server._app[SERVICE_KEY].ingress
+
+    async def cut() -> int:
+        transports = [conn._request.transport for conn in list(ingress.connections)]
+        for transport in transports:
+            assert transport is not None
+            transport.abort()
+        return len(transports)
+
+    return asyncio.run_coroutine_threadsafe(cut(), server._loop).result(timeout=10)
+
+
+@pytest.mark.asyncio
+async def test_connection_lost_without_close_frame_reconnects_but_a_refused_token_does_not_loop(
+    server: BackgroundServer, view: AvatarView
+) -> None:
+    c = view.controller
+    states: list[tuple[ConnectionState, AvatarError | None]] = []
+    reasons: list[StateReason] = []
+    c.on_connection_state = lambda s, e: states.append((s, e))
+    c.on_conversation_state = lambda s, r: reasons.append(r)
+    await c.start()
+    first_connection = c._connection_id
+    pcm = speech_like(2.0)
+    cut = c.send(pcm[:16000])
+    conv = c._conversation
+    await wait_until(lambda: conv is not None and len(conv.timeline) > 0)  # mid-conversation
+    assert drop_connections(server) == 1
+    # 1006: the face falls back to idle, the audio plays on, and the controller connects again by itself.
+    await wait_until(lambda: StateReason.FALLBACK in reasons)
+    await wait_until(lambda: c.connection_state is ConnectionState.CONNECTED and c._ws is not None)
+    assert c._connection_id != first_connection
+    lost = [e for s, e in states if s is ConnectionState.CONNECTING][-1]
+    assert lost is not None and lost.code is AvatarErrorCode.WEBSOCKET_CLOSED_ABNORMALLY
+    assert "1006" in lost.message
+    assert c.send(pcm[16000:20000], end=True) == cut  # the rest of the cut utterance: audio only
+    new = c.send(pcm[20000:28000], end=True)
+    assert new != cut
+    conv = c._conversation
+    await wait_until(lambda: conv is not None and conv.motion_ended)
+    assert conv is not None and len(conv.timeline) == 13  # 0.5 s at 25 fps on the new connection
+    assert [s for s, _ in states].count(ConnectionState.FAILED) == 0
+
+    # The same loss with a token the service refuses (4010): one attempt, then failed, no loop.
+    AvatarSDK.session_token = "not-a-token"
+    states.clear()
+    assert drop_connections(server) == 1
+    await wait_until(lambda: c.connection_state is ConnectionState.FAILED)
+    assert [s for s, _ in states] == [ConnectionState.CONNECTING, ConnectionState.FAILED]
+    failed = states[-1][1]
+    assert failed is not None and failed.code is AvatarErrorCode.SESSION_TOKEN_INVALID
+    await asyncio.sleep(0.3)
+    assert len(states) == 2
+    # The app fixes the cause and starts again.
+    AvatarSDK.session_token = await token(server)
+    await c.start()
+    assert c.connection_state is ConnectionState.CONNECTED
 
 
 @pytest.mark.asyncio
