@@ -68,12 +68,30 @@ def test_every_public_name_and_method_has_a_docstring() -> None:
     assert not missing, f"no docstring: {', '.join(missing)}"
 
 
+def _anchors(page: pathlib.Path) -> set[str]:
+    """The heading anchors GitHub makes for a Markdown page (outside code blocks)."""
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    anchors: set[str] = set()
+    for heading in re.findall(r"^#{1,6} +(.+?) *$", text, flags=re.M):
+        base = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        anchor, n = base, 0
+        while anchor in anchors:
+            n += 1
+            anchor = f"{base}-{n}"
+        anchors.add(anchor)
+    return anchors
+
+
 def test_every_docs_link_resolves() -> None:
+    """Links between the README and docs/ point at files that exist, and at headings that exist."""
     for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
-        for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", page.read_text()):
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)", page.read_text()):
             if "://" in target:
                 continue
-            assert (page.parent / target).exists(), f"{page.name} links to {target}, which is not there"
+            linked = page.parent / target if target else page
+            assert linked.exists(), f"{page.name} links to {target}, which is not there"
+            if anchor and linked.suffix == ".md":
+                assert anchor in _anchors(linked), f"{page.name} links to {target}#{anchor}, no such heading"
 
 
 def test_readme_lifecycle_example_runs(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
