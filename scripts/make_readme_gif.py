@@ -1,6 +1,6 @@
 """Render docs/images/talking.gif: the default avatar saying the bundled sentence (for the README).
 
-    python scripts/make_readme_gif.py [--seconds 3] [--size 256] [--fps 12.5]
+    python scripts/make_readme_gif.py [--seconds 3] [--size 256] [--fps 12.5] [--out FILE]
 
 Headless, with the engine in this process; a palette per frame, optimised by Pillow.
 """
@@ -26,6 +26,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--fps", type=float, default=12.5)
+    parser.add_argument("--out", type=pathlib.Path, default=OUT, help="default: docs/images/talking.gif")
     args = parser.parse_args()
     AvatarSDK.initialize("local", Configuration())
     avatar = AvatarManager.derive(ensure_samples() / "default")
@@ -39,9 +40,10 @@ def main() -> int:
         times = [start + k / args.fps for k in range(round(args.seconds * args.fps))]
         for frame in view.render_frames_sync(times):
             frames.append(Image.fromarray(frame.image).convert("RGB").quantize(colors=128, dither=Image.Dither.NONE))
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    frames[0].save(OUT, save_all=True, append_images=frames[1:], duration=round(1000 / args.fps), loop=0, optimize=True)
-    print(f"wrote {OUT} ({OUT.stat().st_size / 1e3:.0f} kB, {len(frames)} frames)")
+    out: pathlib.Path = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frames[0].save(out, save_all=True, append_images=frames[1:], duration=round(1000 / args.fps), loop=0, optimize=True)
+    print(f"wrote {out} ({out.stat().st_size / 1e3:.0f} kB, {len(frames)} frames)")
     AvatarSDK.cleanup()
     return 0
 
