@@ -33,7 +33,18 @@ PACKAGE = REPO / "python" / "avatarkit"
 
 #: ``avatarkit.__all__`` in the order of the lifecycle. Every public name must be in one group.
 TOP_LEVEL: list[tuple[str, list[str]]] = [
-    ("1. Initialize", ["AvatarSDK", "Configuration", "Environment", "AudioFormat", "DrivingServiceMode", "LogLevel"]),
+    (
+        "1. Initialize",
+        [
+            "AvatarSDK",
+            "Configuration",
+            "Environment",
+            "AudioFormat",
+            "AudioOutputMode",
+            "DrivingServiceMode",
+            "LogLevel",
+        ],
+    ),
     ("2. Load", ["AvatarManager", "Avatar", "LoadProgress", "LoadState"]),
     ("3. Render", ["AvatarView", "HeadlessSurface", "WindowSurface", "Camera", "VideoFrame"]),
     (

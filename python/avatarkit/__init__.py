@@ -29,7 +29,7 @@ from .controller import (
 )
 from .errors import AvatarError, AvatarErrorCode
 from .manager import Avatar, AvatarManager, LoadProgress, LoadState
-from .sdk import AudioFormat, AvatarSDK, Configuration, DrivingServiceMode, Environment, LogLevel
+from .sdk import AudioFormat, AudioOutputMode, AvatarSDK, Configuration, DrivingServiceMode, Environment, LogLevel
 from .view import AvatarView, Camera, HeadlessSurface, VideoFrame, WindowSurface
 
 __version__: str = _core.__version__
@@ -37,6 +37,7 @@ __version__: str = _core.__version__
 __all__ = [
     "AVFrame",
     "AudioFormat",
+    "AudioOutputMode",
     "Avatar",
     "AvatarController",
     "AvatarError",

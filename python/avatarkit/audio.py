@@ -1,31 +1,42 @@
-"""Sound devices: hear what a view says, and speak to it through a microphone (optional).
+"""Where a controller's speech is heard, and the clock it plays by: audio is the master clock.
 
-Both use `sounddevice <https://python-sounddevice.readthedocs.io>`_ (PortAudio), the ``audio`` extra
-(``pip install 'pyavatarkit[audio]'``; on Debian PortAudio is ``libportaudio2``). Without it, or
-without a device, nothing here is needed: the controller's clock runs at the audio's pace anyway,
-and video pipelines take the audio from :meth:`AvatarController.av_frames`.
+Two clocks keep the same contract (:class:`PlaybackClock`):
 
-:class:`DeviceAudioOutput` plays a controller's speech on the clock the view renders by. Each time the
-device asks for samples it is told when they will be heard (the stream's output latency); it hands
-over exactly the audio the controller schedules for that moment, so the mouth on screen and the
-sound in the ear line up to the device's latency estimate. Pausing the controller plays silence;
-interrupting drops what was queued. Between callbacks the output stays continuous (callbacks come
-in bursts, the device's timing reports wobble); it re-aligns to the controller's clock when the
-two differ by more than :data:`RESYNC_SECONDS`, within what viewers accept (sound up to 125 ms late):
-after a pause, a stall of the interpreter, or hours of drift between the device's crystal and the
-system clock.
+- :class:`PaceClock`, with no sound device: the clock runs at the audio's pace (the system's
+  monotonic clock). Video pipelines take the audio from :meth:`AvatarController.av_frames`, in step
+  with each frame.
+- :class:`DeviceAudioOutput`, a sound device through `sounddevice
+  <https://python-sounddevice.readthedocs.io>`_ (PortAudio), the ``audio`` extra (``pip install
+  'pyavatarkit[audio]'``; on Debian PortAudio is ``libportaudio2``). The device's callback pulls the
+  audio the controller has scheduled, block after block with no gap or overlap, and the clock is
+  the samples the device has consumed less those still in its buffer (PortAudio's
+  ``outputBufferDacTime`` at each callback, or the stream's latency). So the face moves with what
+  is heard: a device that runs fast or slow, takes a while to start, or calls back in bursts moves
+  the clock with it. Pausing writes silence: what is already in the device's buffer (its latency)
+  plays out, then the clock stands; resuming continues where the sound stopped, nothing repeated
+  or skipped. An interrupt drops everything not yet handed to the device. A device that stops
+  calling back for :data:`STALL_SECONDS` (unplugged, an overloaded machine; :data:`STARTUP_SECONDS`
+  before it first plays) no longer holds the clock: it runs on at the system's pace, and the sound
+  rejoins it when the device comes back.
 
-:class:`MicrophoneInput` records mono PCM16 chunks at the rate the SDK is configured for, for
-``controller.send()``.
+Which one a view gets is :attr:`Configuration.audio_output <avatarkit.sdk.Configuration>`:
+``auto`` (the default) gives a view in a window the default output device when sounddevice,
+PortAudio and a device are there, and the pace clock otherwise (said once in the log, at info);
+``device`` gives every view the device or fails; ``none`` never uses one.
+:meth:`AvatarController.start_audio_output` chooses a device at any time.
+
+:class:`MicrophoneInput` records mono PCM16 chunks at the SDK's rate for ``controller.send()``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -39,8 +50,21 @@ log = logging.getLogger(__name__)
 
 I16 = npt.NDArray[np.int16]
 
-#: Output and controller clock may differ this much (seconds) before the output re-aligns.
-RESYNC_SECONDS = 0.1
+#: Seconds without a device callback (at least; four times the device's latency if that is longer)
+#: after which the clock stops waiting for the device and runs at the system's pace.
+STALL_SECONDS = 0.25
+#: The same before the device has played its first sample: some take a while to start (PulseAudio's
+#: ALSA plugin, 1.6 to 2 s here), and speech scheduled meanwhile waits for them rather than go unheard.
+STARTUP_SECONDS = 3.0
+
+_told: set[str] = set()
+
+
+def _tell_once(message: str) -> None:
+    """Log ``message`` at info the first time only (a process may open many views)."""
+    if message not in _told:
+        _told.add(message)
+        log.info("%s", message)
 
 
 def sounddevice_module() -> Any | None:
@@ -53,20 +77,114 @@ def sounddevice_module() -> Any | None:
     return sounddevice
 
 
+def default_output_device() -> str | None:
+    """The name of the default output device, or None (said once in the log) when there is none."""
+    sd = sounddevice_module()
+    if sd is None:
+        _tell_once("no sound output (sounddevice or PortAudio is not installed): the clock runs at the audio's pace")
+        return None
+    try:
+        return str(sd.query_devices(kind="output")["name"])
+    except Exception as err:  # PortAudioError: no default output device
+        _tell_once(f"no sound output device ({err}): the clock runs at the audio's pace")
+        return None
+
+
 def _device_error(what: str, err: Exception) -> AvatarError:
     return AvatarError(AvatarErrorCode.INVALID_ARGUMENT, f"{what}: {err}")
 
 
-class DeviceAudioOutput:
-    """Play a controller's speech through a sound device (see the module's notes on timing).
+def _resample(pcm: I16, n: int) -> I16:
+    """``pcm`` stretched to ``n`` samples (linear; for a conversation at another rate than the device)."""
+    if len(pcm) == n:
+        return pcm
+    if len(pcm) == 0 or n == 0:
+        return np.zeros(n, np.int16)
+    x = (np.arange(n) + 0.5) * (len(pcm) / n) - 0.5
+    out: I16 = np.interp(x, np.arange(len(pcm)), pcm.astype(np.float32)).astype(np.int16)
+    return out
+
+
+class PlaybackClock(Protocol):
+    """What the controller needs of the thing that plays its audio: the clock it all runs by."""
+
+    def clock(self) -> float:
+        """Playback time in seconds: never goes back; stands while paused (once paused audio has played)."""
+        ...
+
+    def earliest_start(self) -> float:
+        """The earliest clock time at which audio handed over now can still be heard in full."""
+        ...
+
+    def pause(self) -> None:
+        """Stop the clock (and the sound)."""
+        ...
+
+    def resume(self) -> None:
+        """Run again after :meth:`pause`."""
+        ...
+
+
+class PaceClock:
+    """The clock without a sound device: it runs at the audio's pace, the system's monotonic clock.
 
     Args:
-        controller: the controller whose audio to play (``view.avatar_controller``).
-        sample_rate: the device's rate; the controller's audio rate when None.
+        start: the clock's value now.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        #: Monotonic time at which the clock read 0 (paused time aside).
+        self.origin = time.monotonic() - start
+        self._paused_at: float | None = None
+        self._paused_total = 0.0
+
+    def clock(self) -> float:
+        """Seconds since the origin, less the time spent paused."""
+        now = time.monotonic() if self._paused_at is None else self._paused_at
+        return now - self.origin - self._paused_total
+
+    def earliest_start(self) -> float:
+        """Now: nothing is buffered ahead."""
+        return self.clock()
+
+    @property
+    def paused(self) -> bool:
+        """Whether the clock stands."""
+        return self._paused_at is not None
+
+    def pause(self) -> None:
+        """Stop the clock (idempotent)."""
+        if self._paused_at is None:
+            self._paused_at = time.monotonic()
+
+    def resume(self) -> None:
+        """Run again (idempotent)."""
+        if self._paused_at is not None:
+            self._paused_total += time.monotonic() - self._paused_at
+            self._paused_at = None
+
+    def set(self, value: float) -> None:
+        """Make the clock read ``value`` now (to continue where another clock stopped)."""
+        self.origin += self.clock() - value
+
+
+class DeviceAudioOutput:
+    """Play a controller's speech through a sound device, and be its clock (see the module's notes).
+
+    Made by :meth:`AvatarController.start_audio_output` (or a view, as its configuration says),
+    which hands the controller's clock over to it.
+
+    Args:
+        controller: the controller whose audio to play.
+        start: the clock's value when the device starts (the controller's clock by default).
+        paused: start paused (the controller is).
+        sample_rate: the device's rate; by default the SDK's audio rate, or the device's own rate
+            when it cannot run at that one (the speech is then resampled).
         device: a sounddevice device (index or name); the default output when None.
         latency: PortAudio's suggested latency, ``"low"``, ``"high"`` or seconds. Python fills the
-            device's buffer from a callback: ``"high"`` (about 0.1 s on ALSA) keeps it from running dry
-            when the interpreter is busy, and costs nothing in sync, which the lead accounts for.
+            device's buffer from a callback: ``"high"`` keeps it from running dry when the interpreter
+            is busy, and costs nothing in sync (the clock accounts for it), only in how soon speech
+            is heard.
         blocksize: samples per callback; 20 ms by default.
 
     Raises:
@@ -77,6 +195,8 @@ class DeviceAudioOutput:
         self,
         controller: AvatarController,
         *,
+        start: float | None = None,
+        paused: bool = False,
         sample_rate: int | None = None,
         device: int | str | None = None,
         latency: str | float = "high",
@@ -88,76 +208,181 @@ class DeviceAudioOutput:
                 AvatarErrorCode.INVALID_ARGUMENT, "sound output needs sounddevice: pip install 'pyavatarkit[audio]'"
             )
         self._controller = controller
-        self.sample_rate = int(sample_rate or controller._sample_rate())
-        self._next: float | None = None  # clock time of the next sample to write
         self._lock = threading.Lock()
-        #: Samples handed to the device, and times the output re-aligned to the controller's clock.
-        self.samples_written = 0
-        self.resyncs = 0
+        self._paused = paused
+        # Every block handed to the device: (its first sample's index on the device, samples, clock
+        # time of its first sample, whether the clock moves through it (False: silence while paused)).
+        self._blocks: collections.deque[tuple[int, int, float, bool]] = collections.deque()
+        self._written = 0
+        self._anchor = 0.0  # clock time of content sample 0 (set again after a stall)
+        self._content = 0  # content samples written since the anchor
+        self._heard = 0.0  # the device's sample index at the ear, at the last callback
+        self._called = time.monotonic()  # monotonic time of the last callback (or of the start)
+        self._started = False  # whether the device has played a sample yet
+        self._last = 0.0  # the clock's last value (it never goes back)
+        self._last_read = self._called
         #: Callbacks that came too late for the device (it played silence meanwhile).
         self.underflows = 0
+        #: Times the device stopped calling back for longer than the stall limit, and the clock ran on.
+        self.stalls = 0
+        stream = None
+        rates = [int(sample_rate)] if sample_rate else [controller._sample_rate()]
+        for rate in rates:
+            try:
+                stream = sd.OutputStream(
+                    samplerate=rate,
+                    channels=1,
+                    dtype="int16",
+                    device=device,
+                    latency=latency,
+                    blocksize=blocksize or rate // 50,
+                    callback=self._callback,
+                    # The device's first samples are ours (not silence PortAudio puts before them).
+                    prime_output_buffers_using_stream_callback=True,
+                )
+                break
+            except Exception as err:  # PortAudioError, ValueError for unknown devices
+                own = _device_rate(sd, device, "output")
+                if sample_rate is None and own is not None and own not in rates:
+                    log.debug("the sound output cannot run at %d Hz (%s); trying %d Hz", rate, err, own)
+                    rates.append(own)
+                    continue
+                raise _device_error("cannot open the sound output", err) from err
+        assert stream is not None
+        self._stream: Any = stream
+        #: The device's sample rate.
+        self.sample_rate = int(stream.samplerate)
+        self._latency = float(stream.latency)
         try:
-            self._stream = sd.OutputStream(
-                samplerate=self.sample_rate,
-                channels=1,
-                dtype="int16",
-                device=device,
-                latency=latency,
-                blocksize=blocksize or self.sample_rate // 50,
-                callback=self._callback,
-            )
-            self._stream.start()
-        except Exception as err:  # PortAudioError, ValueError for unknown devices
-            raise _device_error("cannot open the sound output", err) from err
-        log.info("playing audio on %s at %d Hz", self.device_name, self.sample_rate)
+            self._device_name = str(sd.query_devices(stream.device)["name"])
+        except Exception:
+            self._device_name = str(stream.device)
+        self._stall_after = max(
+            STALL_SECONDS, 4.0 * self._latency, 4.0 * (blocksize or self.sample_rate // 50) / self.sample_rate
+        )
+        with self._lock:
+            begin = controller.clock() if start is None else float(start)
+            self._anchor = self._last = begin
+            #: The clock's value when the device started: its sample ``n`` plays at ``start_time + n / sample_rate``
+            #: until a pause or a stall moves the speech on the device.
+            self.start_time = begin
+            self._called = self._last_read = time.monotonic()
+        try:
+            stream.start()
+        except Exception as err:
+            stream.close()
+            raise _device_error("cannot start the sound output", err) from err
+        log.info(
+            "playing audio on %s at %d Hz (latency %.0f ms)", self.device_name, self.sample_rate, self._latency * 1000
+        )
+
+    # -- the clock -------------------------------------------------------------------------------
+
+    def clock(self) -> float:
+        """The clock time of the sample reaching the ear now (see the module's notes)."""
+        now = time.monotonic()
+        with self._lock:
+            return self._clock_at(now)
+
+    def earliest_start(self) -> float:
+        """The clock time of the next sample the device will be handed."""
+        with self._lock:
+            return max(self._anchor + self._content / self.sample_rate, self._clock_at(time.monotonic()))
+
+    def _stalled(self, now: float) -> bool:
+        return now - self._called > (self._stall_after if self._started else STARTUP_SECONDS)
+
+    def _clock_at(self, now: float) -> float:
+        if self._stalled(now):
+            value = self._last + (0.0 if self._paused else now - self._last_read)
+        else:
+            # The sample at the ear: the estimate at the last callback, moved on at the device's rate,
+            # never past what the device was given.
+            value = self._position(min(self._heard + (now - self._called) * self.sample_rate, float(self._written)))
+        value = max(value, self._last)
+        self._last, self._last_read = value, now
+        return value
+
+    def _position(self, index: float) -> float:
+        """The clock time of the device's sample ``index``."""
+        value = self._blocks[0][2] if self._blocks else self._anchor
+        for first, count, start, moving in self._blocks:
+            if index < first:
+                break
+            value = start + min(index - first, count) / self.sample_rate if moving else start
+        return value
+
+    def pause(self) -> None:
+        """Write silence from now on; the clock stands once what the device holds has played."""
+        with self._lock:
+            self._paused = True
+
+    def resume(self) -> None:
+        """Play on from where the sound stopped."""
+        with self._lock:
+            self._paused = False
+
+    # -- the device ------------------------------------------------------------------------------
+
+    def _callback(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
+        now = time.monotonic()
+        if status and status.output_underflow:
+            self.underflows += 1
+        current = float(getattr(time_info, "currentTime", 0.0))
+        lead = float(getattr(time_info, "outputBufferDacTime", 0.0)) - current
+        if current == 0.0 or not 0.0 <= lead < 1.0:
+            lead = self._latency  # the host API does not report times
+        rate = self.sample_rate
+        with self._lock:
+            if self._stalled(now):
+                # The device was silent a while and the clock ran on by itself: the sound rejoins it.
+                self.stalls += 1
+                ran_to = self._clock_at(now)
+                if ran_to > self._anchor + self._content / rate:
+                    self._anchor, self._content = ran_to, 0
+            paused = self._paused
+            start = self._anchor + self._content / rate
+            first = self._written
+        if paused:
+            outdata.fill(0)
+        else:
+            # Outside our lock: the controller takes its own, and holds it while it reads the clock.
+            pcm = self._controller.audio_between(start, start + frames / rate)
+            outdata[:, 0] = _resample(pcm, frames)
+        with self._lock:
+            self._blocks.append((first, frames, start, not paused))
+            if not paused:
+                self._content += frames
+            self._written = first + frames
+            self._heard, self._called = first - lead * rate, now
+            # Started once a whole block has been heard (while a device fills its buffer first, the
+            # heard estimate hovers a few samples past 0).
+            self._started = self._started or self._heard > frames
+            while len(self._blocks) > 1 and self._blocks[1][0] <= self._heard:
+                self._blocks.popleft()
+
+    @property
+    def samples_written(self) -> int:
+        """Samples handed to the device so far (silence included)."""
+        return self._written
 
     @property
     def device_name(self) -> str:
         """The output device's name."""
-        sd = sounddevice_module()
-        try:
-            return str(sd.query_devices(self._stream.device)["name"]) if sd else "?"
-        except Exception:
-            return str(self._stream.device)
+        return self._device_name
 
     @property
     def latency(self) -> float:
         """The stream's output latency in seconds (PortAudio's estimate)."""
-        return float(self._stream.latency)
+        return self._latency
 
     @property
     def active(self) -> bool:
         """Whether the device is playing (the stream runs until :meth:`close`)."""
-        return bool(self._stream.active)
-
-    def _callback(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
-        if status and status.output_underflow:
-            self.underflows += 1
-        controller = self._controller
-        lead = float(getattr(time_info, "outputBufferDacTime", 0.0)) - float(getattr(time_info, "currentTime", 0.0))
-        if not 0.0 <= lead < 1.0 or getattr(time_info, "currentTime", 0.0) == 0.0:
-            lead = float(self._stream.latency)  # the host API does not report times
-        if controller._paused_at is not None:
-            outdata.fill(0)
-            with self._lock:
-                self._next = None
-            return
-        heard_at = controller.clock() + lead  # when the first sample written now reaches the ear
-        with self._lock:
-            if self._next is None or abs(heard_at - self._next) > RESYNC_SECONDS:
-                if self._next is not None:
-                    self.resyncs += 1
-                self._next = heard_at
-            start = self._next
-            self._next = start + frames / self.sample_rate
-        pcm = controller.audio_between(start, start + frames / self.sample_rate)
-        n = min(frames, len(pcm))
-        outdata[:n, 0] = pcm[:n]
-        outdata[n:, 0] = 0
-        self.samples_written += frames
+        return self._stream is not None and bool(self._stream.active)
 
     def close(self) -> None:
-        """Stop and release the device (idempotent)."""
+        """Let the device play what it holds, then release it (idempotent); the clock keeps its pace."""
         stream, self._stream = self._stream, None
         if stream is not None:
             try:
@@ -166,12 +391,21 @@ class DeviceAudioOutput:
                 stream.close()
 
 
+def _device_rate(sd: Any, device: int | str | None, kind: str) -> int | None:
+    """A device's own sample rate, or None when it cannot be asked."""
+    try:
+        info = sd.query_devices(device, kind=kind) if device is not None else sd.query_devices(kind=kind)
+        return int(info["default_samplerate"])
+    except Exception:
+        return None
+
+
 class MicrophoneInput:
     """Mono PCM16 chunks from a microphone, as an async iterator.
 
     Args:
-        sample_rate: the rate to record at (the SDK's audio rate; PortAudio converts when the device
-            runs at another).
+        sample_rate: the rate to deliver (the SDK's audio rate). The device records at it when it can
+            (PortAudio converts where the host API does), else at its own rate, resampled here.
         chunk_ms: the size of each chunk.
         device: a sounddevice input device (index or name); the default input when None.
 
@@ -186,11 +420,14 @@ class MicrophoneInput:
                 AvatarErrorCode.INVALID_ARGUMENT, "the microphone needs sounddevice: pip install 'pyavatarkit[audio]'"
             )
         self.sample_rate = sample_rate
-        self._blocksize = max(1, round(sample_rate * chunk_ms / 1000))
+        self._chunk_ms = chunk_ms
         self._device = device
         self._queue: asyncio.Queue[I16 | None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stream: Any = None
+        self._resampler: Any = None
+        #: The rate the device records at (``sample_rate`` unless it cannot).
+        self.device_rate = sample_rate
         #: Chunks the device delivered late or lost (PortAudio's input overflow flags).
         self.overflows = 0
         self._sd = sd
@@ -199,8 +436,20 @@ class MicrophoneInput:
         if status and status.input_overflow:
             self.overflows += 1
         chunk = np.array(indata[:, 0], np.int16)
-        if self._loop is not None and self._queue is not None:
+        if self._resampler is not None:
+            chunk = self._resampler(chunk)
+        if self._loop is not None and self._queue is not None and len(chunk):
             self._loop.call_soon_threadsafe(self._queue.put_nowait, chunk)
+
+    def _open(self, rate: int) -> Any:
+        return self._sd.InputStream(
+            samplerate=rate,
+            channels=1,
+            dtype="int16",
+            blocksize=max(1, round(rate * self._chunk_ms / 1000)),
+            device=self._device,
+            callback=self._callback,
+        )
 
     def start(self) -> None:
         """Open the device and start recording (call from the event loop that will read)."""
@@ -209,17 +458,19 @@ class MicrophoneInput:
         self._loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue()
         try:
-            self._stream = self._sd.InputStream(
-                samplerate=self.sample_rate,
-                channels=1,
-                dtype="int16",
-                blocksize=self._blocksize,
-                device=self._device,
-                callback=self._callback,
-            )
-            self._stream.start()
+            try:
+                stream = self._open(self.sample_rate)
+            except Exception as err:
+                own = _device_rate(self._sd, self._device, "input")
+                if own is None or own == self.sample_rate:
+                    raise
+                log.debug("the microphone cannot record at %d Hz (%s); recording at %d Hz", self.sample_rate, err, own)
+                self._resampler = _StreamResampler(own, self.sample_rate)
+                stream = self._open(own)
+                self.device_rate = own
+            stream.start()
+            self._stream = stream
         except Exception as err:
-            self._stream = None
             raise _device_error("cannot open the microphone", err) from err
 
     def stop(self) -> None:
@@ -241,4 +492,31 @@ class MicrophoneInput:
             yield chunk
 
 
-__all__ = ["RESYNC_SECONDS", "DeviceAudioOutput", "MicrophoneInput", "sounddevice_module"]
+class _StreamResampler:
+    """Mono PCM16 from one rate to another, chunk by chunk (FFmpeg's resampler, keeping its state)."""
+
+    def __init__(self, source: int, target: int) -> None:
+        import av
+
+        self._source = source
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=target)
+
+    def __call__(self, chunk: I16) -> I16:
+        import av
+
+        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = self._source
+        out = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
+        return np.concatenate(out).astype(np.int16) if out else np.zeros(0, np.int16)
+
+
+__all__ = [
+    "STALL_SECONDS",
+    "STARTUP_SECONDS",
+    "DeviceAudioOutput",
+    "MicrophoneInput",
+    "PaceClock",
+    "PlaybackClock",
+    "default_output_device",
+    "sounddevice_module",
+]

@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from . import codec
 from .animation import ChannelTimeline, IdleLife, MotionLayer
+from .audio import DeviceAudioOutput, PaceClock, default_output_device
 from .codec import CANONICAL_NAMES, StreamDecoder
 from .errors import AvatarError, AvatarErrorCode
 from .protocol import AudioFormat as WireAudioFormat
@@ -188,9 +189,8 @@ class AvatarController:
         self._idle = IdleLife(self.channels, clip, clip_names, seed=seed)
         self._layers: list[MotionLayer] = []
         self._lock = threading.RLock()
-        self._origin = time.monotonic()
-        self._paused_at: float | None = None
-        self._paused_total = 0.0
+        # Audio is the master clock: the pace clock until a sound device plays (then the device's).
+        self._pace = PaceClock()
         self._overrides: dict[int, float] = {}
         self._local: MotionLayer | None = None
         self._conversation: _Conversation | None = None
@@ -213,14 +213,32 @@ class AvatarController:
         self._closing = False
         self._reconnects = 0
         self._reconnecting = False
-        self._audio_output: Any = None
+        self._audio_output: DeviceAudioOutput | None = None
 
     # -- clock ----------------------------------------------------------------------------------------
 
     def clock(self) -> float:
-        """Playback time in seconds; it stands still while paused (audio is the master clock)."""
-        now = time.monotonic() if self._paused_at is None else self._paused_at
-        return now - self._origin - self._paused_total
+        """Playback time in seconds; it stands still while paused (audio is the master clock).
+
+        With a sound device (:attr:`audio_output`) it is the time of the sample being heard: the
+        samples the device consumed, less its buffer. Without, it runs at the audio's pace.
+        """
+        output = self._audio_output
+        return output.clock() if output is not None else self._pace.clock()
+
+    def _earliest_start(self) -> float:
+        """The earliest clock time at which audio handed over now is heard in full (past the device's buffer)."""
+        output = self._audio_output
+        return output.earliest_start() if output is not None else self._pace.clock()
+
+    @property
+    def _origin(self) -> float:
+        """The pace clock's origin (monotonic time of clock 0); tests move the clock with it."""
+        return self._pace.origin
+
+    @_origin.setter
+    def _origin(self, value: float) -> None:
+        self._pace.origin = value
 
     # -- state and events -------------------------------------------------------------------------
 
@@ -348,7 +366,7 @@ class AvatarController:
             conv = self._begin()
             if sample_rate is not None:
                 conv.sample_rate = sample_rate
-            begin = self.clock() if start is None else float(start)
+            begin = self._earliest_start() if start is None else float(start)
             conv.start = begin
             conv.timeline = ChannelTimeline(self.channels, fps, begin)
             conv.layer = MotionLayer(conv.timeline, fps)
@@ -444,7 +462,7 @@ class AvatarController:
                 conv.samples += len(pcm)
             conv.audio_ended = conv.audio_ended or end
             if conv.start is None and (conv.samples or end):
-                conv.start = self.clock() + self.jitter_buffer
+                conv.start = self._earliest_start() + self.jitter_buffer
                 conv.timeline.start = conv.start
                 self._layers.append(conv.layer)
                 self._set_conversation(ConversationState.PLAYING, StateReason.STARTED)
@@ -462,12 +480,12 @@ class AvatarController:
             with self._lock:
                 if self._conversation is not conv or self._conversation_state is ConversationState.IDLE:
                     return
-                if self._paused_at is not None or self.clock() < (conv.start or 0.0) + conv.duration:
+                if self._pace.paused or self.clock() < (conv.start or 0.0) + conv.duration:
                     self._schedule_end_check(conv)  # paused, or resumed later: look again
                     return
                 self._update_playback(self.clock(), conv)
 
-        timer = threading.Timer(delay if self._paused_at is None else 0.1, check)
+        timer = threading.Timer(delay if not self._pace.paused else 0.1, check)
         timer.daemon = True
         timer.start()
 
@@ -529,7 +547,10 @@ class AvatarController:
     # -- both modes ----------------------------------------------------------------------------------
 
     def interrupt(self) -> None:
-        """Stop the conversation now: drop pending audio and motion, return to idle (blending out)."""
+        """Stop the conversation now: drop pending audio and motion, return to idle (blending out).
+
+        Audio already handed to a sound device (its latency) still plays.
+        """
         with self._lock:
             conv = self._conversation
             req = conv.id if conv else None
@@ -541,19 +562,25 @@ class AvatarController:
         self._drop_playback(StateReason.USER_ACTION)
 
     def pause(self) -> None:
-        """Freeze playback (audio and motion); buffers are kept."""
+        """Freeze playback (audio and motion); buffers are kept.
+
+        A sound device plays out what it already holds (its latency) and the clock stands after it.
+        """
         with self._lock:
-            if self._paused_at is None:
-                self._paused_at = time.monotonic()
+            if not self._pace.paused:
+                self._pace.pause()
+                if self._audio_output is not None:
+                    self._audio_output.pause()
                 if self._conversation_state is ConversationState.PLAYING:
                     self._set_conversation(ConversationState.PAUSED, StateReason.USER_ACTION)
 
     def resume(self) -> None:
         """Continue after :meth:`pause`."""
         with self._lock:
-            if self._paused_at is not None:
-                self._paused_total += time.monotonic() - self._paused_at
-                self._paused_at = None
+            if self._pace.paused:
+                self._pace.resume()
+                if self._audio_output is not None:
+                    self._audio_output.resume()
                 if self._conversation_state is ConversationState.PAUSED:
                     self._set_conversation(ConversationState.PLAYING, StateReason.USER_ACTION)
 
@@ -871,30 +898,49 @@ class AvatarController:
 
     # -- sound device ------------------------------------------------------------------------------
 
-    def start_audio_output(self, device: int | str | None = None, *, latency: str | float = "high") -> Any:
+    def start_audio_output(
+        self, device: int | str | None = None, *, latency: str | float = "high"
+    ) -> DeviceAudioOutput:
         """Play this controller's speech through a sound device (the ``audio`` extra); returns the output.
 
-        Headless video pipelines do not need this: they take the audio from :meth:`av_frames`. See
-        :class:`avatarkit.audio.DeviceAudioOutput` for the timing.
+        The device becomes the master clock, continuing from the clock's value now. Views in a window
+        do this by themselves when :attr:`Configuration.audio_output <avatarkit.sdk.Configuration>`
+        says so; headless video pipelines do not need it: they take the audio from :meth:`av_frames`.
+        See :class:`avatarkit.audio.DeviceAudioOutput` for the timing.
 
         Raises:
             AvatarError: ``invalidArgument`` when sounddevice is missing or the device cannot be opened.
         """
-        from .audio import DeviceAudioOutput
-
         self.stop_audio_output()
-        self._audio_output = DeviceAudioOutput(self, device=device, latency=latency)
-        return self._audio_output
+        output = DeviceAudioOutput(self, paused=self._pace.paused, device=device, latency=latency)
+        self._audio_output = output
+        return output
 
     def stop_audio_output(self) -> None:
-        """Stop playing through the sound device (idempotent)."""
-        output, self._audio_output = self._audio_output, None
+        """Stop playing through the sound device (idempotent); the pace clock carries on from its time."""
+        output = self._audio_output
         if output is not None:
-            output.close()
+            output.close()  # the device plays what it holds; its clock keeps the pace meanwhile
+            with self._lock:
+                self._pace.set(output.clock())
+                self._audio_output = None
+
+    def _configured_output(self, windowed: bool) -> None:
+        """Open the sound device the SDK's configuration asks for (a view calls this once it is made)."""
+        from .sdk import AudioOutputMode, AvatarSDK
+
+        mode = AudioOutputMode(AvatarSDK.configuration.audio_output if AvatarSDK.is_initialized else "auto")
+        if mode is AudioOutputMode.DEVICE:
+            self.start_audio_output()
+        elif mode is AudioOutputMode.AUTO and windowed and default_output_device() is not None:
+            try:
+                self.start_audio_output()
+            except AvatarError as err:
+                log.info("no sound: %s; the clock runs at the audio's pace", err.message)
 
     @property
-    def audio_output(self) -> Any:
-        """The :class:`~avatarkit.audio.DeviceAudioOutput` playing this controller's speech, or None."""
+    def audio_output(self) -> DeviceAudioOutput | None:
+        """The :class:`~avatarkit.audio.DeviceAudioOutput` playing this controller's speech (and its clock), or None."""
         return self._audio_output
 
     # -- video pipelines -------------------------------------------------------------------------

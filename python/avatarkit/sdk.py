@@ -57,6 +57,20 @@ class DrivingServiceMode(enum.Enum):
         return aliases.get(str(value).lower())
 
 
+class AudioOutputMode(enum.Enum):
+    """Where a view's speech is heard, and so which clock it plays by (see :mod:`avatarkit.audio`).
+
+    ``AUTO``: a view in a window plays through the default output device when there is one (the
+    ``audio`` extra), else runs on the pace clock; off-screen views never use a device (video
+    pipelines take the audio from ``av_frames``). ``DEVICE``: every view plays through the default
+    output device, and making one fails (``invalidArgument``) without it. ``NONE``: no device.
+    """
+
+    AUTO = "auto"
+    DEVICE = "device"
+    NONE = "none"
+
+
 class LogLevel(enum.Enum):
     """How much AvatarKit logs (through the ``avatarkit`` logger)."""
 
@@ -103,11 +117,13 @@ class Configuration:
     audio_format: AudioFormat = dataclasses.field(default_factory=AudioFormat)
     driving_service_mode: DrivingServiceMode | str = DrivingServiceMode.SDK
     log_level: LogLevel | str = LogLevel.WARNING
+    audio_output: AudioOutputMode | str = AudioOutputMode.AUTO
 
     def __post_init__(self) -> None:
         try:
             object.__setattr__(self, "driving_service_mode", DrivingServiceMode(self.driving_service_mode))
             object.__setattr__(self, "log_level", LogLevel(self.log_level))
+            object.__setattr__(self, "audio_output", AudioOutputMode(self.audio_output))
         except ValueError as err:
             raise AvatarError(AvatarErrorCode.INVALID_ARGUMENT, str(err)) from err
         if isinstance(self.environment, str) and self.environment not in ENVIRONMENTS:
@@ -277,6 +293,7 @@ __all__ = [
     "ENVIRONMENTS",
     "SAMPLE_RATES",
     "AudioFormat",
+    "AudioOutputMode",
     "AvatarSDK",
     "Configuration",
     "DrivingServiceMode",

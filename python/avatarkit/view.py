@@ -419,6 +419,12 @@ class AvatarView:
         except BaseException:
             self._thread.stop()
             raise
+        try:
+            # The sound device Configuration.audio_output asks for (a window's default: one if there is one).
+            self.avatar_controller._configured_output(window)
+        except BaseException:
+            self.destroy()
+            raise
         if window:
             self._thread.idle_hook = self._window_tick
             self._thread.submit(lambda: None)  # wake the thread so it starts drawing
