@@ -161,6 +161,7 @@ async def _demo(args: argparse.Namespace) -> int:
             motion = conv.timeline._values.copy()
             await controller.close()
             if live is not None:
+                _say_sound(live.avatar_controller)  # heard on the default output device, if there is one
                 live.avatar_controller.play(pcm, motion, sample_rate=rate)
             bar = _progress(None, "rendering", "frame")
 
@@ -177,6 +178,12 @@ async def _demo(args: argparse.Namespace) -> int:
     print(report.table())
     print(f"avatarkit: wrote {output.resolve()} ({report.seconds_of_video:.1f} s, {width}x{height}, picture and sound)")
     return 0
+
+
+def _say_sound(controller: Any) -> None:
+    """Tell where a window's speech is heard (the default output device, with the audio extra)."""
+    sound = controller.audio_output
+    print(f"avatarkit: sound on {sound.device_name}" if sound else "avatarkit: no sound device", flush=True)
 
 
 def _glfw_available() -> bool:
@@ -352,13 +359,16 @@ async def _view(args: argparse.Namespace) -> int:
     from .video import local_motion
 
     width, height = parse_size(args.size)
-    AvatarSDK.initialize("local", Configuration())
+    # The window plays the speech on the default output device when there is one (the audio extra).
+    AvatarSDK.initialize("local", Configuration(audio_output="none" if args.no_sound else "auto"))
     avatar = await _resolve_avatar(args.avatar, None)
+    title = f"AvatarKit - {avatar.name}"
     try:
-        view = AvatarView(WindowSurface(width, height, f"AvatarKit - {avatar.name}", vsync=True), avatar)
+        view = AvatarView(WindowSurface(width, height, title, vsync=True), avatar)
     except WindowError as err:
         raise UserError(f"no window: {err}") from err
     controller = view.avatar_controller
+    _say_sound(controller)
 
     def play(path: str) -> None:
         try:
@@ -371,6 +381,12 @@ async def _view(args: argparse.Namespace) -> int:
 
     drag: dict[str, Any] = {"on": False, "x": 0.0, "y": 0.0}
     listening: dict[str, bool] = {"on": False}
+
+    def show_listening() -> None:
+        """The window's title says whether the microphone is on (call on the render thread)."""
+        import glfw
+
+        glfw.set_window_title(view._thread.context.window, f"{title} - listening" if listening["on"] else title)
 
     def setup() -> None:
         import glfw
@@ -404,23 +420,20 @@ async def _view(args: argparse.Namespace) -> int:
         def on_key(_w: Any, key: int, _scancode: int, action: int, _mods: int) -> None:
             if key == glfw.KEY_M and action == glfw.PRESS and args.mic:
                 listening["on"] = not listening["on"]
+                show_listening()
                 print(f"avatarkit: microphone {'on' if listening['on'] else 'off'}", flush=True)
 
         glfw.set_key_callback(window, on_key)
 
     view._thread.submit(setup).result()
-    if not args.no_sound:
-        try:
-            output = controller.start_audio_output()
-            print(f"avatarkit: sound on {output.device_name}", flush=True)
-        except AvatarError as err:
-            print(f"avatarkit: no sound ({err.message})", flush=True)
     if args.speech:
         play(args.speech)
     print("avatarkit: drop a speech file on the window; drag to orbit, scroll to zoom; close it to quit", flush=True)
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         microphone = await _start_microphone(view, stack, listening) if args.mic else None
+        if microphone is not None:
+            view._thread.submit(show_listening).result()
         try:
             while not view._thread.context.should_close():
                 if args.seconds is not None and time.monotonic() - started > args.seconds:
