@@ -14,6 +14,7 @@ PulseAudio and ALSA's pulse plugin are installed.
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import wave
 
 import numpy as np
 import pytest
@@ -249,6 +251,29 @@ def test_interrupt_drops_what_the_device_has_not_taken(alsa_home: pathlib.Path) 
     np.testing.assert_array_equal(sound, speech[e_first : e_first + len(sound)])
 
 
+def test_a_device_at_another_rate_gets_the_speech_resampled(alsa_home: pathlib.Path) -> None:
+    """A 48 kHz device: 16 kHz speech (here a 440 Hz tone) arrives three times as long, same pitch."""
+    report = run_child(
+        alsa_home,
+        """
+        avatarkit.audio.STALL_SECONDS = 30.0
+        c = controller()
+        out = c.start_audio_output("avatarkit_sink", sample_rate=48000)
+        tone = (np.sin(2 * np.pi * 440 * np.arange(16000) / 16000) * 10000).astype(np.int16)
+        c.play(tone, sample_rate=16000)
+        start = c._conversation.start
+        wait(lambda: out.samples_written > ((start - out.start_time) + 1.5) * 48000, "the tone to be played")
+        c.stop_audio_output()
+        print(json.dumps(dict(rate=out.sample_rate)))
+        """,
+    )
+    assert report["rate"] == 48000
+    _, sound = split_on_silence(recording(alsa_home))
+    assert abs(len(sound) - 48000) <= 3
+    spectrum = np.abs(np.fft.rfft(sound[3000:45000].astype(np.float64)))
+    assert abs(np.argmax(spectrum) * 48000 / 42000 - 440) < 2
+
+
 def test_a_device_that_stops_calling_back_no_longer_holds_the_clock(alsa_home: pathlib.Path) -> None:
     report = run_child(
         alsa_home,
@@ -440,6 +465,37 @@ def test_view_speaks_through_the_microphone(alsa_home: pathlib.Path, display: st
     assert sent > 25  # chunks went to the service (this ALSA device delivers faster than real time)
     assert conversations == 1
     assert frames > 20  # and the service's motion came back for them
+
+
+def test_view_plays_a_speech_file_on_the_default_device(alsa_home: pathlib.Path, display: str) -> None:
+    """``avatarkit view --speech``: the window's speech reaches the default output device, whole."""
+    require_gl()
+    speech = speech_like(1.0, seed=6)
+    with wave.open(str(alsa_home / "speech.wav"), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(16000)
+        wav.writeframes(speech.tobytes())
+    # This device takes samples as fast as they come for as long as the window is open: gzip keeps
+    # the silence small.
+    (alsa_home / ".asoundrc").write_text(
+        f'pcm.!default {{ type file slave.pcm "null" file "| gzip -1 > {alsa_home / "out.raw.gz"}" format "raw" }}\n'
+    )
+    env = dict(os.environ, HOME=str(alsa_home), DISPLAY=display)
+    command = [sys.executable, "-m", "avatarkit", "view", "--speech", str(alsa_home / "speech.wav")]
+    result = subprocess.run(
+        [*command, "--seconds", "1", "--size", "160x160"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "avatarkit: sound on default" in result.stdout
+    with gzip.open(alsa_home / "out.raw.gz") as heard:
+        _, sound = split_on_silence(np.frombuffer(heard.read(), "<i2"))
+    _, e_sound = split_on_silence(speech)
+    np.testing.assert_array_equal(sound, e_sound)
 
 
 PULSE_PLUGIN = pathlib.Path("/usr/lib/x86_64-linux-gnu/alsa-lib/libasound_module_pcm_pulse.so")

@@ -343,6 +343,8 @@ class DeviceAudioOutput:
             paused = self._paused
             start = self._anchor + self._content / rate
             first = self._written
+            if not paused:
+                self._content += frames  # taken now: audio scheduled from here on starts after this block
         if paused:
             outdata.fill(0)
         else:
@@ -351,8 +353,6 @@ class DeviceAudioOutput:
             outdata[:, 0] = _resample(pcm, frames)
         with self._lock:
             self._blocks.append((first, frames, start, not paused))
-            if not paused:
-                self._content += frames
             self._written = first + frames
             self._heard, self._called = first - lead * rate, now
             # Started once a whole block has been heard (while a device fills its buffer first, the

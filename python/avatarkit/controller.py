@@ -899,20 +899,23 @@ class AvatarController:
     # -- sound device ------------------------------------------------------------------------------
 
     def start_audio_output(
-        self, device: int | str | None = None, *, latency: str | float = "high"
+        self, device: int | str | None = None, *, latency: str | float = "high", sample_rate: int | None = None
     ) -> DeviceAudioOutput:
         """Play this controller's speech through a sound device (the ``audio`` extra); returns the output.
 
         The device becomes the master clock, continuing from the clock's value now. Views in a window
         do this by themselves when :attr:`Configuration.audio_output <avatarkit.sdk.Configuration>`
         says so; headless video pipelines do not need it: they take the audio from :meth:`av_frames`.
-        See :class:`avatarkit.audio.DeviceAudioOutput` for the timing.
+        See :class:`avatarkit.audio.DeviceAudioOutput` for the timing, the latency and the rate
+        (the SDK's by default; the speech is resampled for a device at another).
 
         Raises:
             AvatarError: ``invalidArgument`` when sounddevice is missing or the device cannot be opened.
         """
         self.stop_audio_output()
-        output = DeviceAudioOutput(self, paused=self._pace.paused, device=device, latency=latency)
+        output = DeviceAudioOutput(
+            self, paused=self._pace.paused, device=device, latency=latency, sample_rate=sample_rate
+        )
         self._audio_output = output
         return output
 
