@@ -19,9 +19,9 @@ done
 # Debian packages: a C++ compiler and zstd's headers to build the core; Mesa's EGL and its software
 # rasterizer (llvmpipe) for headless rendering without a GPU.
 APT_PACKAGES=(g++ pkg-config libzstd-dev libegl1 libegl-mesa0 libgl1-mesa-dri)
-# The tests also open a window on a virtual X screen, run two service workers behind nginx, and play
-# and record sound through PortAudio (on ALSA file devices).
-if [ ${#GROUP[@]} -gt 0 ]; then APT_PACKAGES+=(xvfb nginx libportaudio2); fi
+# The tests also open a window on a virtual X screen (and press its keys with xdotool), run two
+# service workers behind nginx, and play and record sound through PortAudio (on ALSA file devices).
+if [ ${#GROUP[@]} -gt 0 ]; then APT_PACKAGES+=(xvfb xdotool nginx libportaudio2); fi
 if command -v apt-get >/dev/null 2>&1; then
   missing=()
   for pkg in "${APT_PACKAGES[@]}"; do

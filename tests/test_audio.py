@@ -14,15 +14,18 @@ PulseAudio and ALSA's pulse plugin are installed.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import logging
 import os
 import pathlib
+import queue
 import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import wave
 
@@ -443,28 +446,109 @@ def test_a_microphone_at_another_rate_is_resampled() -> None:
     assert abs(np.argmax(spectrum) * 16000 / 14000 - 440) < 2
 
 
-def test_view_speaks_through_the_microphone(alsa_home: pathlib.Path, display: str) -> None:
-    """``avatarkit view --mic``: the default ALSA input plays a speech file into the microphone."""
+class PacedMicrophone:
+    """A microphone that speaks in real time: a FIFO that ALSA's ``file`` device reads as its input,
+    fed 40 ms of ``pcm`` at a time, then silence. (A plain file would be read as fast as the reader
+    asks; the pace only keeps the amount of audio sensible, nothing is timed.)"""
+
+    def __init__(self, path: pathlib.Path, pcm: np.ndarray) -> None:
+        self.path = path
+        os.mkfifo(path)
+        self._pcm = pcm
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        chunk = 640
+        index = 0
+        while not self._stop.is_set():
+            fd = os.open(self.path, os.O_WRONLY)  # waits for the device to open it
+            try:
+                while not self._stop.is_set():
+                    part = self._pcm[index * chunk : (index + 1) * chunk]
+                    os.write(fd, np.pad(part, (0, chunk - len(part))).tobytes())
+                    index += 1
+                    self._stop.wait(0.04)
+            except BrokenPipeError:
+                pass  # PortAudio opened the device only to look at it, or the stream stopped
+            finally:
+                os.close(fd)
+
+    def close(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(OSError):  # let a writer waiting for a reader go
+            os.close(os.open(self.path, os.O_RDONLY | os.O_NONBLOCK))
+        self._thread.join(10)
+
+
+def test_view_speaks_through_the_microphone_and_m_toggles_it(alsa_home: pathlib.Path, display: str) -> None:
+    """``avatarkit view --mic``: the default input is a microphone speaking; its chunks go to the
+    built-in service and its motion comes back; M (pressed with xdotool when it is installed) ends
+    the conversation and starts another, and the window's title says when it listens."""
     require_gl()
-    speech_like(3.0, seed=5).tofile(alsa_home / "mic.raw")
-    rc = alsa_home / ".asoundrc"
-    rc.write_text(rc.read_text() + "pcm.!default avatarkit_mic\n")
-    env = dict(os.environ, HOME=str(alsa_home), DISPLAY=display)
-    result = subprocess.run(
-        [sys.executable, "-m", "avatarkit", "view", "--mic", "--no-sound", "--seconds", "2.5", "--size", "160x160"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
+    mic = PacedMicrophone(alsa_home / "mic.fifo", speech_like(6.0, seed=5))
+    (alsa_home / ".asoundrc").write_text(
+        f'pcm.!default {{ type file slave.pcm "null" file "/dev/null" infile "{mic.path}" format "raw" }}\n'
     )
-    assert result.returncode == 0, result.stderr
-    assert "avatarkit: no sound device" in result.stdout
-    assert "listening to the microphone" in result.stdout
-    line = next(x for x in result.stdout.splitlines() if x.startswith("avatarkit: microphone:"))
+    xdotool = shutil.which("xdotool")
+    env = dict(os.environ, HOME=str(alsa_home), DISPLAY=display)
+    seconds = "6" if xdotool else "2.5"
+    command = [sys.executable, "-m", "avatarkit", "view", "--mic", "--no-sound", "--seconds", seconds]
+    errors = alsa_home / "stderr.txt"
+    with errors.open("w") as err:
+        proc = subprocess.Popen([*command, "--size", "160x160"], stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+    lines: queue.Queue[str] = queue.Queue()
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: [lines.put(x.rstrip()) for x in proc.stdout or []], daemon=True)
+    reader.start()
+
+    def expect(wanted: str) -> None:
+        while wanted not in out:
+            try:
+                out.append(lines.get(timeout=120))
+            except queue.Empty:
+                proc.kill()
+                raise AssertionError(f"no {wanted!r} from avatarkit view; it said {out}") from None
+
+    def x(*args: str) -> str:
+        assert xdotool is not None
+        return subprocess.run([xdotool, *args], capture_output=True, text=True, env=env, check=True).stdout.strip()
+
+    titles = []
+    try:
+        expect("avatarkit: listening to the microphone; M toggles it")
+        if xdotool:
+            window = x("search", "--name", "^AvatarKit - ").split()[0]
+            titles.append(x("getwindowname", window))
+            x("mousemove", "--window", window, "40", "40")
+            x("key", "m")
+            expect("avatarkit: microphone off")
+            titles.append(x("getwindowname", window))
+            x("key", "m")
+            expect("avatarkit: microphone on")
+            titles.append(x("getwindowname", window))
+        proc.wait(timeout=300)
+    finally:
+        proc.kill()
+        reader.join(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+        mic.close()
+    while not lines.empty():
+        out.append(lines.get())
+    assert proc.returncode == 0, errors.read_text()
+    assert "avatarkit: no sound device" in out
+    line = next(x for x in out if x.startswith("avatarkit: microphone:"))
     sent, conversations, frames = (int(w) for w in line.split() if w.isdigit())
-    assert sent > 25  # chunks went to the service (this ALSA device delivers faster than real time)
-    assert conversations == 1
+    assert sent > 25  # chunks went to the service
     assert frames > 20  # and the service's motion came back for them
+    if xdotool:
+        title = titles[1]  # "AvatarKit - " and the avatar's name
+        assert titles == [f"{title} - listening", title, f"{title} - listening"]
+        assert conversations == 2
+    else:
+        assert conversations == 1
 
 
 def test_view_plays_a_speech_file_on_the_default_device(alsa_home: pathlib.Path, display: str) -> None:

@@ -86,7 +86,8 @@ def default_output_device() -> str | None:
     try:
         return str(sd.query_devices(kind="output")["name"])
     except Exception as err:  # PortAudioError: no default output device
-        _tell_once(f"no sound output device ({err}): the clock runs at the audio's pace")
+        log.debug("no default output device: %s", err)
+        _tell_once("no sound output device: the clock runs at the audio's pace")
         return None
 
 
@@ -382,11 +383,17 @@ class DeviceAudioOutput:
         return self._stream is not None and bool(self._stream.active)
 
     def close(self) -> None:
-        """Let the device play what it holds, then release it (idempotent); the clock keeps its pace."""
+        """Let the device play what it holds, then release it (idempotent); the clock keeps its pace.
+
+        A device that has stalled is not waited for: what it holds is dropped.
+        """
         stream, self._stream = self._stream, None
         if stream is not None:
             try:
-                stream.stop()
+                if self._stalled(time.monotonic()):
+                    stream.abort()
+                else:
+                    stream.stop()
             finally:
                 stream.close()
 

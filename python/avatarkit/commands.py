@@ -10,7 +10,7 @@ import pathlib
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 from .errors import AvatarError
@@ -381,6 +381,7 @@ async def _view(args: argparse.Namespace) -> int:
 
     drag: dict[str, Any] = {"on": False, "x": 0.0, "y": 0.0}
     listening: dict[str, bool] = {"on": False}
+    toggled: list[Callable[[], object]] = []  # told when M turns the microphone on or off
 
     def show_listening() -> None:
         """The window's title says whether the microphone is on (call on the render thread)."""
@@ -422,6 +423,8 @@ async def _view(args: argparse.Namespace) -> int:
                 listening["on"] = not listening["on"]
                 show_listening()
                 print(f"avatarkit: microphone {'on' if listening['on'] else 'off'}", flush=True)
+                for hook in toggled:
+                    hook()
 
         glfw.set_key_callback(window, on_key)
 
@@ -431,9 +434,10 @@ async def _view(args: argparse.Namespace) -> int:
     print("avatarkit: drop a speech file on the window; drag to orbit, scroll to zoom; close it to quit", flush=True)
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
-        microphone = await _start_microphone(view, stack, listening) if args.mic else None
+        microphone = await _start_microphone(view, stack, listening, toggled) if args.mic else None
         if microphone is not None:
             view._thread.submit(show_listening).result()
+            print("avatarkit: listening to the microphone; M toggles it", flush=True)
         try:
             while not view._thread.context.should_close():
                 if args.seconds is not None and time.monotonic() - started > args.seconds:
@@ -449,10 +453,13 @@ async def _view(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _start_microphone(view: Any, stack: contextlib.ExitStack, listening: dict[str, bool]) -> asyncio.Task[None]:
+async def _start_microphone(
+    view: Any, stack: contextlib.ExitStack, listening: dict[str, bool], toggled: list[Callable[[], object]]
+) -> asyncio.Task[None]:
     """The microphone through the real path: the built-in service, SDK mode, ``send()`` per chunk.
 
     The user hears their own voice already: the avatar only moves (its speech volume is 0 meanwhile).
+    Each time M is pressed the utterance ends (``send(end=True)``); the next chunk heard starts another.
     """
     from . import AvatarSDK, Configuration, Environment
     from .audio import MicrophoneInput
@@ -468,29 +475,34 @@ async def _start_microphone(view: Any, stack: contextlib.ExitStack, listening: d
     AvatarSDK.session_token = await _session_token(server.url, app_id)
     controller = view.avatar_controller
     await controller.start()
-    print("avatarkit: listening to the microphone; M toggles it", flush=True)
     listening["on"] = True
+    loop = asyncio.get_running_loop()
+    counts = {"sent": 0, "conversations": 0, "speaking": 0}
+
+    def end_utterance() -> None:  # on the event loop
+        if counts["speaking"]:
+            controller.send(b"", end=True)
+            counts["speaking"] = 0
+            controller.volume = 1.0
+
+    toggled.append(lambda: loop.call_soon_threadsafe(end_utterance))
 
     async def stream() -> None:
-        sent = conversations = 0
-        speaking = False
         try:
             async for chunk in microphone.chunks():
                 if listening["on"]:
                     controller.volume = 0.0
-                    conversations += not speaking
-                    speaking = True
+                    counts["conversations"] += not counts["speaking"]
+                    counts["speaking"] = 1
                     controller.send(chunk)
-                    sent += 1
-                elif speaking:
-                    controller.send(b"", end=True)
-                    speaking = False
-                    controller.volume = 1.0
+                    counts["sent"] += 1
+                else:
+                    end_utterance()
         finally:
             conv = controller._conversation
             frames = len(conv.timeline) if conv is not None else 0
-            print(f"avatarkit: microphone: {sent} chunks sent in {conversations} conversation(s), "
-                  f"{frames} motion frames back", flush=True)  # fmt: skip
+            print(f"avatarkit: microphone: {counts['sent']} chunks sent in {counts['conversations']} "
+                  f"conversation(s), {frames} motion frames back", flush=True)  # fmt: skip
 
     return asyncio.ensure_future(stream())
 
