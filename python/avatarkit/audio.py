@@ -238,7 +238,8 @@ class DeviceAudioOutput:
                     latency=latency,
                     blocksize=blocksize or rate // 50,
                     callback=self._callback,
-                    # The device's first samples are ours (not silence PortAudio puts before them).
+                    # Hosts that can fill the device's buffer from the callback before it starts do
+                    # so, rather than with silence (ALSA still puts a few periods of silence first).
                     prime_output_buffers_using_stream_callback=True,
                 )
                 break
@@ -316,11 +317,13 @@ class DeviceAudioOutput:
     def pause(self) -> None:
         """Write silence from now on; the clock stands once what the device holds has played."""
         with self._lock:
+            self._clock_at(time.monotonic())  # the clock up to now runs, whatever drives it
             self._paused = True
 
     def resume(self) -> None:
         """Play on from where the sound stopped."""
         with self._lock:
+            self._clock_at(time.monotonic())  # paused time does not count
             self._paused = False
 
     # -- the device ------------------------------------------------------------------------------
