@@ -6,9 +6,11 @@ sounddevice and our stream callbacks all run as they would on a desktop. Needs D
 ``libportaudio2`` and the ``sounddevice`` package (``scripts/setup.sh --test``).
 
 ALSA's ``file`` device over ``null`` has no clock of its own: it takes samples as fast as the
-callback gives them (thousands of times real time). The controller's clock follows it, as it follows
-any device; the tests check relations between what the device took and what the clock says, never
-wall time. The last test plays on PulseAudio's null sink, which consumes in real time, when
+callback gives them (thousands of times real time), so a two-second utterance would be gone before a
+test could pause it. The children pace their output streams like a sound card (a callback returns
+once the samples it was handed are due, a tenth of a second of buffer ahead). The controller's clock
+follows the device, as it follows any device; the tests check relations between what the device
+took and what the clock says, never wall time. The last test plays on PulseAudio's null sink, which consumes in real time, when
 PulseAudio and ALSA's pulse plugin are installed.
 """
 
@@ -63,6 +65,26 @@ import avatarkit.audio
 from avatarkit.controller import AvatarController
 
 home = pathlib.Path(sys.argv[1])
+
+import sounddevice
+
+class PacedOutputStream(sounddevice.OutputStream):
+    # Takes samples at its rate, as a sound card does (ALSA's file device takes them at once).
+
+    def __init__(self, *args, callback, **kwargs):
+        rate, due = float(kwargs["samplerate"]), [None, 0]
+
+        def paced(outdata, frames, time_info, status):
+            callback(outdata, frames, time_info, status)
+            due[0] = due[0] or time.monotonic()
+            due[1] += frames
+            delay = due[0] + due[1] / rate - 0.1 - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+
+        super().__init__(*args, callback=paced, **kwargs)
+
+sounddevice.OutputStream = PacedOutputStream
 
 def controller():
     return AvatarController(types.SimpleNamespace(avatar=types.SimpleNamespace(idle_clip=lambda: b"")))
