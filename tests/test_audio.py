@@ -10,8 +10,8 @@ callback gives them (thousands of times real time), so a two-second utterance wo
 test could pause it. The children pace their output streams like a sound card (a callback returns
 once the samples it was handed are due, a tenth of a second of buffer ahead). The controller's clock
 follows the device, as it follows any device; the tests check relations between what the device
-took and what the clock says, never wall time. The last test plays on PulseAudio's null sink, which consumes in real time, when
-PulseAudio and ALSA's pulse plugin are installed.
+took and what the clock says, never wall time. The last test plays on PulseAudio's null sink, which
+consumes in real time, when PulseAudio and ALSA's pulse plugin are installed.
 """
 
 from __future__ import annotations
