@@ -255,12 +255,25 @@ async def test_server_killed_then_back_the_controller_reconnects_by_itself(
             await wait_until(lambda: c.connection_state is ConnectionState.CONNECTED)
             assert c.send(pcm[36000:40000], end=True) == cut
             assert not len(c._conversation.timeline) or c._conversation.timeline.end_time < now + 0.1
+            # The cut conversation ends when its audio has played out; the service said why it
+            # closed (ServerError 503, then 1001), so the end reports serverError, not playbackEnd.
+            await wait_until(lambda: c.conversation_state is ConversationState.IDLE)
+            assert [r for kind, r in events if kind == "conversation"] == [
+                StateReason.STARTED,
+                StateReason.FALLBACK,
+                StateReason.SERVER_ERROR,
+            ]
             # The next conversation is driven again.
             new = c.send(pcm[40000:56000], end=True)
             assert new != cut
             conv = c._conversation
             await wait_until(lambda: conv is not None and conv.motion_ended)
             assert len(conv.timeline) == 13  # 0.5 s at 25 fps
+            await wait_until(lambda: c.conversation_state is ConversationState.IDLE)
+            assert [r for kind, r in events if kind == "conversation"][-2:] == [
+                StateReason.STARTED,
+                StateReason.PLAYBACK_END,
+            ]
             await c.close()
         states = [e[1] for e in events if e[0] == "connection"]
         assert ConnectionState.CONNECTING in states[states.index(ConnectionState.CONNECTED) + 1 :]
@@ -339,11 +352,17 @@ async def test_connection_lost_without_close_frame_reconnects_but_a_refused_toke
     assert lost is not None and lost.code is AvatarErrorCode.WEBSOCKET_CLOSED_ABNORMALLY
     assert "1006" in lost.message
     assert c.send(pcm[16000:20000], end=True) == cut  # the rest of the cut utterance: audio only
+    # Its end tells why it played without motion: the network (no close frame, nothing said).
+    await wait_until(lambda: c.conversation_state is ConversationState.IDLE)
+    assert reasons == [StateReason.STARTED, StateReason.FALLBACK, StateReason.NETWORK_ERROR]
+    assert StateReason.FALLBACK.value == "fallbackMode" and StateReason.FALLBACK_MODE is StateReason.FALLBACK
     new = c.send(pcm[20000:28000], end=True)
     assert new != cut
     conv = c._conversation
     await wait_until(lambda: conv is not None and conv.motion_ended)
     assert conv is not None and len(conv.timeline) == 13  # 0.5 s at 25 fps on the new connection
+    await wait_until(lambda: c.conversation_state is ConversationState.IDLE)
+    assert reasons[3:] == [StateReason.STARTED, StateReason.PLAYBACK_END]
     assert [s for s, _ in states].count(ConnectionState.FAILED) == 0
 
     # The same loss with a token the service refuses (4010): one attempt, then failed, no loop.
@@ -360,6 +379,88 @@ async def test_connection_lost_without_close_frame_reconnects_but_a_refused_toke
     AvatarSDK.session_token = await token(server)
     await c.start()
     assert c.connection_state is ConnectionState.CONNECTED
+
+
+@pytest.mark.asyncio
+async def test_connection_lost_while_paused_tells_on_resume_and_at_the_end(
+    server: BackgroundServer, view: AvatarView
+) -> None:
+    c = view.controller
+    reported: list[tuple[ConversationState, StateReason]] = []
+    c.on_conversation_state = lambda s, r: reported.append((s, r))
+    await c.start()
+    c.send(speech_like(1.0), end=True)
+    conv = c._conversation
+    await wait_until(lambda: conv is not None and len(conv.timeline) > 0)
+    c.pause()
+    assert drop_connections(server) == 1
+    await wait_until(lambda: conv is not None and conv.audio_only)
+    await wait_until(lambda: c.connection_state is ConnectionState.CONNECTED and c._ws is not None)
+    # Paused, the state does not change: nothing is reported until the app resumes.
+    assert reported == [
+        (ConversationState.PLAYING, StateReason.STARTED),
+        (ConversationState.PAUSED, StateReason.USER_ACTION),
+    ]
+    c.resume()
+    await wait_until(lambda: c.conversation_state is ConversationState.IDLE)
+    assert reported[2:] == [
+        (ConversationState.PLAYING, StateReason.USER_ACTION),
+        (ConversationState.IDLE, StateReason.NETWORK_ERROR),
+    ]
+
+
+@pytest.mark.asyncio
+async def test_request_failed_by_the_service_plays_on_audio_only_and_ends_with_server_error(
+    bundles: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    from avatarkit.server.config import Limits
+
+    # The service aborts a request past 1 s of 16 kHz audio (ServerError 413 with its req_id).
+    small = ServiceConfig(
+        apps={"demo": AppConfig("demo", API_KEY, limits=Limits(request_audio_bytes=32000))}, token_secret=SECRET
+    )
+    with start_service(small, avatar_roots=[bundles]) as server:
+        AvatarSDK.initialize("demo", Configuration(environment=Environment.local(port=server.port)))
+        AvatarSDK.session_token = await token(server)
+        avatar = await AvatarManager(cache_dir=tmp_path).load("tiny")
+        with AvatarView(HeadlessSurface(32, 32), avatar) as v:
+            c = v.controller
+            reported: list[tuple[ConversationState, StateReason]] = []
+            errors: list[AvatarError] = []
+            c.on_conversation_state = lambda s, r: reported.append((s, r))
+            c.on_error = errors.append
+            await c.start()
+            pcm = speech_like(2.0)
+            utterance = c.send(pcm[:8000])
+            conv = c._conversation
+            await wait_until(lambda: conv is not None and len(conv.timeline) > 0)  # driven so far
+            assert c.send(pcm[8000:24000]) == utterance  # 1.5 s in all: over the limit
+            await wait_until(lambda: (ConversationState.PLAYING, StateReason.FALLBACK) in reported)
+            assert errors and errors[0].code is AvatarErrorCode.SERVER_ERROR and "413" in errors[0].message
+            assert conv is not None and conv.audio_only and conv.layer.end is not None  # the face fades to idle
+            assert c.connection_state is ConnectionState.CONNECTED  # the session goes on
+            # The rest of the utterance plays without motion; the service is not sent audio it refused.
+            assert c.send(pcm[24000:], end=True) == utterance
+            await wait_until(lambda: c.conversation_state is ConversationState.IDLE)
+            assert conv.duration == pytest.approx(2.0)
+            assert reported == [
+                (ConversationState.PLAYING, StateReason.STARTED),
+                (ConversationState.PLAYING, StateReason.FALLBACK),
+                (ConversationState.IDLE, StateReason.SERVER_ERROR),
+            ]
+            assert len(errors) == 1
+            # The next conversation is driven in full and ends as usual.
+            c.send(pcm[:8000], end=True)
+            following = c._conversation
+            await wait_until(lambda: following is not None and following.motion_ended)
+            assert following is not None and len(following.timeline) == 13
+            await wait_until(lambda: c.conversation_state is ConversationState.IDLE)
+            assert reported[3:] == [
+                (ConversationState.PLAYING, StateReason.STARTED),
+                (ConversationState.IDLE, StateReason.PLAYBACK_END),
+            ]
+            await c.close()
+    AvatarSDK.cleanup()
 
 
 @pytest.mark.asyncio

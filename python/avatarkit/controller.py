@@ -65,13 +65,36 @@ class ConversationState(enum.Enum):
 
 
 class StateReason(enum.Enum):
-    """Why the conversation state changed."""
+    """Why the conversation state changed: the commercial SDK's ``StateChangeReason``, plus ``started``.
 
+    A conversation that loses its motion (SDK mode) goes on playing its audio: it is reported
+    ``playing`` again with ``fallbackMode``, and its end ``idle`` with why it lost the motion,
+    ``networkError`` or ``serverError``, instead of ``playbackEnd``. Every conversation that starts
+    is reported ``playing``, also one that interrupts the conversation playing (the event's
+    ``conversation_id`` tells them apart). A conversation that loses its motion while paused is
+    not reported at once: ``resume`` reports ``playing`` (``userAction``) and its end tells why.
+    """
+
+    #: ``pause``, ``resume``, ``interrupt`` or ``close``.
     USER_ACTION = "userAction"
+    #: The conversation's audio has played out, with its motion (``idle``).
     PLAYBACK_END = "playbackEnd"
+    #: A conversation that fell back to audio only because the connection broke without the
+    #: service saying why (no close frame, a broken socket, a missed heartbeat; a close 1000, 1001
+    #: or 1012-1014 with no ``ServerError`` before it) has played out (``idle``).
     NETWORK_ERROR = "networkError"
+    #: A conversation that fell back to audio only because the service reported an error has played
+    #: out (``idle``): a ``ServerError`` for its ``req_id`` (the service aborted the request), a
+    #: ``ServerError`` just before the close frame (4002, 4503, 503 on shutdown, ...), or a close
+    #: with an error code (1011, 4xxx).
     SERVER_ERROR = "serverError"
-    FALLBACK = "fallback"
+    #: The conversation plays on without motion (``playing``, reported again): the connection was
+    #: lost, or the service failed its request; the face returns to idle life. A conversation that
+    #: starts while the controller reconnects is audio only from the start and reported so too.
+    FALLBACK = "fallbackMode"
+    #: Alias of ``FALLBACK``, the commercial SDK's name.
+    FALLBACK_MODE = "fallbackMode"
+    #: A conversation's first audio arrived (``playing``; a jitter buffer before it is heard).
     STARTED = "started"
 
 
@@ -140,8 +163,11 @@ class _Conversation:
         self.decoder = StreamDecoder()
         self.flame_frames = 0
         self.motion_failed = False
-        #: The connection was lost mid-conversation: the rest of its audio plays without motion.
+        #: The conversation lost its motion (the connection was lost, or the service failed its
+        #: request): the rest of its audio plays without motion.
         self.audio_only = False
+        #: Why it plays audio only (``NETWORK_ERROR`` or ``SERVER_ERROR``): the reason its end reports.
+        self.fallback: StateReason | None = None
 
     @property
     def duration(self) -> float:
@@ -213,6 +239,8 @@ class AvatarController:
         self._closing = False
         self._reconnects = 0
         self._reconnecting = False
+        #: Why the last connection was lost (the end reason of conversations it left audio only).
+        self._lost_reason = StateReason.NETWORK_ERROR
         self._audio_output: DeviceAudioOutput | None = None
 
     # -- clock ----------------------------------------------------------------------------------------
@@ -376,7 +404,7 @@ class AvatarController:
                 conv.timeline.append(np.asarray(motion, np.float32), np.arange(len(motion)), names)
                 conv.motion_ended = True
                 conv.layer.close(conv.timeline.end_time + 1.0 / fps)
-            self._set_conversation(ConversationState.PLAYING, StateReason.STARTED)
+            self._set_conversation(ConversationState.PLAYING, StateReason.STARTED, again=True)
             self._schedule_end_check(conv)
             return conv.id
 
@@ -429,7 +457,7 @@ class AvatarController:
             and self._conversation_state is ConversationState.PLAYING
         ):
             conv.layer.close(conv.start + conv.duration)
-            self._set_conversation(ConversationState.IDLE, StateReason.PLAYBACK_END)
+            self._set_conversation(ConversationState.IDLE, conv.fallback or StateReason.PLAYBACK_END)
 
     # -- audio and motion of a conversation ------------------------------------------------------
 
@@ -465,7 +493,9 @@ class AvatarController:
                 conv.start = self._earliest_start() + self.jitter_buffer
                 conv.timeline.start = conv.start
                 self._layers.append(conv.layer)
-                self._set_conversation(ConversationState.PLAYING, StateReason.STARTED)
+                # Reported for every conversation, also one that interrupts the conversation playing.
+                reason = StateReason.FALLBACK if conv.fallback is not None else StateReason.STARTED
+                self._set_conversation(ConversationState.PLAYING, reason, again=True)
             if end:
                 self._schedule_end_check(conv)
 
@@ -741,6 +771,7 @@ class AvatarController:
 
         ws = self._ws
         error: AvatarError | None = None
+        said = False  # the last message was a ServerError for the session: it says why the close follows
         try:
             async for msg in ws:
                 if msg.type != aiohttp.WSMsgType.BINARY:
@@ -750,36 +781,61 @@ class AvatarController:
                 except Exception:
                     log.warning("undecodable message from the service")
                     continue
+                said = False
                 if message.type == MessageType.MESSAGE_SERVER_RESPONSE_ANIMATION:
                     anim = message.server_response_animation
                     with self._lock:
                         conv = self._conversation
-                    if conv is not None and conv.id == anim.req_id:
+                    if conv is not None and conv.id == anim.req_id and not conv.audio_only:
                         self._add_animation(conv, anim.animation, anim.end)
                 elif message.type == MessageType.MESSAGE_SERVER_ERROR:
                     failure = message.server_error
                     error = _server_error(failure.code, failure.message, None)
                     self._error(error)
+                    if failure.req_id:
+                        # The service failed this request (it aborts it): its audio plays on alone.
+                        self._fall_back(StateReason.SERVER_ERROR, failure.req_id)
+                    else:
+                        said = True
         except Exception as exc:  # a broken socket
             error = AvatarError(AvatarErrorCode.WEBSOCKET_CLOSED_ABNORMALLY, str(exc))
         if self._closing:
             return
         code = ws.close_code
         closed = _close_error(code, error.message if error else "the connection closed") if code != 1000 else error
-        await self._on_lost(code, closed)
+        await self._on_lost(code, closed, _loss_reason(code, said))
 
-    async def _on_lost(self, code: int | None, error: AvatarError | None) -> None:
+    def _fall_back(self, cause: StateReason, req_id: str | None = None) -> None:
+        """The conversation in progress (the one of ``req_id``, if given) loses its motion; its audio plays on.
+
+        The face fades back to idle life from the pose on screen; ``playing`` is reported again with
+        ``fallbackMode`` (not while paused), and the conversation's end reports ``cause``.
+        """
+        with self._lock:
+            conv = self._conversation
+            if (
+                conv is None
+                or conv.audio_only
+                or (req_id is not None and conv.id != req_id)
+                or self._conversation_state is ConversationState.IDLE  # played out, or interrupted
+            ):
+                return
+            now = self.clock()
+            conv.timeline.truncate(now)
+            conv.layer.close(now)
+            conv.audio_only = True
+            conv.fallback = cause
+            if self._open_request == conv.id:
+                self._open_request = None  # the rest of the utterance is not sent: it plays audio only
+            if self._conversation_state is ConversationState.PLAYING:
+                self._set_conversation(ConversationState.PLAYING, StateReason.FALLBACK, again=True)
+
+    async def _on_lost(self, code: int | None, error: AvatarError | None, cause: StateReason) -> None:
         """The connection ended on its own: reconnect where the contract allows, else fall back to audio only."""
         await self._teardown()
-        if self._conversation_state is ConversationState.PLAYING:
-            # Audio-only fallback: the audio keeps playing on its clock; the face returns to idle.
-            with self._lock:
-                conv = self._conversation
-                if conv is not None:
-                    conv.timeline.truncate(self.clock())
-                    conv.layer.close(self.clock())
-                    conv.audio_only = True
-            self._set_conversation(ConversationState.PLAYING, StateReason.FALLBACK, again=True)
+        self._lost_reason = cause
+        # Audio-only fallback: the audio keeps playing on its clock; the face returns to idle.
+        self._fall_back(cause)
         if _retryable(code):
             # The session limit (4002), an unavailable upstream (45xx), or the transport going away
             # (the process behind a load balancer stopped or died): connect again, a new connection
@@ -883,8 +939,10 @@ class AvatarController:
         with self._lock:
             conv = self._conversation
             if conv is None or conv.audio_ended:
+                # A conversation that starts while the connection is being restored: audio only.
                 conv = self._begin()
                 conv.audio_only = True
+                conv.fallback = self._lost_reason
                 conv.layer.close(self.clock())
             self._add_audio(conv, pcm, end)
             return conv.id
@@ -967,6 +1025,21 @@ def _retryable(code: int | None) -> bool:
     (the request is at fault: a new token, credits or fewer sessions are needed first).
     """
     return code is None or code in (1001, 1006, 1011, 1012, 1013, 1014, 4002) or 4500 <= code < 4600
+
+
+def _loss_reason(code: int | None, said: bool) -> StateReason:
+    """Why a connection that ended on its own took the conversation's motion with it.
+
+    ``NETWORK_ERROR`` when the service did not say: no close frame (the socket broke, 1006), or a
+    close that is no error (1000, 1001, 1012-1014: going away, restarting, a proxy) with no
+    ``ServerError`` just before it. ``SERVER_ERROR`` when it did: a ``ServerError`` just before the
+    close frame (503 then 1001 on shutdown, 4002, 4503, ...), or an error close code (1011, 4xxx).
+    """
+    if code is None or code == 1006:
+        return StateReason.NETWORK_ERROR
+    if said or code not in (1000, 1001, 1012, 1013, 1014):
+        return StateReason.SERVER_ERROR
+    return StateReason.NETWORK_ERROR
 
 
 def _retryable_error(error: AvatarError) -> bool:
