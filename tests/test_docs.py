@@ -134,7 +134,7 @@ def _face(b: GltfBuilder, names: list[str]) -> None:
 
 def test_own_avatar_missing_targets_are_ignored_and_vroid_mouths_stand_in() -> None:
     """docs/own-avatar.md: channels with no target drive nothing, names match regardless of case, the
-    VRoid mouth shapes take the vowel visemes the model lacks, and ``rig.morph_targets`` adds targets."""
+    VRoid mouth shapes take the vowel visemes the model lacks, and ``rig.morph_targets`` maps others."""
     b = GltfBuilder()
     _face(b, ["JAWOPEN", "Fcl_MTH_A", "Fcl_MTH_O", "eyeBlinkLeft", "Fcl_EYE_Close"])
     model = load_gltf(b.glb())

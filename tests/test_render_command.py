@@ -87,3 +87,25 @@ def test_mp4_composites_transparent_pixels_over_black(tmp_path: pathlib.Path) ->
     np.testing.assert_allclose(image[32, 8:24].mean(axis=0), (200, 160, 120), atol=6)
     np.testing.assert_allclose(image[32, 36:44].mean(axis=0), (100, 80, 60), atol=6)
     np.testing.assert_allclose(image[32, 52:60].mean(axis=0), (0, 0, 0), atol=6)
+
+
+def test_a_vrm_file_renders_as_the_avatar(speech: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    """``--avatar`` takes a .vrm (a GLB by content) like a .glb; an unknown id names the built-in ones."""
+    from render_helpers import tiny_avatar_glb
+
+    glb = tiny_avatar_glb(tmp_path / "tiny.glb")
+    vrm = tmp_path / "tiny.vrm"
+    vrm.write_bytes(glb.read_bytes())
+    pngs = tmp_path / "frames"
+    render(str(speech), "--raw-rate", "16000", "--avatar", str(vrm), "--png-dir", str(pngs), "--png-only",
+           "--size", "64x64", "--background", "transparent")  # fmt: skip
+    from PIL import Image
+
+    first = np.asarray(Image.open(sorted(pngs.glob("frame_*.png"))[0]))
+    assert first[..., 3].max() == 255  # the avatar is drawn
+    missing = subprocess.run(
+        [sys.executable, "-m", "avatarkit", "render", str(speech), "--raw-rate", "16000", "--avatar", "nope"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert missing.returncode != 0
+    assert missing.stderr.strip().splitlines()[-1].startswith("avatarkit: error: unknown avatar 'nope'; built-in: ")

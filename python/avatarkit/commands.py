@@ -198,16 +198,20 @@ async def _resolve_avatar(spec: str, server_url: str | None) -> Any:
     from .manager import AvatarManager
 
     path = pathlib.Path(spec)
-    if path.suffix.lower() in (".glb", ".gltf") or path.is_dir() or path.name == "manifest.json":
+    # A model file (.glb, .gltf, .vrm, or any existing file: its content says what it is) or a bundle.
+    if path.suffix.lower() in (".glb", ".gltf", ".vrm") or path.exists() or path.name == "manifest.json":
         if not path.exists():
             raise UserError(f"{spec}: no such avatar file or folder")
         return AvatarManager.derive(path)
     if server_url is None:
+        from .assets.samples import SAMPLE_IDS
         from .server.samples import ensure_samples
 
         bundle = ensure_samples() / spec
         if not bundle.is_dir():
-            raise UserError(f"unknown avatar {spec!r}; built-in: default, sam; or give a .glb or bundle folder")
+            raise UserError(
+                f"unknown avatar {spec!r}; built-in: {', '.join(SAMPLE_IDS)}; or give a .glb, .vrm or bundle folder"
+            )
         return AvatarManager.derive(bundle)
     return await _load_with_progress(spec)
 
@@ -593,7 +597,7 @@ def register(sub: Any) -> None:
     )
     render.add_argument("speech", help="the speech audio file")
     render.add_argument("-o", "--output", help="the video to write (default: SPEECH with .mp4)")
-    render.add_argument("--avatar", default="default", help="an avatar id, a .glb/.gltf file, or a bundle folder")
+    render.add_argument("--avatar", default="default", help="an avatar id, a .glb/.gltf/.vrm file, or a bundle folder")
     render.add_argument("--size", default="720x720", help="frame size WIDTHxHEIGHT (default 720x720)")
     render.add_argument("--fps", type=float, default=30.0, help="video frame rate (default 30)")
     render.add_argument("--background", help="a colour (#rrggbb, a name, 'transparent') or an image file")
@@ -613,7 +617,7 @@ def register(sub: Any) -> None:
         "pip install 'pyavatarkit[window]'). Drop a wav/mp3/ogg/flac file on it to hear it spoken (the motion "
         "comes from the engine in this process); drag to orbit, scroll to zoom.",
     )
-    view.add_argument("--avatar", default="default", help="an avatar id, a .glb/.gltf file, or a bundle folder")
+    view.add_argument("--avatar", default="default", help="an avatar id, a .glb/.gltf/.vrm file, or a bundle folder")
     view.add_argument("--speech", help="speak this file once the window is open")
     view.add_argument("--size", default="720x720", help="window size WIDTHxHEIGHT (default 720x720)")
     view.add_argument("--seconds", type=float, help="close by itself after this many seconds")

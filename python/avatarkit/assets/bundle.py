@@ -154,6 +154,14 @@ def parse_manifest(data: bytes | str, *, expected_id: str | None = None) -> Mani
     rig = doc.get("rig", {})
     if not isinstance(camera, dict) or not isinstance(rig, dict):
         raise _bad("camera and rig must be objects")
+    mouth = rig.get("mouth", "auto")
+    if mouth not in ("auto", "both", "visemes", "arkit"):  # rig.MOUTH_MODES
+        raise _bad("rig.mouth must be auto, both, visemes or arkit")
+    targets = rig.get("morph_targets", {})
+    if not isinstance(targets, dict) or not all(
+        isinstance(v, list) and all(isinstance(t, str) for t in v) for v in targets.values()
+    ):
+        raise _bad("rig.morph_targets must map channel names to lists of target names")
     name = doc.get("name", avatar_id)
     return Manifest(
         id=avatar_id,

@@ -353,6 +353,9 @@ class GltfModel:
     generator: str = ""
     #: Things that were skipped rather than refused (point and line primitives, unnamed targets ...).
     warnings: list[str] = dataclasses.field(default_factory=list)
+    #: Whether the avatar faces -Z: VRM 0.x files (a top-level ``VRM`` extension) do; glTF and VRM 1.0
+    #: face +Z. The rig turns such a model half a turn about +Y so that it faces +Z like the rest.
+    faces_minus_z: bool = False
 
     def node_world_matrices(self) -> F32:
         """The world matrix of every node, ``float32 (len(nodes), 4, 4)``, from the rest pose."""
@@ -1258,6 +1261,7 @@ class _Loader:
             _fail("the node transforms overflow float32 when composed down the hierarchy")
         asset = _opt_obj(doc, "asset", "") or {}
         return GltfModel(
+            faces_minus_z=self._vrm0(),
             meshes=meshes,
             nodes=nodes,
             skins=skins,
@@ -1268,6 +1272,15 @@ class _Loader:
             generator=_str(asset, "generator", "asset"),
             warnings=self.warnings,
         )
+
+    def _vrm0(self) -> bool:
+        """Whether the document is VRM 0.x (its ``VRM`` extension's ``specVersion`` is 0.x or absent)."""
+        extensions = self.doc.get("extensions")
+        vrm = extensions.get("VRM") if isinstance(extensions, dict) else None
+        if not isinstance(vrm, dict):
+            return False
+        version = vrm.get("specVersion")
+        return not isinstance(version, str) or version.startswith("0")
 
     # ---- images, textures, materials
 
@@ -1411,7 +1424,7 @@ class _Loader:
             elif n != target_count:
                 _fail(f"{where}: its primitives have {target_count} and {n} morph targets; they must agree")
         assert target_count is not None
-        names = self._target_names(mesh, where, target_count)
+        names = self._target_names(mesh, prim_objs, where, target_count)
         primitives = []
         for pi, p in enumerate(prim_objs):
             prim = self._primitive(p, f"{where}.primitives[{pi}]", material_count, names)
@@ -1430,15 +1443,26 @@ class _Loader:
             extras=extras if isinstance(extras, dict) else {},
         )
 
-    def _target_names(self, mesh: dict[str, Any], where: str, count: int) -> list[str]:
-        extras = mesh.get("extras")
-        raw = extras.get("targetNames") if isinstance(extras, dict) else None
-        if isinstance(raw, list) and len(raw) == count and all(isinstance(n, str) for n in raw):
-            return list(raw)
-        if count and raw is not None:
-            self.warnings.append(
-                f"{where}.extras.targetNames does not name its {count} targets; using indices"
-            )
+    def _target_names(
+        self, mesh: dict[str, Any], prims: list[dict[str, Any]], where: str, count: int
+    ) -> list[str]:
+        """The mesh's target names, from the first place that names them all.
+
+        ``mesh.extras.targetNames`` (Blender, Ready Player Me), else a primitive's
+        ``extras.targetNames`` (UniVRM writes them per primitive), else ``target_<i>``.
+        """
+        places = [(mesh, where)] + [(p, f"{where}.primitives[{i}]") for i, p in enumerate(prims)]
+        bad: str | None = None
+        for obj, place in places:
+            extras = obj.get("extras")
+            raw = extras.get("targetNames") if isinstance(extras, dict) else None
+            if raw is None:
+                continue
+            if isinstance(raw, list) and len(raw) == count and all(isinstance(n, str) for n in raw):
+                return list(raw)
+            bad = bad or place
+        if count and bad is not None:
+            self.warnings.append(f"{bad}.extras.targetNames does not name its {count} targets; using indices")
         elif count:
             self.warnings.append(f"{where} has {count} unnamed morph targets")
         return [f"target_{i}" for i in range(count)]

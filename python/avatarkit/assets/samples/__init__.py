@@ -94,6 +94,8 @@ def manifest(avatar_id: str, glb: bytes, idle: bytes) -> dict[str, Any]:
         "rig": {
             # Explicit, though every channel maps to the target of its own name.
             "morph_targets": {name: [name] for name in TARGET_NAMES},
+            # The viseme targets and the ARKit mouth are modelled to add up: speech drives both.
+            "mouth": "both",
             "joints": {
                 "head": "Head",
                 "neck": "Neck",
