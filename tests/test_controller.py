@@ -224,6 +224,32 @@ async def test_wrong_state_and_token_errors(server: BackgroundServer, tmp_path: 
 
 
 @pytest.mark.asyncio
+async def test_an_app_id_the_service_does_not_know_is_app_id_unrecognized(
+    server: BackgroundServer, tmp_path: pathlib.Path
+) -> None:
+    AvatarSDK.initialize("demo", Configuration(environment=Environment.local(port=server.port)))
+    avatar = await AvatarManager(cache_dir=tmp_path).load("tiny")
+    good = await token(server)  # a valid token, of the app "demo"
+    # The service is configured with the apps it serves; "nosuchapp" is not one of them.
+    AvatarSDK.initialize("nosuchapp", Configuration(environment=Environment.local(port=server.port)))
+    AvatarSDK.session_token = good
+    with AvatarView(HeadlessSurface(32, 32), avatar) as v:
+        failures: list[AvatarError | None] = []
+        v.controller.on_connection_state = lambda s, e: failures.append(e) if s is ConnectionState.FAILED else None
+        with pytest.raises(AvatarError) as info:
+            await v.controller.start()
+        assert info.value.code is AvatarErrorCode.APP_ID_UNRECOGNIZED
+        assert "nosuchapp" in info.value.message
+        assert v.controller.connection_state is ConnectionState.FAILED and failures == [info.value]
+        # The right app id with the same token connects.
+        AvatarSDK.initialize("demo", Configuration(environment=Environment.local(port=server.port)))
+        await v.controller.start()
+        assert v.controller.connection_state is ConnectionState.CONNECTED
+        await v.controller.close()
+    AvatarSDK.cleanup()
+
+
+@pytest.mark.asyncio
 async def test_server_killed_then_back_the_controller_reconnects_by_itself(
     bundles: pathlib.Path, tmp_path: pathlib.Path
 ) -> None:

@@ -694,8 +694,9 @@ class AvatarController:
         """SDK mode: connect to the driving service and complete the handshake.
 
         Returns once connected. Raises ``AvatarError``: ``sessionTokenInvalid`` / ``sessionTokenExpired``
-        (4010), ``insufficientBalance`` (4001), ``concurrentLimitExceeded`` (4003), ``avatarIDUnrecognized``,
-        ``websocketError`` (unreachable), ``connectionInProgress``.
+        (4010), ``appIDUnrecognized`` (4010: the service has no app of the id given to
+        ``AvatarSDK.initialize``), ``insufficientBalance`` (4001), ``concurrentLimitExceeded`` (4003),
+        ``avatarIDUnrecognized``, ``websocketError`` (unreachable), ``connectionInProgress``.
         """
         from .sdk import AvatarSDK
 
@@ -1074,6 +1075,10 @@ def _handshake_error(status: int, message: str) -> AvatarError:
 
 def _server_error(code: int, message: str, close_code: int | None) -> AvatarError:
     text = message.lower()
+    if "app id unrecognized" in text:
+        # The service knows no app of the id given to AvatarSDK.initialize (it refuses with 4010,
+        # worded "invalid session token: app id unrecognized"): a new token would not help.
+        return AvatarError(AvatarErrorCode.APP_ID_UNRECOGNIZED, message)
     if code == 4010 or close_code == 4010 or "token" in text:
         expired = "expired" in text
         kind = AvatarErrorCode.SESSION_TOKEN_EXPIRED if expired else AvatarErrorCode.SESSION_TOKEN_INVALID
