@@ -15,6 +15,7 @@ from aiohttp import web
 
 from avatarkit.errors import AvatarError, AvatarErrorCode
 from avatarkit.manager import AvatarManager, LoadProgress, LoadState
+from avatarkit.sdk import AvatarSDK, Configuration, Environment
 from avatarkit.server.app import STORE_KEY, AvatarStore, BackgroundServer, create_app, run_in_background
 
 pytestmark = pytest.mark.asyncio
@@ -310,3 +311,22 @@ async def test_endpoint_list_range_and_etag(server: BackgroundServer) -> None:
         ):
             async with session.get(server.url + path) as r:
                 assert r.status == 404
+
+
+async def test_list_remote_is_callable_on_the_class_like_the_other_shared_methods(
+    server: BackgroundServer, tmp_path: pathlib.Path
+) -> None:
+    AvatarSDK.initialize("demo", Configuration(environment=Environment.local(port=server.port)))
+    AvatarManager._shared_instance = AvatarManager(cache_dir=tmp_path / "cache")
+    try:
+        listed = await AvatarManager.list_remote()  # runs on AvatarManager.shared
+        assert [a["id"] for a in listed] == ["default", "sam"]
+        assert listed == await AvatarManager.shared.list_remote()
+        assert [a["name"] for a in listed] == ["Default", "Sam"] and all(a["size"] > 0 for a in listed)
+        server.stop()
+        with pytest.raises(AvatarError) as info:
+            await AvatarManager.list_remote()
+        assert info.value.code is AvatarErrorCode.FAILED_TO_FETCH_AVATAR_METADATA
+    finally:
+        AvatarManager._shared_instance = None
+        AvatarSDK.cleanup()

@@ -515,8 +515,14 @@ class AvatarManager:
             return []
         return [d for d in self.cache_dir.iterdir() if d.is_dir() and (d / MANIFEST_NAME).is_file()]
 
+    @_shared
     async def list_remote(self) -> list[dict[str, Any]]:
-        """The avatars the asset endpoint offers (``GET /v1/avatars``)."""
+        """The avatars the asset endpoint offers (``GET /v1/avatars``): ``id``, ``name`` and ``size`` of each.
+
+        Raises:
+            AvatarError: ``failedToFetchAvatarMetadata`` when the endpoint cannot be reached or answers
+                with an error; ``sdkNotInitialized`` when no asset endpoint is configured.
+        """
         url = f"{self.asset_url}/v1/avatars"
         try:
             async with aiohttp.ClientSession() as session, session.get(url) as resp:
