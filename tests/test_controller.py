@@ -514,6 +514,41 @@ async def test_host_mode_plays_the_official_recording(official_recording, offici
     AvatarSDK.cleanup()
 
 
+def test_motion_plays_at_the_frame_rate_its_stream_carries(bundles: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    from avatarkit import codec
+    from avatarkit.protocol import Message, MessageType
+
+    AvatarSDK.initialize("demo", Configuration(driving_service_mode=DrivingServiceMode.HOST))
+    avatar = AvatarManager(cache_dir=tmp_path).derive(bundles / "tiny")
+    # One second of motion at 50 fps, jawOpen rising from 0 to 1, in two AK1 payloads.
+    schema = codec.Schema(codec.canonical_schema().channels, 50, 1)
+    encoder = codec.StreamEncoder(schema)
+    jaw = list(schema.names).index("jawOpen")
+    values = np.zeros((50, len(schema.names)), np.float32)
+    values[:, jaw] = np.linspace(0.0, 1.0, 50)
+    envelopes = []
+    for part, end in ((values[:20], False), (values[20:], True)):
+        message = Message(type=MessageType.MESSAGE_SERVER_RESPONSE_ANIMATION)
+        message.server_response_animation.animation = encoder.encode(part)
+        message.server_response_animation.end = end
+        envelopes.append(message.SerializeToString())
+    with AvatarView(HeadlessSurface(32, 32), avatar) as v:
+        c = v.controller
+        conv_id = c.yield_audio_data(speech_like(1.0), end=True)
+        c.yield_frames_data(envelopes, conv_id)
+        conv = c._conversation
+        assert conv is not None and conv.start is not None and conv.motion_ended
+        assert conv.timeline.fps == 50.0 and len(conv.timeline) == 50
+        # Frame k is shown at k / 50 s of the audio: the motion spans the audio's second, not two.
+        assert conv.timeline.end_time == pytest.approx(conv.start + 49 / 50)
+        for k in (0, 10, 25, 48):
+            shown = conv.timeline.sample(conv.start + k / 50)
+            assert shown is not None and shown[c._col["jawOpen"]] == pytest.approx(k / 49, abs=1e-3)
+        assert conv.layer.end == pytest.approx(conv.start + conv.duration)  # fades out as the audio ends
+        assert conv.layer.fade_in == pytest.approx(5 / 50)
+    AvatarSDK.cleanup()
+
+
 @pytest.mark.asyncio
 async def test_session_time_limit_reconnects_by_itself(bundles: pathlib.Path, tmp_path: pathlib.Path) -> None:
     from avatarkit.server.config import Limits

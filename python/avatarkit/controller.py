@@ -7,8 +7,10 @@ the controller plays the audio (the master clock), places the motion on that clo
 idle life, and the view samples it for every frame it renders.
 
 Timing: a conversation's audio starts playing ``jitter_buffer`` seconds after its first chunk
-arrives; motion frame ``k`` is shown when the audio reaches ``k / 25`` seconds. Motion that
-arrives late is interpolated or held, never allowed to drift from the audio.
+arrives; motion frame ``k`` is shown when the audio reaches ``k / fps`` seconds, at the stream's
+own frame rate (an AK1 stream carries it in its schema: 25 fps from ``avatarkit serve``; the
+commercial service's FlameAnimation is 25 fps). Motion that arrives late is interpolated or held,
+never allowed to drift from the audio.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import codec
-from .animation import ChannelTimeline, IdleLife, MotionLayer
+from .animation import BLEND_IN_FRAMES, BLEND_OUT_FRAMES, ChannelTimeline, IdleLife, MotionLayer
 from .audio import DeviceAudioOutput, PaceClock, default_output_device
 from .codec import CANONICAL_NAMES, StreamDecoder
 from .errors import AvatarError, AvatarErrorCode
@@ -44,6 +46,8 @@ log = logging.getLogger(__name__)
 F32 = npt.NDArray[np.float32]
 I16 = npt.NDArray[np.int16]
 
+#: The frame rate of FlameAnimation payloads (which do not carry one), and the default of
+#: ``play`` and ``play_motion``; AK1 streams carry their own.
 FPS = 25.0
 
 
@@ -523,9 +527,11 @@ class AvatarController:
         """Decode one animation payload (AK1 or FlameAnimation) onto the conversation's timeline."""
         try:
             kind = codec.payload_kind(animation)
+            fps = FPS
             if kind == "ak1":
                 frames = conv.decoder.decode(animation)
                 values, indices, names = frames.values, frames.frame_indices, frames.names
+                fps = float(frames.fps)
             elif kind == "flame":
                 keyframes = codec.decode_flame(animation)
                 values = flame_to_canonical(keyframes)
@@ -539,11 +545,22 @@ class AvatarController:
             self._error(AvatarError(AvatarErrorCode.SERVER_ERROR, f"undecodable animation: {err}"))
             return
         with self._lock:
+            if fps != conv.timeline.fps:
+                if len(conv.timeline):
+                    log.warning(
+                        "conversation %s: the stream's frame rate changed from %g to %g fps; keeping %g",
+                        conv.id, conv.timeline.fps, fps, conv.timeline.fps,
+                    )  # fmt: skip
+                else:
+                    # The stream's first frames: frame k is shown at k / fps, its fades last as many frames.
+                    conv.timeline.fps = fps
+                    conv.layer.fade_in = BLEND_IN_FRAMES / fps
+                    conv.layer.fade_out = BLEND_OUT_FRAMES / fps
             if len(values):
                 conv.timeline.append(values, indices, names)
             conv.motion_ended = conv.motion_ended or end
             if end and len(conv.timeline):
-                conv.layer.close(conv.timeline.end_time + 1.0 / FPS)
+                conv.layer.close(conv.timeline.end_time + 1.0 / conv.timeline.fps)
 
     def _drop_playback(self, reason: StateReason) -> None:
         with self._lock:
