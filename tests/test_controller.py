@@ -15,6 +15,7 @@ import pytest_asyncio
 from speech_audio import speech_like
 
 from avatarkit import (
+    AudioFormat,
     AvatarError,
     AvatarErrorCode,
     AvatarManager,
@@ -29,6 +30,7 @@ from avatarkit import (
     StateReason,
 )
 from avatarkit.assets.bundle import write_manifest
+from avatarkit.controller import AvatarController, AVFrame
 from avatarkit.media import DEMO_SPEECH, decode_audio
 from avatarkit.protocol import parse_message
 from avatarkit.server.app import BackgroundServer
@@ -487,6 +489,53 @@ async def test_request_failed_by_the_service_plays_on_audio_only_and_ends_with_s
             ]
             await c.close()
     AvatarSDK.cleanup()
+
+
+@pytest.mark.asyncio
+async def test_initialize_with_another_rate_keeps_a_live_connection_at_the_rate_it_negotiated(
+    server: BackgroundServer, view: AvatarView
+) -> None:
+    c = view.controller
+    await c.start()
+    assert c.sample_rate == 16000
+    environment = Environment.local(port=server.port)
+    AvatarSDK.initialize("demo", Configuration(environment=environment, audio_format=AudioFormat(sample_rate=24000)))
+    assert AvatarSDK.session_token is not None  # initialize keeps the token
+    # The live connection keeps 16 kHz: send() with the old rate goes on working, motion and audio agree.
+    assert c.sample_rate == 16000 and c.connection_state is ConnectionState.CONNECTED
+    c.send(speech_like(1.0, 16000), end=True)
+    conv = c._conversation
+    await wait_until(lambda: conv is not None and conv.motion_ended)
+    assert conv is not None and conv.sample_rate == 16000 and conv.duration == 1.0
+    assert len(conv.timeline) == 25  # the service heard 1 s: it still takes this connection's audio at 16 kHz
+    # A new connection negotiates the new rate.
+    with AvatarView(HeadlessSurface(32, 32), view.avatar) as other:
+        assert other.controller.sample_rate == 24000
+        await other.controller.start()
+        other.controller.send(speech_like(1.0, 24000), end=True)
+        fresh = other.controller._conversation
+        await wait_until(lambda: fresh is not None and fresh.motion_ended)
+        assert fresh is not None and fresh.sample_rate == 24000 and fresh.duration == 1.0
+        assert len(fresh.timeline) == 25
+        await other.controller.close()
+    # The first controller takes the new rate when it connects again.
+    await wait_until(lambda: c.conversation_state is ConversationState.IDLE)
+    await c.close()
+    assert c.sample_rate == 24000
+    await c.start()
+    c.send(speech_like(0.5, 24000), end=True)
+    again = c._conversation
+    await wait_until(lambda: again is not None and again.motion_ended)
+    assert again is not None and again.sample_rate == 24000 and len(again.timeline) == 13
+    rate_of_audio = [frame.sample_rate async for frame in _first_av_frames(c, 2)]
+    assert rate_of_audio == [24000, 24000]
+
+
+async def _first_av_frames(c: AvatarController, n: int) -> AsyncIterator[AVFrame]:
+    frames = c.av_frames(25.0, realtime=False)
+    for _ in range(n):
+        yield await anext(frames)
+    await frames.aclose()
 
 
 @pytest.mark.asyncio

@@ -239,6 +239,8 @@ class AvatarController:
         self._reader: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connection_id: str | None = None
+        #: The audio rate the open (or last lost) connection negotiated; None when not connected.
+        self._session_rate: int | None = None
         self._open_request: str | None = None  # req_id whose end we have not sent
         self._closing = False
         self._reconnects = 0
@@ -391,7 +393,8 @@ class AvatarController:
         """Play audio you already have with its motion (``frames x channels``), in any mode.
 
         The conversation starts at clock time ``start`` (now by default) with no jitter buffer: this
-        is how offline renders place speech exactly. Returns the conversation id.
+        is how offline renders place speech exactly. The ``sample_rate`` argument is the audio's
+        rate (by default the controller's :attr:`sample_rate`). Returns the conversation id.
         """
         pcm = _pcm16(audio)
         with self._lock:
@@ -465,10 +468,26 @@ class AvatarController:
 
     # -- audio and motion of a conversation ------------------------------------------------------
 
-    def _sample_rate(self) -> int:
+    @property
+    def sample_rate(self) -> int:
+        """The rate (Hz) of the speech ``send``, ``yield_audio_data`` and ``play`` take now.
+
+        SDK mode, connected: the rate this connection negotiated with the service. It stays while the
+        connection lives, also when ``AvatarSDK.initialize`` sets another rate meanwhile; the
+        controller takes the new one when it connects again (``start()`` after ``close()``, or a
+        reconnect after a lost connection). Otherwise: the configured ``AudioFormat.sample_rate``
+        (16000 before ``initialize``).
+        """
+        return self._session_rate or self._configured_rate()
+
+    @staticmethod
+    def _configured_rate() -> int:
         from .sdk import AvatarSDK
 
         return AvatarSDK.configuration.audio_format.sample_rate if AvatarSDK.is_initialized else 16000
+
+    def _sample_rate(self) -> int:
+        return self.sample_rate
 
     def _begin(self, conversation_id: str | None = None) -> _Conversation:
         with self._lock:
@@ -582,14 +601,19 @@ class AvatarController:
 
     def audio_between(self, t0: float, t1: float) -> I16:
         """The audio playing between clock times ``t0`` and ``t1``, int16 at the conversation's rate."""
+        return self._audio_between(t0, t1)[0]
+
+    def _audio_between(self, t0: float, t1: float) -> tuple[I16, int]:
+        """The audio between ``t0`` and ``t1`` and its rate (the conversation's)."""
         with self._lock:
             conv = self._conversation
             if conv is None:
-                return np.zeros(max(0, round((t1 - t0) * self._sample_rate())), np.int16)
-            pcm = conv.audio_slice(t0, t1)
+                rate = self._sample_rate()
+                return np.zeros(max(0, round((t1 - t0) * rate)), np.int16), rate
+            pcm, rate = conv.audio_slice(t0, t1), conv.sample_rate
         if self.volume != 1.0:
             pcm = np.clip(pcm.astype(np.float32) * self.volume, -32768, 32767).astype(np.int16)
-        return pcm
+        return pcm, rate
 
     # -- both modes ----------------------------------------------------------------------------------
 
@@ -724,6 +748,7 @@ class AvatarController:
         if not token:
             raise AvatarError(AvatarErrorCode.SESSION_TOKEN_INVALID, "set AvatarSDK.session_token before start()")
         self._closing = False
+        self._session_rate = None  # a new connection: it negotiates the configured rate
         self._set_connection(ConnectionState.CONNECTING)
         try:
             await self._open(token, timeout)
@@ -766,8 +791,10 @@ class AvatarController:
             raise _handshake_error(err.status, str(err.message)) from err
         except aiohttp.ClientError as err:
             raise AvatarError(AvatarErrorCode.WEBSOCKET_ERROR, f"cannot connect to {url}: {err}") from err
+        # The rate is read now: a connection keeps the rate it negotiated (see sample_rate).
+        rate = AvatarSDK.configuration.audio_format.sample_rate
         configure = Message(type=MessageType.MESSAGE_CLIENT_CONFIGURE_SESSION)
-        configure.client_configure_session.sample_rate = AvatarSDK.configuration.audio_format.sample_rate
+        configure.client_configure_session.sample_rate = rate
         configure.client_configure_session.audio_format = WireAudioFormat.AUDIO_FORMAT_PCM_S16LE
         await self._ws.send_bytes(configure.SerializeToString())
         reply = await self._ws.receive()
@@ -782,6 +809,7 @@ class AvatarController:
         if message.type != MessageType.MESSAGE_SERVER_CONFIRM_SESSION:
             raise AvatarError(AvatarErrorCode.SERVER_ERROR, f"unexpected handshake reply {message.type}")
         self._connection_id = message.server_confirm_session.connection_id
+        self._session_rate = rate
         self._reader = asyncio.ensure_future(self._read())
 
     async def _read(self) -> None:
@@ -923,8 +951,9 @@ class AvatarController:
     def send(self, audio: bytes | npt.NDArray[Any], end: bool = False) -> str:
         """SDK mode: send speech; returns the conversation id.
 
-        ``audio`` is PCM16 bytes or a numpy array at the configured rate. After ``end=True`` the
-        next ``send`` starts a new conversation, which interrupts the one playing.
+        ``audio`` is PCM16 bytes or a numpy array at :attr:`sample_rate`: the rate the connection
+        negotiated (the configured one when it connected). After ``end=True`` the next ``send``
+        starts a new conversation, which interrupts the one playing.
         """
         self._require_mode("sdk")
         with self._lock:
@@ -970,6 +999,7 @@ class AvatarController:
         self._closing = True
         await self._teardown()
         self._drop_playback(StateReason.USER_ACTION)
+        self._session_rate = None
         self._set_connection(ConnectionState.DISCONNECTED)
 
     # -- sound device ------------------------------------------------------------------------------
@@ -1025,11 +1055,13 @@ class AvatarController:
     # -- video pipelines -------------------------------------------------------------------------
 
     async def av_frames(self, fps: float = 30.0, *, realtime: bool = True) -> AsyncIterator[AVFrame]:
-        """Rendered frames paired with the audio that plays during each (A/V in sync by construction)."""
+        """Rendered frames paired with the audio that plays during each (A/V in sync by construction).
+
+        Each frame's ``sample_rate`` is that of its audio: the rate of the conversation playing.
+        """
         step = 1.0 / fps
-        rate = self._sample_rate()
         async for frame in self._view.frames(fps, realtime=realtime):
-            audio = self.audio_between(frame.timestamp, frame.timestamp + step)
+            audio, rate = self._audio_between(frame.timestamp, frame.timestamp + step)
             yield AVFrame(frame.image, audio, frame.timestamp, rate)
 
 

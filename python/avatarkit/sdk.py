@@ -201,7 +201,14 @@ class AvatarSDK(metaclass=_SDKState):
     def initialize(cls, app_id: str, configuration: Configuration | None = None) -> None:
         """Initialize the SDK; call it before any other API.
 
-        Calling it again updates the configuration; live connections keep theirs until they reconnect.
+        Calling it again updates the app id and the configuration without closing anything. What
+        starts from then on uses the new ones: connections (``start()``, and the reconnects after
+        a lost connection), Host-mode conversations, views made later (``audio_output``); the log
+        level changes at once. A controller that is connected keeps what its connection
+        negotiated until it connects again: the audio rate above all, so ``send`` goes on taking
+        audio at the old rate (``AvatarController.sample_rate`` says which). To switch a live
+        controller to a new rate, ``await controller.close()`` and ``await controller.start()``.
+        The driving mode is checked at each call (``send`` in Host mode fails with ``invalidState``).
 
         Raises:
             AvatarError: ``invalidArgument`` for an empty app id or a bad configuration.
