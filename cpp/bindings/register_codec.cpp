@@ -85,10 +85,10 @@ void register_codec(py::module_& m) {
                  return codec::Channel{std::move(name), quant, lo, hi};
              }),
              py::arg("name"), py::arg("quant") = codec::Quant::kU16, py::arg("lo") = 0.0f, py::arg("hi") = 1.0f)
-        .def_readonly("name", &codec::Channel::name)
-        .def_readonly("quant", &codec::Channel::quant)
-        .def_readonly("lo", &codec::Channel::lo)
-        .def_readonly("hi", &codec::Channel::hi)
+        .def_readonly("name", &codec::Channel::name, "The channel's name (an ARKit, viseme or head name for the canonical set).")
+        .def_readonly("quant", &codec::Channel::quant, "How its values are quantized (8 or 16 bits).")
+        .def_readonly("lo", &codec::Channel::lo, "The value of quantized 0.")
+        .def_readonly("hi", &codec::Channel::hi, "The value of the largest quantized step.")
         .def_property_readonly("step", [](const codec::Channel& c) {
             return (static_cast<double>(c.hi) - c.lo) / codec::quant_max(c.quant);
         }, "One quantization step in channel units.")
@@ -112,9 +112,9 @@ void register_codec(py::module_& m) {
                  return s;
              }),
              py::arg("channels"), py::arg("fps_num") = 25, py::arg("fps_den") = 1)
-        .def_readonly("channels", &codec::Schema::channels)
-        .def_readonly("fps_num", &codec::Schema::fps_num)
-        .def_readonly("fps_den", &codec::Schema::fps_den)
+        .def_readonly("channels", &codec::Schema::channels, "The channels in stream order.")
+        .def_readonly("fps_num", &codec::Schema::fps_num, "Frame rate numerator (fps = fps_num / fps_den).")
+        .def_readonly("fps_den", &codec::Schema::fps_den, "Frame rate denominator.")
         .def_property_readonly("fps", &codec::Schema::fps, "Frames per second.")
         .def_property_readonly("names", &names_of, "Channel names in stream order.")
         .def("__len__", [](const codec::Schema& s) { return s.channels.size(); })
@@ -143,12 +143,14 @@ void register_codec(py::module_& m) {
         .def_property_readonly("names", [](const PyDecoded& d) {
             return d.chunk.schema ? names_of(*d.chunk.schema) : std::vector<std::string>{};
         }, "Channel names, one per column of `values`.")
-        .def_property_readonly("fps", [](const PyDecoded& d) { return d.chunk.schema ? d.chunk.schema->fps() : 0.0; })
+        .def_property_readonly("fps", [](const PyDecoded& d) { return d.chunk.schema ? d.chunk.schema->fps() : 0.0; },
+                               "Frames per second of the stream (0.0 before any schema).")
         .def_property_readonly("schema", [](const PyDecoded& d) -> std::optional<codec::Schema> {
             if (!d.chunk.schema) return std::nullopt;
             return *d.chunk.schema;
-        })
-        .def_property_readonly("schema_changed", [](const PyDecoded& d) { return d.chunk.schema_changed; })
+        }, "The schema these frames were decoded with (None before any).")
+        .def_property_readonly("schema_changed", [](const PyDecoded& d) { return d.chunk.schema_changed; },
+                               "Whether this payload carried a new schema.")
         .def("__len__", [](const PyDecoded& d) { return d.chunk.frames; })
         .def("select", [](const PyDecoded& d, const std::vector<std::string>& names, float fill) {
             // Map by name: columns in the order asked for; names the stream lacks get `fill`.
@@ -203,8 +205,9 @@ void register_codec(py::module_& m) {
             auto s = d.schema();
             if (!s) return std::nullopt;
             return *s;
-        })
-        .def_property_readonly("last_frame_index", &codec::StreamDecoder::last_frame_index);
+        }, "The stream's current schema (None before its first key payload).")
+        .def_property_readonly("last_frame_index", &codec::StreamDecoder::last_frame_index,
+                               "The index of the last frame decoded (-1 before any).");
 
     py::class_<codec::StreamEncoder>(m, "StreamEncoder", "Encodes a stream of frames into payloads.")
         .def(py::init([](codec::Schema schema, int key_interval, int zstd_level, bool reuse_masks) {
@@ -240,8 +243,9 @@ void register_codec(py::module_& m) {
         .def("set_schema", &codec::StreamEncoder::set_schema, py::arg("schema"),
              "Switch schema; the next payload carries it and starts with a key frame.")
         .def("force_key_frame", &codec::StreamEncoder::force_key_frame, "Make the next frame a key frame.")
-        .def_property_readonly("schema", &codec::StreamEncoder::schema)
-        .def_property_readonly("last_frame_index", &codec::StreamEncoder::last_frame_index);
+        .def_property_readonly("schema", &codec::StreamEncoder::schema, "The schema frames are encoded with.")
+        .def_property_readonly("last_frame_index", &codec::StreamEncoder::last_frame_index,
+                               "The index of the last frame encoded (-1 before any).");
 
     m.def("canonical_schema", &channels::canonical_schema, py::arg("quant") = codec::Quant::kU16, py::arg("fps") = 25,
           "The canonical 73-channel schema: ARKit-52, 15 visemes, head rotation (rad), head translation (m).");

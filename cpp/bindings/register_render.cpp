@@ -42,6 +42,7 @@ void check_image(const Array<std::uint8_t>& img, const char* name) {
 
 void register_render(py::module_& m) {
     py::register_exception<render::RenderError>(m, "RenderError", PyExc_RuntimeError);
+    m.attr("RenderError").attr("__doc__") = "A GL call failed or the renderer was used wrongly (closed, bad ids, bad sizes).";
 
     py::enum_<render::AlphaMode>(m, "AlphaMode", "glTF alpha modes.")
         .value("OPAQUE", render::AlphaMode::kOpaque)
@@ -56,7 +57,7 @@ void register_render(py::module_& m) {
              py::arg("proc_address"), py::arg("width"), py::arg("height"), py::arg("samples") = 4,
              "proc_address: address of eglGetProcAddress / glfwGetProcAddress (an int).")
         .def("close", [](PyRenderer& self) { self.r.reset(); }, "Delete every GL object (idempotent).")
-        .def_property_readonly("closed", [](const PyRenderer& self) { return !self.r; })
+        .def_property_readonly("closed", [](const PyRenderer& self) { return !self.r; }, "Whether close() was called.")
         .def("add_texture", [](PyRenderer& self, Array<std::uint8_t> rgba, bool srgb) {
             check_image(rgba, "rgba");
             return self.get().add_texture(rgba.data(), static_cast<int>(rgba.shape(1)), static_cast<int>(rgba.shape(0)), srgb);
@@ -167,10 +168,12 @@ void register_render(py::module_& m) {
         }, "The oldest frame start_readback() copied, or None.")
         .def("present", [](PyRenderer& self, int width, int height) { self.get().present(width, height); },
              py::arg("width"), py::arg("height"), "Copy the last frame to the window's default framebuffer.")
-        .def_property_readonly("width", [](PyRenderer& self) { return self.get().width(); })
-        .def_property_readonly("height", [](PyRenderer& self) { return self.get().height(); })
-        .def_property_readonly("samples", [](PyRenderer& self) { return self.get().samples(); })
-        .def_property_readonly("fxaa", [](PyRenderer& self) { return self.get().fxaa(); })
+        .def_property_readonly("width", [](PyRenderer& self) { return self.get().width(); }, "Frame width in pixels.")
+        .def_property_readonly("height", [](PyRenderer& self) { return self.get().height(); }, "Frame height in pixels.")
+        .def_property_readonly("samples", [](PyRenderer& self) { return self.get().samples(); },
+                               "MSAA samples per pixel (1: none).")
+        .def_property_readonly("fxaa", [](PyRenderer& self) { return self.get().fxaa(); },
+                               "Whether the post-process edge filter runs.")
         .def_property_readonly("software", [](PyRenderer& self) { return self.get().software(); },
                                "Whether the GL renders in software (llvmpipe, softpipe, SwiftShader).")
         .def("stats", [](PyRenderer& self) {
@@ -187,6 +190,8 @@ void register_render(py::module_& m) {
             return d;
         }, "Live GL objects this renderer created, by kind.")
         .def("gl_error", [](PyRenderer& self) { return self.get().gl_error(); }, "glGetError(); 0 means none.")
-        .def_property_readonly("gl_renderer", [](PyRenderer& self) { return self.get().gl_renderer(); })
-        .def_property_readonly("gl_version", [](PyRenderer& self) { return self.get().gl_version(); });
+        .def_property_readonly("gl_renderer", [](PyRenderer& self) { return self.get().gl_renderer(); },
+                               "GL_RENDERER of the context (llvmpipe, a GPU's name).")
+        .def_property_readonly("gl_version", [](PyRenderer& self) { return self.get().gl_version(); },
+                               "GL_VERSION of the context.");
 }

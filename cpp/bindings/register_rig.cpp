@@ -25,6 +25,7 @@ void check_rows(const py::array& a, py::ssize_t rows, py::ssize_t cols, const ch
 
 void register_rig(py::module_& m) {
     py::register_exception<rig::DeformError>(m, "DeformError", PyExc_ValueError);
+    m.attr("DeformError").attr("__doc__") = "Arrays of the wrong shape, type or size for a mesh, or indices out of range.";
 
     py::class_<rig::MorphMesh>(m, "MorphMesh",
                                "A mesh's base vertices and its morph targets; apply() blends them on the CPU.")
@@ -85,9 +86,9 @@ void register_rig(py::module_& m) {
         }, py::arg("weights"), "Bytes apply() reads and writes for these weights.")
         .def("target_size", &rig::MorphMesh::target_size, py::arg("target"), "Vertices the target moves.")
         .def("target_is_dense", &rig::MorphMesh::target_is_dense, py::arg("target"))
-        .def_property_readonly("vertex_count", &rig::MorphMesh::vertex_count)
-        .def_property_readonly("target_count", &rig::MorphMesh::target_count)
-        .def_property_readonly("has_normals", &rig::MorphMesh::has_normals);
+        .def_property_readonly("vertex_count", &rig::MorphMesh::vertex_count, "Vertices of the base mesh.")
+        .def_property_readonly("target_count", &rig::MorphMesh::target_count, "Morph targets added so far.")
+        .def_property_readonly("has_normals", &rig::MorphMesh::has_normals, "Whether normals are blended too.");
 
     m.def("skin", [](Array<float> positions, std::optional<Array<float>> normals, Array<std::uint16_t> joints,
                      Array<float> weights, Array<float> joint_matrices) {

@@ -68,13 +68,25 @@ class Channel:
     ) -> None: ...
     def __repr__(self) -> str: ...
     @property
-    def hi(self) -> float: ...
+    def hi(self) -> float:
+        """
+        The value of the largest quantized step.
+        """
     @property
-    def lo(self) -> float: ...
+    def lo(self) -> float:
+        """
+        The value of quantized 0.
+        """
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """
+        The channel's name (an ARKit, viseme or head name for the canonical set).
+        """
     @property
-    def quant(self) -> Quant: ...
+    def quant(self) -> Quant:
+        """
+        How its values are quantized (8 or 16 bits).
+        """
     @property
     def step(self) -> float:
         """
@@ -96,16 +108,25 @@ class Schema:
     def __len__(self) -> int: ...
     def __repr__(self) -> str: ...
     @property
-    def channels(self) -> list[Channel]: ...
+    def channels(self) -> list[Channel]:
+        """
+        The channels in stream order.
+        """
     @property
     def fps(self) -> float:
         """
         Frames per second.
         """
     @property
-    def fps_den(self) -> int: ...
+    def fps_den(self) -> int:
+        """
+        Frame rate denominator.
+        """
     @property
-    def fps_num(self) -> int: ...
+    def fps_num(self) -> int:
+        """
+        Frame rate numerator (fps = fps_num / fps_den).
+        """
     @property
     def names(self) -> list[str]:
         """
@@ -124,7 +145,10 @@ class DecodedFrames:
         Columns for `names` in that order; names this stream does not carry are filled with `fill`.
         """
     @property
-    def fps(self) -> float: ...
+    def fps(self) -> float:
+        """
+        Frames per second of the stream (0.0 before any schema).
+        """
     @property
     def frame_indices(self) -> numpy.typing.NDArray[numpy.int64]:
         """
@@ -136,9 +160,15 @@ class DecodedFrames:
         Channel names, one per column of `values`.
         """
     @property
-    def schema(self) -> Schema | None: ...
+    def schema(self) -> Schema | None:
+        """
+        The schema these frames were decoded with (None before any).
+        """
     @property
-    def schema_changed(self) -> bool: ...
+    def schema_changed(self) -> bool:
+        """
+        Whether this payload carried a new schema.
+        """
     @property
     def values(self) -> numpy.typing.NDArray[numpy.float32]:
         """
@@ -166,9 +196,15 @@ class StreamDecoder:
         Forget the schema and reference frame (start a new stream).
         """
     @property
-    def last_frame_index(self) -> int: ...
+    def last_frame_index(self) -> int:
+        """
+        The index of the last frame decoded (-1 before any).
+        """
     @property
-    def schema(self) -> Schema | None: ...
+    def schema(self) -> Schema | None:
+        """
+        The stream's current schema (None before its first key payload).
+        """
 
 class StreamEncoder:
     """
@@ -198,9 +234,15 @@ class StreamEncoder:
         Switch schema; the next payload carries it and starts with a key frame.
         """
     @property
-    def last_frame_index(self) -> int: ...
+    def last_frame_index(self) -> int:
+        """
+        The index of the last frame encoded (-1 before any).
+        """
     @property
-    def schema(self) -> Schema: ...
+    def schema(self) -> Schema:
+        """
+        The schema frames are encoded with.
+        """
 
 def canonical_schema(quant: Quant = Quant.U16, fps: typing.SupportsInt | typing.SupportsIndex = 25) -> Schema:
     """

@@ -11,7 +11,9 @@ import numpy
 import numpy.typing
 
 class RenderError(RuntimeError):
-    pass
+    """
+    A GL call failed or the renderer was used wrongly (closed, bad ids, bad sizes).
+    """
 
 class AlphaMode:
     """
@@ -194,21 +196,42 @@ class Renderer:
         Replace a mesh's vertices (same count).
         """
     @property
-    def closed(self) -> bool: ...
+    def closed(self) -> bool:
+        """
+        Whether close() was called.
+        """
     @property
-    def fxaa(self) -> bool: ...
+    def fxaa(self) -> bool:
+        """
+        Whether the post-process edge filter runs.
+        """
     @property
-    def gl_renderer(self) -> str: ...
+    def gl_renderer(self) -> str:
+        """
+        GL_RENDERER of the context (llvmpipe, a GPU's name).
+        """
     @property
-    def gl_version(self) -> str: ...
+    def gl_version(self) -> str:
+        """
+        GL_VERSION of the context.
+        """
     @property
-    def height(self) -> int: ...
+    def height(self) -> int:
+        """
+        Frame height in pixels.
+        """
     @property
-    def samples(self) -> int: ...
+    def samples(self) -> int:
+        """
+        MSAA samples per pixel (1: none).
+        """
     @property
     def software(self) -> bool:
         """
         Whether the GL renders in software (llvmpipe, softpipe, SwiftShader).
         """
     @property
-    def width(self) -> int: ...
+    def width(self) -> int:
+        """
+        Frame width in pixels.
+        """

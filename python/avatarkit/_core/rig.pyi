@@ -10,7 +10,9 @@ import numpy
 import numpy.typing
 
 class DeformError(ValueError):
-    pass
+    """
+    Arrays of the wrong shape, type or size for a mesh, or indices out of range.
+    """
 
 class MorphMesh:
     """
@@ -58,11 +60,20 @@ class MorphMesh:
         Vertices the target moves.
         """
     @property
-    def has_normals(self) -> bool: ...
+    def has_normals(self) -> bool:
+        """
+        Whether normals are blended too.
+        """
     @property
-    def target_count(self) -> int: ...
+    def target_count(self) -> int:
+        """
+        Morph targets added so far.
+        """
     @property
-    def vertex_count(self) -> int: ...
+    def vertex_count(self) -> int:
+        """
+        Vertices of the base mesh.
+        """
 
 def skin(
     positions: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
