@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import io
 import logging
@@ -36,6 +37,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 F32 = npt.NDArray[np.float32]
 U8 = npt.NDArray[np.uint8]
+
+
+#: The EGL platforms a :class:`HeadlessSurface` can ask for.
+HEADLESS_DEVICES = ("auto", "surfaceless", "device")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -365,6 +370,13 @@ class AvatarView:
         background: an RGB or RGBA colour (0..1; alpha 0 for a transparent frame), an image file or
             array, or None for transparent.
         fps: the rate of :meth:`frames` and of window drawing when there is no vsync.
+
+    Raises:
+        AvatarError: ``renderFailed`` when no OpenGL context can be made (no EGL display or no
+            OpenGL 3.3 core for a headless surface; no window system, as without ``DISPLAY``, for
+            a window); the GL layer's error (``avatarkit.gl.egl.EglError``,
+            ``avatarkit.gl.window.WindowError``) is its ``__cause__``. ``invalidArgument`` for a
+            bad container, size, fps, device or background.
     """
 
     def __init__(
@@ -398,19 +410,38 @@ class AvatarView:
         self.stage_seconds: dict[str, float] = {"pose": 0.0, "render": 0.0, "readback": 0.0}
 
         window = isinstance(container, WindowSurface)
+        if isinstance(container, HeadlessSurface) and container.device not in HEADLESS_DEVICES:
+            raise AvatarError(
+                AvatarErrorCode.INVALID_ARGUMENT,
+                f"HeadlessSurface.device must be one of {', '.join(HEADLESS_DEVICES)}, not {container.device!r}",
+            )
 
         def make_context() -> Any:
-            if window:
-                from .gl.window import GlfwWindow
+            # No GL context (no EGL display, no window system): the public contract is renderFailed,
+            # with the GL layer's own error as the cause.
+            from .gl.egl import EglContext, EglError
+            from .gl.window import WindowError
 
-                assert isinstance(container, WindowSurface)
-                return GlfwWindow(
-                    container.width, container.height, container.title, container.window, container.vsync
-                )
-            from .gl.egl import EglContext
+            failures: tuple[type[Exception], ...] = (EglError, WindowError)
+            try:
+                if window:
+                    from .gl.window import GlfwWindow
 
-            assert isinstance(container, HeadlessSurface)
-            return EglContext(container.device)
+                    with contextlib.suppress(ImportError):
+                        import glfw
+
+                        failures += (glfw.GLFWError,)  # glfw raises it when its errors are set to raise
+                    assert isinstance(container, WindowSurface)
+                    return GlfwWindow(
+                        container.width, container.height, container.title, container.window, container.vsync
+                    )
+                assert isinstance(container, HeadlessSurface)
+                return EglContext(container.device)
+            except failures as err:
+                what = "window" if window else "headless OpenGL context"
+                detail = " ".join(str(err).split()) or type(err).__name__
+                message = f"cannot open a {what} for the view: {detail}"
+                raise AvatarError(AvatarErrorCode.RENDER_FAILED, message) from err
 
         self._thread = _RenderThread(f"avatarkit-render-{id(self):x}", make_context)
         self.avatar_controller = AvatarController(self)
