@@ -79,14 +79,18 @@ def test_window_view_without_a_window_system_is_render_failed(
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     avatar = AvatarManager(cache_dir=tmp_path).derive(tiny_avatar_glb(tmp_path / "tiny.glb"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", glfw.GLFWError)  # glfw warns as well as failing
+    with warnings.catch_warnings(record=True) as told:
+        warnings.simplefilter("always")
         with pytest.raises(AvatarError) as info:
             AvatarView(WindowSurface(64, 64), avatar)
+    # glfw's reason is in the error, not printed besides it as a warning.
+    assert not [w for w in told if issubclass(w.category, glfw.GLFWError)]
     err = info.value
     assert err.code is AvatarErrorCode.RENDER_FAILED
     assert isinstance(err.__cause__, WindowError)
     assert str(err) == f"renderFailed: cannot open a window for the view: {err.__cause__}"
+    # ... followed by glfw's own words (here: X11: The DISPLAY environment variable is missing).
+    assert str(err.__cause__).startswith("glfw could not initialise (is there a display?): ")
     assert "\n" not in str(err)
 
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
-from .errors import AvatarError
+from .errors import AvatarError, AvatarErrorCode
 
 
 class UserError(Exception):
@@ -358,7 +358,6 @@ def _avatars(args: argparse.Namespace) -> int:
 async def _view(args: argparse.Namespace) -> int:
     """An interactive window: idle life, speech files dropped on it, mouse orbit and wheel zoom."""
     from . import AvatarSDK, AvatarView, Configuration, WindowSurface
-    from .gl.window import WindowError
     from .media import decode_audio
     from .video import local_motion
 
@@ -369,8 +368,10 @@ async def _view(args: argparse.Namespace) -> int:
     title = f"AvatarKit - {avatar.name}"
     try:
         view = AvatarView(WindowSurface(width, height, title, vsync=True), avatar)
-    except WindowError as err:
-        raise UserError(f"no window: {err}") from err
+    except AvatarError as err:
+        if err.code is not AvatarErrorCode.RENDER_FAILED:
+            raise
+        raise UserError(f"no window: {err.message}") from err
     controller = view.avatar_controller
     _say_sound(controller)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import warnings
 from typing import Any
 
 
@@ -16,6 +17,13 @@ def _glfw() -> Any:
     except ImportError as err:  # pragma: no cover - depends on the optional extra
         raise WindowError("windows need glfw: pip install 'pyavatarkit[window]'") from err
     return glfw
+
+
+def _glfw_message(message: Warning | str) -> str:
+    """glfw's own words: ``(65550) b'X11: The DISPLAY environment variable is missing'`` -> the text."""
+    text = str(message)
+    start = text.find("b'")
+    return text[start + 2 : -1] if start >= 0 and text.endswith("'") else text
 
 
 class GlfwWindow:
@@ -36,16 +44,32 @@ class GlfwWindow:
         self._glfw = glfw
         self._owned = window is None
         if self._owned:
-            if not glfw.init():
-                raise WindowError("glfw could not initialise (is there a display?)")
-            glfw.window_hint(glfw.CONTEXT_VERSION_MAJOR, 3)
-            glfw.window_hint(glfw.CONTEXT_VERSION_MINOR, 3)
-            glfw.window_hint(glfw.OPENGL_PROFILE, glfw.OPENGL_CORE_PROFILE)
-            glfw.window_hint(glfw.OPENGL_FORWARD_COMPAT, True)
-            window = glfw.create_window(width, height, title, None, None)
+            # glfw reports why it failed as a warning (or an exception, as the app configured it):
+            # that reason goes into our error instead of onto stderr.
+            reasons: list[str] = []
+            window = None
+            with warnings.catch_warnings(record=True) as told:
+                warnings.simplefilter("always")
+                try:
+                    ok = bool(glfw.init())
+                except Exception as err:
+                    ok = False
+                    reasons.append(str(err))
+                if ok:
+                    glfw.window_hint(glfw.CONTEXT_VERSION_MAJOR, 3)
+                    glfw.window_hint(glfw.CONTEXT_VERSION_MINOR, 3)
+                    glfw.window_hint(glfw.OPENGL_PROFILE, glfw.OPENGL_CORE_PROFILE)
+                    glfw.window_hint(glfw.OPENGL_FORWARD_COMPAT, True)
+                    try:
+                        window = glfw.create_window(width, height, title, None, None)
+                    except Exception as err:
+                        reasons.append(str(err))
+            reason = "; ".join([_glfw_message(w.message) for w in told] + [_glfw_message(r) for r in reasons])
+            if not ok:
+                raise WindowError("glfw could not initialise (is there a display?)" + (f": {reason}" if reason else ""))
             if not window:
                 glfw.terminate()
-                raise WindowError("glfw could not open an OpenGL 3.3 core window")
+                raise WindowError("glfw could not open an OpenGL 3.3 core window" + (f": {reason}" if reason else ""))
         self.window = window
         glfw.make_context_current(window)
         glfw.swap_interval(1 if vsync else 0)
