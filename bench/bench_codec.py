@@ -59,27 +59,21 @@ def _run(benchmark: Any, fn: Callable[..., int], *args: Any, frames: int) -> Non
 
 
 @pytest.mark.parametrize(("frames_per_payload", "zstd_level"), PAYLOAD_SHAPES)
-def test_bench_decode_cpp(
-    benchmark: Any, speech: cs.Frames, frames_per_payload: int, zstd_level: int
-) -> None:
+def test_bench_decode_cpp(benchmark: Any, speech: cs.Frames, frames_per_payload: int, zstd_level: int) -> None:
     payloads = cs.encode_stream(speech, frames_per_payload, zstd_level)
     benchmark.group = f"decode-{frames_per_payload}-{zstd_level}"
     _run(benchmark, cs.decode_cpp, payloads, frames=len(speech))
 
 
 @pytest.mark.parametrize(("frames_per_payload", "zstd_level"), PAYLOAD_SHAPES)
-def test_bench_decode_numpy(
-    benchmark: Any, speech: cs.Frames, frames_per_payload: int, zstd_level: int
-) -> None:
+def test_bench_decode_numpy(benchmark: Any, speech: cs.Frames, frames_per_payload: int, zstd_level: int) -> None:
     payloads = cs.encode_stream(speech, frames_per_payload, zstd_level)
     benchmark.group = f"decode-{frames_per_payload}-{zstd_level}"
     _run(benchmark, cs.decode_numpy, payloads, frames=len(speech))
 
 
 @pytest.mark.parametrize(("frames_per_payload", "zstd_level"), PAYLOAD_SHAPES)
-def test_bench_encode_cpp(
-    benchmark: Any, speech: cs.Frames, frames_per_payload: int, zstd_level: int
-) -> None:
+def test_bench_encode_cpp(benchmark: Any, speech: cs.Frames, frames_per_payload: int, zstd_level: int) -> None:
     benchmark.group = f"encode-{frames_per_payload}-{zstd_level}"
     _run(benchmark, cs.encode_all, speech, frames_per_payload, zstd_level, frames=len(speech))
 

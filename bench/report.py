@@ -88,9 +88,7 @@ def machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    load = (
-        " / load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()) if hasattr(os, "getloadavg") else ""
-    )
+    load = " / load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()) if hasattr(os, "getloadavg") else ""
     return f"{cpu}, {os.cpu_count()} CPUs{load}; Python {platform.python_version()}, numpy {np.__version__}"
 
 

@@ -27,9 +27,7 @@ def _polish(path: pathlib.Path) -> None:
     # The extension defines no __all__; the package's public modules do.
     text = re.sub(r"^__all__: list\[str\] = \[.*\]\n", "", text, flags=re.M)
     # Attributes the bindings add to exception instances at raise time.
-    text = re.sub(
-        r'(class CodecError\(ValueError\):\n    """.*?"""\n)', r"\1    code: str\n", text, flags=re.S
-    )
+    text = re.sub(r'(class CodecError\(ValueError\):\n    """.*?"""\n)', r"\1    code: str\n", text, flags=re.S)
     path.write_text(text)
 
 

@@ -100,9 +100,7 @@ def synthesize(cfg: Config, cache: pathlib.Path) -> list[Labelled]:
                   lambda: dataset.espeak_train(cfg.espeak, cfg.seed, lexicon))  # fmt: skip
     voices = [(v, cfg.festival) for v in dataset.FESTIVAL_TRAIN_VOICES]
     voices += [
-        (v, cfg.foreign)
-        for v in dataset.FESTIVAL_FOREIGN_VOICES
-        if cfg.foreign and dataset.festival_available(v)
+        (v, cfg.foreign) for v in dataset.FESTIVAL_FOREIGN_VOICES if cfg.foreign and dataset.festival_available(v)
     ]
     for i, (voice, count) in enumerate(voices):
         make = functools.partial(dataset.festival_train, voice, count, cfg.seed * 100 + i, lexicon)
@@ -145,9 +143,7 @@ def augment(item: Labelled, rng: np.random.Generator) -> tuple[F32, int, list[Se
         if rng.random() < 0.5:
             noise = signal.lfilter([1.0], [1.0, -0.95], noise).astype(np.float32)
         noise *= (
-            10 ** (-rng.uniform(10.0, 45.0) / 20)
-            * 10 ** (rng.uniform(-38.0, -12.0) / 20)
-            / float(noise.std() + 1e-9)
+            10 ** (-rng.uniform(10.0, 45.0) / 20) * 10 ** (rng.uniform(-38.0, -12.0) / 20) / float(noise.std() + 1e-9)
         )
         x = x + noise
     x = np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.float32) / 32768.0
@@ -162,9 +158,7 @@ def _fraction(ratio: float) -> tuple[int, int]:
     return up // g, down // g
 
 
-def featurize(
-    items: list[Labelled], copies: int, seed: int
-) -> tuple[list[F32], list[npt.NDArray[np.int8]], list[str]]:
+def featurize(items: list[Labelled], copies: int, seed: int) -> tuple[list[F32], list[npt.NDArray[np.int8]], list[str]]:
     """Features and 10 ms labels of ``copies`` augmented versions of each utterance."""
     rng = np.random.default_rng(seed)
     feats, labels, sources = [], [], []
@@ -218,9 +212,7 @@ class Net:
         self.v = {n: np.zeros_like(v) for n, v in self.params.items()}
         self.t = 0
 
-    def forward(
-        self, x: F32, train: bool, rng: np.random.Generator | None = None
-    ) -> tuple[F32, dict[str, F32]]:
+    def forward(self, x: F32, train: bool, rng: np.random.Generator | None = None) -> tuple[F32, dict[str, F32]]:
         """Logits ((S * L) x 15) for runs of raw log-mel frames ``x`` (S x W x N_MELS)."""
         p = self.params
         s, w, _ = x.shape
@@ -245,9 +237,7 @@ class Net:
         cache.update(h1=h1, a2=a2, h2=h2)
         return h2 @ p["w3"] + p["b3"], cache
 
-    def step(
-        self, x: F32, y: npt.NDArray[np.int64], weights: F32, lr: float, rng: np.random.Generator
-    ) -> float:
+    def step(self, x: F32, y: npt.NDArray[np.int64], weights: F32, lr: float, rng: np.random.Generator) -> float:
         """One Adam step on a batch of runs; ``y`` labels the centre frames in order. Returns the loss."""
         p = self.params
         s, w, _ = x.shape
@@ -348,9 +338,7 @@ def feature_augment(x: F32, rng: np.random.Generator) -> F32:
     """Per-run level, spectral tilt and band masking (fresh every batch)."""
     s = x.shape[0]
     gain = rng.uniform(-1.2, 1.2, (s, 1, 1)).astype(np.float32)
-    tilt = (rng.uniform(-0.5, 0.5, (s, 1, 1)) * np.linspace(-1, 1, engine.N_MELS)[None, None, :]).astype(
-        np.float32
-    )
+    tilt = (rng.uniform(-0.5, 0.5, (s, 1, 1)) * np.linspace(-1, 1, engine.N_MELS)[None, None, :]).astype(np.float32)
     live = x > SILENCE + 1.0
     x = np.where(live, x + gain + tilt, x)
     mask = rng.random(s) < 0.2
@@ -378,12 +366,8 @@ def evaluate(net: Net, data: Runs, names: list[str]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     """Synthesize, augment, train, write."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument(
-        "--data", type=pathlib.Path, default=ROOT / "build" / "lipsync-data", help="synthesis cache"
-    )
-    ap.add_argument(
-        "--out", type=pathlib.Path, default=ROOT / "python" / "avatarkit" / "data" / "lipsync_model.npz"
-    )
+    ap.add_argument("--data", type=pathlib.Path, default=ROOT / "build" / "lipsync-data", help="synthesis cache")
+    ap.add_argument("--out", type=pathlib.Path, default=ROOT / "python" / "avatarkit" / "data" / "lipsync_model.npz")
     ap.add_argument("--quick", action="store_true", help="a tiny run to check the pipeline")
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--espeak", type=int)
@@ -421,9 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     mean = real.mean(axis=0).astype(np.float32)
     inv_std = (1.0 / (real.std(axis=0) + 1e-3)).astype(np.float32)
     counts = np.bincount(np.concatenate(train.labels), minlength=len(VISEMES)).astype(np.float64)
-    print(
-        "label shares:", {v: round(float(c / counts.sum()), 3) for v, c in zip(VISEMES, counts, strict=True)}
-    )
+    print("label shares:", {v: round(float(c / counts.sum()), 3) for v, c in zip(VISEMES, counts, strict=True)})
     weights = np.ones(len(VISEMES), np.float32)
     weights[PP] = 1.2  # lips that fail to close are the most visible error
     weights[SIL] = 0.8

@@ -22,9 +22,7 @@ def require_gl() -> None:
 
 def sphere(rows: int = 24, cols: int = 48, radius: float = 0.1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A UV sphere: positions, normals, triangle indices (counter-clockwise seen from outside)."""
-    lat, lon = np.meshgrid(
-        np.linspace(0, np.pi, rows + 1), np.linspace(0, 2 * np.pi, cols + 1), indexing="ij"
-    )
+    lat, lon = np.meshgrid(np.linspace(0, np.pi, rows + 1), np.linspace(0, 2 * np.pi, cols + 1), indexing="ij")
     unit = np.stack([np.sin(lat) * np.sin(lon), np.cos(lat), np.sin(lat) * np.cos(lon)], -1).reshape(-1, 3)
     idx = []
     w = cols + 1
@@ -78,9 +76,7 @@ def tiny_avatar_glb(path: pathlib.Path) -> pathlib.Path:
         "attributes": {"POSITION": b.accessor(epos, minmax=True), "NORMAL": b.accessor(enrm)},
         "indices": b.accessor(eidx), "material": dark}]})  # fmt: skip
     eye_node = b.add("nodes", {"name": "EyeLeft", "mesh": eye, "translation": [0.035, 0.02, 0.09]})
-    head_node = b.add(
-        "nodes", {"name": "Head", "mesh": head, "translation": [0, 1.6, 0], "children": [eye_node]}
-    )
+    head_node = b.add("nodes", {"name": "Head", "mesh": head, "translation": [0, 1.6, 0], "children": [eye_node]})
     b.doc["scenes"] = [{"nodes": [head_node]}]
     b.doc["scene"] = 0
     path.write_bytes(b.glb())

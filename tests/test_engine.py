@@ -144,9 +144,7 @@ def test_lookahead_bound(rate: int) -> None:
         out = session.push(audio[at:received])
         for k in range(got, got + len(out)):
             late_ms = (received - (k + 1) * frame) / rate * 1000
-            assert late_ms <= session.lookahead_ms + 1.0 + 1e-6, (
-                f"frame {k} came {late_ms:.1f} ms after its end"
-            )
+            assert late_ms <= session.lookahead_ms + 1.0 + 1e-6, f"frame {k} came {late_ms:.1f} ms after its end"
         got += len(out)
         # Frame `got` may not be ready yet only if its look-ahead audio has not arrived.
         assert received < (got + 1) * frame + session.lookahead_ms * rate / 1000 + step
@@ -201,9 +199,7 @@ def test_oo_rounds_the_lips() -> None:
         mid = int((start + end) / 2 / 0.04)
         rounded = [viseme_at(frames, k) in ("U", "O") for k in range(max(0, mid - 1), mid + 2)]
         assert any(rounded), f"not rounded around {start:.2f}-{end:.2f} s"
-        pucker = max(
-            frames[k, COL["mouthPucker"]] + frames[k, COL["mouthFunnel"]] for k in range(mid - 1, mid + 2)
-        )
+        pucker = max(frames[k, COL["mouthPucker"]] + frames[k, COL["mouthFunnel"]] for k in range(mid - 1, mid + 2))
         assert pucker > 0.3
 
 

@@ -36,9 +36,7 @@ RUN_ENV = {**os.environ, "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
 def _run(
     args: list[str | Path], *, timeout: float, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(a) for a in args], capture_output=True, text=True, timeout=timeout, check=False, env=env
-    )
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout, check=False, env=env)
 
 
 def _tail(result: subprocess.CompletedProcess[str], lines: int = 60) -> str:

@@ -126,9 +126,7 @@ def test_sparse_over_a_base_view_and_morph_epsilon() -> None:
     glb = b.glb()
     (target,) = load_gltf(glb).meshes[0].primitives[0].targets
     np.testing.assert_array_equal(target.indices, [0, 2, 3])
-    np.testing.assert_array_equal(
-        target.positions, np.array([[0, 0, 1e-7], [0, 2, 0], [1, 1, 1]], np.float32)
-    )
+    np.testing.assert_array_equal(target.positions, np.array([[0, 0, 1e-7], [0, 2, 0], [1, 1, 1]], np.float32))
     (target,) = load_gltf(glb, morph_epsilon=1e-6).meshes[0].primitives[0].targets
     np.testing.assert_array_equal(target.indices, [2, 3])
 
@@ -194,9 +192,7 @@ def test_quantized_positions_and_normals() -> None:
                 {
                     "attributes": {
                         "POSITION": b.accessor(positions, normalized=True),
-                        "NORMAL": b.view(
-                            np.concatenate([normals, np.zeros((4, 1), np.int8)], 1).tobytes(), stride=4
-                        ),
+                        "NORMAL": b.view(np.concatenate([normals, np.zeros((4, 1), np.int8)], 1).tobytes(), stride=4),
                     }
                 }
             ]
@@ -398,9 +394,7 @@ def test_materials_and_a_png_texture() -> None:
             "normalTexture": {"index": 0, "scale": 0.5},
             "emissiveTexture": {
                 "index": 0,
-                "extensions": {
-                    "KHR_texture_transform": {"offset": [0.5, 0], "scale": [2, 2], "rotation": 0.0}
-                },
+                "extensions": {"KHR_texture_transform": {"offset": [0.5, 0], "scale": [2, 2], "rotation": 0.0}},
             },
             "emissiveFactor": [1, 1, 0],
             "extensions": {"KHR_materials_emissive_strength": {"emissiveStrength": 3}},
@@ -639,9 +633,7 @@ def test_attribute_count_mismatch_and_bad_types() -> None:
     b.add("meshes", {"primitives": [prim]})
     fails(b.glb(), "normalized but its componentType is UNSIGNED_INT")
     b = GltfBuilder()
-    b.add(
-        "meshes", {"primitives": [quad(b, targets=[{"POSITION": b.accessor(np.ones((3, 3), np.float32))}])]}
-    )
+    b.add("meshes", {"primitives": [quad(b, targets=[{"POSITION": b.accessor(np.ones((3, 3), np.float32))}])]})
     fails(b.glb(), "targets[0].POSITION has 3 elements")
     b = GltfBuilder()
     delta = b.accessor(np.ones((4, 3), np.float32))
@@ -828,16 +820,12 @@ MESHOPT_STREAMS = {
 
 def _attr8() -> np.ndarray:
     i = np.arange(40)
-    return np.stack([i * 3, 1000 - i * 7 + (i % 5) * 50, (i * i) % 3000, np.where(i % 2, -1, 1)], 1).astype(
-        "<i2"
-    )
+    return np.stack([i * 3, 1000 - i * 7 + (i % 5) * 50, (i * i) % 3000, np.where(i % 2, -1, 1)], 1).astype("<i2")
 
 
 def _attr_blocks() -> np.ndarray:
     i = np.arange(300)
-    return np.stack([i & 0xFF, (i * 37) & 0xFF, np.zeros_like(i), np.where(i % 7, 255, 0)], 1).astype(
-        np.uint8
-    )
+    return np.stack([i & 0xFF, (i * 37) & 0xFF, np.zeros_like(i), np.where(i % 7, 255, 0)], 1).astype(np.uint8)
 
 
 # A 5x5-vertex grid of 32 triangles after meshoptimizer's vertex-cache reordering (which renumbers
@@ -1032,21 +1020,15 @@ def meshopt_glb() -> tuple[GltfBuilder, dict[str, Any]]:
             b.doc["bufferViews"][view]["byteStride"] = stride
         offset += stride * count
         views[name] = view
-    pos = b.add(
-        "accessors", {"bufferView": views["attr8"], "componentType": 5122, "count": 40, "type": "VEC3"}
-    )
-    idx = b.add(
-        "accessors", {"bufferView": views["grid"], "componentType": 5125, "count": 96, "type": "SCALAR"}
-    )
+    pos = b.add("accessors", {"bufferView": views["attr8"], "componentType": 5122, "count": 40, "type": "VEC3"})
+    idx = b.add("accessors", {"bufferView": views["grid"], "componentType": 5125, "count": 96, "type": "SCALAR"})
     b.add("meshes", {"primitives": [{"attributes": {"POSITION": pos}, "indices": idx}]})
     b.doc["extensionsUsed"] = b.doc["extensionsRequired"] = [
         "EXT_meshopt_compression",
         "KHR_mesh_quantization",
     ]
     doc = b.document()
-    doc["buffers"].append(
-        {"byteLength": offset, "extensions": {"EXT_meshopt_compression": {"fallback": True}}}
-    )
+    doc["buffers"].append({"byteLength": offset, "extensions": {"EXT_meshopt_compression": {"fallback": True}}})
     return b, doc
 
 
@@ -1097,9 +1079,7 @@ def test_meshopt_decoders_fuzz(
     edits=st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 255)), min_size=1, max_size=8),
     cut=st.one_of(st.none(), st.integers(0, 1 << 16)),
 )
-def test_mutated_glb_loads_or_raises_avatar_error(
-    seed: str, edits: list[tuple[int, int]], cut: int | None
-) -> None:
+def test_mutated_glb_loads_or_raises_avatar_error(seed: str, edits: list[tuple[int, int]], cut: int | None) -> None:
     data = bytearray(_SEED_GLBS[seed])
     for pos, value in edits:
         data[pos % len(data)] = value
@@ -1242,9 +1222,7 @@ def test_vroid_avatar_loads_with_visemes() -> None:
             acc = doc["accessors"][prim["attributes"]["POSITION"]]
             assert acc["componentType"] == 5122 and acc["normalized"]
             positions = model.meshes[mi].primitives[pi].positions
-            np.testing.assert_array_equal(
-                positions.min(axis=0), np.maximum(np.float32(acc["min"]) / 32767, -1)
-            )
+            np.testing.assert_array_equal(positions.min(axis=0), np.maximum(np.float32(acc["min"]) / 32767, -1))
             np.testing.assert_array_equal(positions.max(axis=0), np.float32(acc["max"]) / 32767)
             out = model.meshes[mi].primitives[pi]
             assert out.normals is not None and not out.normals_generated

@@ -21,9 +21,7 @@ from avatarkit.server.app import STORE_KEY, AvatarStore, BackgroundServer, creat
 pytestmark = pytest.mark.asyncio
 
 
-def make_bundle(
-    root: pathlib.Path, avatar_id: str, sizes: dict[str, int], version: int = 1
-) -> dict[str, bytes]:
+def make_bundle(root: pathlib.Path, avatar_id: str, sizes: dict[str, int], version: int = 1) -> dict[str, bytes]:
     """A bundle of random files (the manager never parses the model while loading)."""
     directory = root / avatar_id
     directory.mkdir(parents=True)
@@ -38,9 +36,7 @@ def make_bundle(
         "name": avatar_id.title(),
         "model": names[0],
         "idle": names[1] if len(names) > 1 else None,
-        "files": [
-            {"path": n, "size": len(d), "sha256": hashlib.sha256(d).hexdigest()} for n, d in contents.items()
-        ],
+        "files": [{"path": n, "size": len(d), "sha256": hashlib.sha256(d).hexdigest()} for n, d in contents.items()],
         "camera": {"target": [0, 1.6, 0], "distance": 0.6, "fov_y_deg": 30},
     }
     if manifest["idle"] is None:
@@ -118,9 +114,7 @@ def manager(server: BackgroundServer, tmp_path: pathlib.Path) -> AvatarManager:
     return AvatarManager(asset_url=server.url, cache_dir=tmp_path / "cache")
 
 
-async def test_load_reports_monotonic_progress_then_caches(
-    manager: AvatarManager, recorder: Recorder
-) -> None:
+async def test_load_reports_monotonic_progress_then_caches(manager: AvatarManager, recorder: Recorder) -> None:
     reports: list[LoadProgress] = []
     avatar = await manager.load("default", reports.append)
     assert avatar.id == "default" and avatar.name == "Default"
@@ -156,9 +150,7 @@ async def test_corrupted_cache_file_is_refetched(manager: AvatarManager, recorde
     again = await manager.load("default")
     assert not again.is_from_cache
     assert recorder.file_requests() == ["/v1/avatars/default/avatar.glb"]
-    assert (
-        hashlib.sha256(again.model_path.read_bytes()).hexdigest() == again.manifest.file("avatar.glb").sha256
-    )
+    assert hashlib.sha256(again.model_path.read_bytes()).hexdigest() == again.manifest.file("avatar.glb").sha256
 
 
 async def test_concurrent_loads_share_one_download(manager: AvatarManager, recorder: Recorder) -> None:
@@ -300,9 +292,7 @@ async def test_endpoint_list_range_and_etag(server: BackgroundServer) -> None:
             assert len(await r.read()) == 100
         async with session.get(f"{server.url}/v1/avatars/default/manifest.json") as r:
             etag = r.headers["ETag"]
-        async with session.get(
-            f"{server.url}/v1/avatars/default/manifest.json", headers={"If-None-Match": etag}
-        ) as r:
+        async with session.get(f"{server.url}/v1/avatars/default/manifest.json", headers={"If-None-Match": etag}) as r:
             assert r.status == 304
         for path in (
             "/v1/avatars/nobody/manifest.json",

@@ -84,7 +84,7 @@ def test_cli_version() -> None:
     assert avatarkit.__version__ in result.stdout
 
 
-def test_source_is_ruff_clean_and_typed() -> None:
+def test_source_is_ruff_clean_formatted_and_typed() -> None:
     if importlib.util.find_spec("ruff") is None or importlib.util.find_spec("mypy") is None:
         pytest.skip("ruff and mypy are in the test dependency group")
     ruff = subprocess.run(
@@ -94,6 +94,13 @@ def test_source_is_ruff_clean_and_typed() -> None:
         cwd=REPO,
     )
     assert ruff.returncode == 0, ruff.stdout + ruff.stderr
+    formatted = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "python", "tests", "bench", "scripts", "examples"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert formatted.returncode == 0, formatted.stdout + formatted.stderr
     mypy = subprocess.run([sys.executable, "-m", "mypy"], capture_output=True, text=True, cwd=REPO)
     assert mypy.returncode == 0, mypy.stdout + mypy.stderr
 

@@ -77,9 +77,7 @@ class Glb:
         tris = self.accessor(prim["indices"]).reshape(-1, 3).astype(np.int64)
         names = m.get("extras", {}).get("targetNames", [])
         targets = prim.get("targets", [])
-        deltas = {
-            n: self.accessor(t["POSITION"]).astype(np.float64) for n, t in zip(names, targets, strict=True)
-        }
+        deltas = {n: self.accessor(t["POSITION"]).astype(np.float64) for n, t in zip(names, targets, strict=True)}
         return pos, tris, deltas
 
 
@@ -291,9 +289,7 @@ def test_blink_closes_the_eyelid_over_the_eye(glbs: dict[str, Glb]) -> None:
             closed = _posed(pos, deltas, {"eyeBlink" + side: 1.0})
             assert _eye_covered(closed, tris, eye, eye_r) == 1.0, f"eyeBlink{side} leaves the eye visible"
             other_closed = _posed(pos, deltas, {"eyeBlink" + other: 1.0})
-            assert _eye_covered(other_closed, tris, eye, eye_r) == 0.0, (
-                f"eyeBlink{other} closes the wrong eye"
-            )
+            assert _eye_covered(other_closed, tris, eye, eye_r) == 0.0, f"eyeBlink{other} closes the wrong eye"
 
 
 def test_jaw_parts_follow_the_visemes(glbs: dict[str, Glb]) -> None:

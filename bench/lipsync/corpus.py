@@ -192,9 +192,7 @@ def lexicon_words(
     return sorted(set(words))
 
 
-def training_texts(
-    count: int, seed: int, lexicon: list[str] | None = None, lexicon_share: float = 0.3
-) -> list[str]:
+def training_texts(count: int, seed: int, lexicon: list[str] | None = None, lexicon_share: float = 0.3) -> list[str]:
     """``count`` training texts: grammar sentences, and random lexicon words for ``lexicon_share``."""
     rng = random.Random(seed)
     held = {s.lower() for s in HELD_OUT}

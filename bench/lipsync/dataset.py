@@ -146,9 +146,7 @@ def espeak_train(count: int, seed: int, lexicon: list[str] | None = None) -> lis
     for i in range(count):
         voice = f"{rng.choice(ESPEAK_TRAIN_LANGS)}+{rng.choice(ESPEAK_TRAIN_VARIANTS)}"
         rate, pitch, spread = rng.randint(125, 235), rng.randint(20, 80), rng.randint(20, 90)
-        parts = [
-            es.synthesize(t, voice, rate, pitch, spread) for t in texts[3 * i : 3 * i + rng.randint(1, 3)]
-        ]
+        parts = [es.synthesize(t, voice, rate, pitch, spread) for t in texts[3 * i : 3 * i + rng.randint(1, 3)]]
         utt = concat(parts, [rng.uniform(0.05, 0.6) for _ in parts[1:]])
         try:
             out.append(label(pad(utt, rng.uniform(0.0, 0.5), rng.uniform(0.0, 0.5))))
@@ -164,9 +162,7 @@ def festival_train(voice: str, count: int, seed: int, lexicon: list[str] | None 
     rng = random.Random(seed)
     lang = FESTIVAL_VOICES[voice][2]
     texts = (
-        corpus.training_texts(2 * count, seed, lexicon)
-        if lang == "en"
-        else corpus.foreign_texts(lang, 2 * count, seed)
+        corpus.training_texts(2 * count, seed, lexicon) if lang == "en" else corpus.foreign_texts(lang, 2 * count, seed)
     )
     stretch = [rng.uniform(0.8, 1.35) for _ in texts]
     utts = festival_batch(texts, voice, stretch)

@@ -80,9 +80,7 @@ def baseline_factory() -> SessionFactory:
     return BaselineSession
 
 
-def run(
-    make: SessionFactory, audio: npt.NDArray[np.int16], rate: int, chunk_ms: float
-) -> tuple[F32, float, float]:
+def run(make: SessionFactory, audio: npt.NDArray[np.int16], rate: int, chunk_ms: float) -> tuple[F32, float, float]:
     """Stream ``audio`` through a new session: (frames, CPU seconds, worst observed look-ahead in ms).
 
     The observed look-ahead is, over frames that push() returned, the audio received after the
@@ -144,9 +142,7 @@ def resampled(items: Sequence[Labelled], rate: int) -> list[Labelled]:
             g = math.gcd(rate, item.utt.rate)
             y = signal.resample_poly(x, rate // g, item.utt.rate // g)
         pcm = np.clip(np.round(y * 32768.0), -32768, 32767).astype(np.int16)
-        utt = type(item.utt)(
-            pcm, rate, item.utt.phones, item.utt.source, item.utt.voice, item.utt.text, item.utt.meta
-        )
+        utt = type(item.utt)(pcm, rate, item.utt.phones, item.utt.source, item.utt.voice, item.utt.text, item.utt.meta)
         out.append(Labelled(utt, item.segs, item.frames, item.openness))
     return out
 
@@ -236,8 +232,7 @@ def report(name: str, tally: Tally, look: float, declared: float, target_key: st
     )
     print(f"  look-ahead                   {declared:.0f} ms declared, {look:.0f} ms observed with chunking")
     print(
-        f"  real-time factor             {fmt(tally.rtf, TARGETS['rtf'], higher=False, pct=False)}"
-        " (CPU s per audio s)"
+        f"  real-time factor             {fmt(tally.rtf, TARGETS['rtf'], higher=False, pct=False)} (CPU s per audio s)"
     )
     recall = tally.per_viseme_recall()
     print("  exact-frame recall per viseme: " + " ".join(f"{v}:{recall[v]:.2f}" for v in VISEMES))
@@ -264,9 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--model", help="a model .npz other than the shipped one")
     ap.add_argument("--baseline", action="store_true", help="also score the first, loudness-only engine")
     ap.add_argument("--rates", action="store_true", help="also score kal resampled to every supported rate")
-    ap.add_argument(
-        "--seen", action="store_true", help="also score the training festival voices (held-out texts)"
-    )
+    ap.add_argument("--seen", action="store_true", help="also score the training festival voices (held-out texts)")
     ap.add_argument("--no-real", action="store_true", help="skip the real-speech checks")
     ap.add_argument("--json", type=pathlib.Path, help="write the figures here too")
     args = ap.parse_args(argv)
@@ -297,9 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
                 )
     if not args.no_real and REAL.is_file() and realspeech.available():
-        sets.append(
-            ("real speech, approximate truth (pocketsphinx alignment)", "", [realspeech.aligned(REAL)])
-        )
+        sets.append(("real speech, approximate truth (pocketsphinx alignment)", "", [realspeech.aligned(REAL)]))
     if args.rates and sets and sets[0][1] == "festival":
         for rate in (8000, 22050, 24000, 32000, 44100, 48000):
             sets.append((f"festival kal resampled to {rate} Hz", "festival", resampled(sets[0][2], rate)))
@@ -314,9 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         declared = float(make(16000).lookahead_ms)
         for set_name, key, items in sets:
             tally, look = score(make, items, args.chunk_ms)
-            results.setdefault(engine_name, {})[set_name] = report(
-                set_name, tally, look, declared, key or None
-            )
+            results.setdefault(engine_name, {})[set_name] = report(set_name, tally, look, declared, key or None)
         if not args.no_real:
             real = real_speech_checks(make, args.chunk_ms)
             if real is None:

@@ -84,9 +84,7 @@ class Tally:
     compute_seconds: float = 0.0
     utterances: int = 0
 
-    def add(
-        self, frames: F32, names: Sequence[str], truth: I64, openness: F32, segs: Sequence[Segment]
-    ) -> None:
+    def add(self, frames: F32, names: Sequence[str], truth: I64, openness: F32, segs: Sequence[Segment]) -> None:
         """Score one utterance's engine output against its truth."""
         cols = [names.index("viseme_" + v) for v in VISEMES]
         pred = predicted_visemes(frames[:, cols])
@@ -134,7 +132,4 @@ class Tally:
     def per_viseme_recall(self) -> dict[str, float]:
         """Exact-frame recall per true viseme (diagnostics)."""
         rows = self.confusion.sum(axis=1)
-        return {
-            v: float(self.confusion[i, i] / rows[i]) if rows[i] else float("nan")
-            for i, v in enumerate(VISEMES)
-        }
+        return {v: float(self.confusion[i, i] / rows[i]) if rows[i] else float("nan") for i, v in enumerate(VISEMES)}

@@ -94,9 +94,7 @@ class _Event(ctypes.Structure):
     ]
 
 
-_Callback = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
-)
+_Callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
 
 
 class Espeak:
@@ -109,9 +107,7 @@ class Espeak:
 
         self._lib = ctypes.CDLL(espeakng_loader.get_library_path())
         data = espeakng_loader.get_data_path().encode()
-        self.rate = int(
-            self._lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data, _INITIALIZE_PHONEME_EVENTS)
-        )
+        self.rate = int(self._lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data, _INITIALIZE_PHONEME_EVENTS))
         if self.rate <= 0:
             raise RuntimeError("espeak_Initialize failed")
         self._chunks: list[I16] = []
@@ -140,9 +136,7 @@ class Espeak:
             return False
         return True
 
-    def _on_synth(
-        self, wav: ctypes._Pointer[ctypes.c_short], count: int, events: ctypes._Pointer[_Event]
-    ) -> int:
+    def _on_synth(self, wav: ctypes._Pointer[ctypes.c_short], count: int, events: ctypes._Pointer[_Event]) -> int:
         if count > 0:
             self._chunks.append(np.ctypeslib.as_array(wav, (count,)).astype(np.int16).copy())
         i = 0
@@ -153,9 +147,7 @@ class Espeak:
             i += 1
         return 0
 
-    def synthesize(
-        self, text: str, voice: str, rate: int = 175, pitch: int = 50, pitch_range: int = 50
-    ) -> Utterance:
+    def synthesize(self, text: str, voice: str, rate: int = 175, pitch: int = 50, pitch_range: int = 50) -> Utterance:
         """Speak ``text`` with ``voice`` (e.g. ``en-us+f3``); rate in words per minute, pitch 0-100."""
         if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise ValueError(f"espeak has no voice {voice!r}")
@@ -257,9 +249,7 @@ def _read_segs(path: pathlib.Path) -> list[Phone]:
     return phones
 
 
-def festival_batch(
-    texts: Sequence[str], voice: str = "kal", stretch: Sequence[float] | None = None
-) -> list[Utterance]:
+def festival_batch(texts: Sequence[str], voice: str = "kal", stretch: Sequence[float] | None = None) -> list[Utterance]:
     """Speak each text with a festival voice in one festival process.
 
     ``stretch`` gives each text a ``Duration_Stretch`` (1.0 = the voice's own pace; diphone voices).

@@ -23,8 +23,6 @@ from .protocol import parse_message
 log = logging.getLogger("avatarkit")
 
 
-
-
 def _official_keyframes(path: pathlib.Path) -> tuple[npt.NDArray[np.float32], list[int]]:
     """Keyframes of a recording in the commercial Android demo's JSON format, and message sizes."""
     try:

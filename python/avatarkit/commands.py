@@ -417,6 +417,7 @@ async def _view(args: argparse.Namespace) -> int:
         glfw.set_mouse_button_callback(window, on_button)
         glfw.set_cursor_pos_callback(window, on_move)
         glfw.set_scroll_callback(window, on_scroll)
+
         def on_drop(_w: Any, paths: list[str]) -> None:
             if paths:
                 play(paths[0])

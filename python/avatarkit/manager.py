@@ -158,9 +158,7 @@ class AvatarManager:
     ) -> None:
         self._asset_url = asset_url.rstrip("/") if asset_url else None
         if cache_dir is None:
-            root = os.environ.get("AVATARKIT_CACHE_DIR") or platformdirs.user_cache_dir(
-                "avatarkit", appauthor=False
-            )
+            root = os.environ.get("AVATARKIT_CACHE_DIR") or platformdirs.user_cache_dir("avatarkit", appauthor=False)
             cache_dir = pathlib.Path(root) / "avatars"
         self.cache_dir = pathlib.Path(cache_dir)
         self._timeout = timeout
@@ -219,9 +217,7 @@ class AvatarManager:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
             if task.cancelled():
-                raise AvatarError(
-                    AvatarErrorCode.LOAD_CANCELLED, f"loading {avatar_id!r} was cancelled"
-                ) from None
+                raise AvatarError(AvatarErrorCode.LOAD_CANCELLED, f"loading {avatar_id!r} was cancelled") from None
             raise
         finally:
             if on_progress is not None and on_progress in listeners:
@@ -279,13 +275,9 @@ class AvatarManager:
 
                 def progress(n: int, base: int = base) -> None:
                     fraction = (base + n) / total if total else 1.0
-                    self._report(
-                        avatar_id, LoadProgress(LoadState.DOWNLOADING, min(fraction, 1.0), base + n, total)
-                    )
+                    self._report(avatar_id, LoadProgress(LoadState.DOWNLOADING, min(fraction, 1.0), base + n, total))
 
-                await self._download(
-                    session, avatar_id, directory, entry.path, entry.size, entry.sha256, progress
-                )
+                await self._download(session, avatar_id, directory, entry.path, entry.size, entry.sha256, progress)
                 done += entry.size
         # The manifest goes in last: a cache folder with a manifest is complete.
         _atomic_write(directory / MANIFEST_NAME, manifest.to_json())
@@ -395,9 +387,7 @@ class AvatarManager:
                 os.replace(part, directory / name)
                 return
             # A corrupt partial file (or a file that changed on the server): drop it, try once more.
-            log.warning(
-                "%s/%s failed verification (attempt %d); downloading it again", avatar_id, name, attempt + 1
-            )
+            log.warning("%s/%s failed verification (attempt %d); downloading it again", avatar_id, name, attempt + 1)
             part.unlink(missing_ok=True)
         raise AvatarError(
             AvatarErrorCode.FAILED_TO_DOWNLOAD_AVATAR_ASSETS, f"{avatar_id}/{name} does not match its sha256"
@@ -428,9 +418,7 @@ class AvatarManager:
             try:
                 manifest = parse_manifest((source / MANIFEST_NAME).read_bytes())
             except OSError as err:
-                raise AvatarError(
-                    AvatarErrorCode.AVATAR_ASSETS_MISSING, f"{source} has no {MANIFEST_NAME}"
-                ) from err
+                raise AvatarError(AvatarErrorCode.AVATAR_ASSETS_MISSING, f"{source} has no {MANIFEST_NAME}") from err
             for entry in manifest.files:
                 if not entry.matches(source / entry.path):
                     raise AvatarError(
@@ -442,10 +430,7 @@ class AvatarManager:
             import hashlib
 
             digest = hashlib.sha256(source.read_bytes()).hexdigest()
-            stem = (
-                "".join(c if c.isalnum() or c in "_-." else "_" for c in source.stem).lstrip(".")[:64]
-                or "avatar"
-            )
+            stem = "".join(c if c.isalnum() or c in "_-." else "_" for c in source.stem).lstrip(".")[:64] or "avatar"
             doc = {
                 "format": "avatarkit-avatar",
                 "format_version": 1,
@@ -529,9 +514,7 @@ class AvatarManager:
                 resp.raise_for_status()
                 doc = await resp.json()
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as err:
-            raise AvatarError(
-                AvatarErrorCode.FAILED_TO_FETCH_AVATAR_METADATA, f"cannot list {url}: {err}"
-            ) from err
+            raise AvatarError(AvatarErrorCode.FAILED_TO_FETCH_AVATAR_METADATA, f"cannot list {url}: {err}") from err
         avatars = doc.get("avatars") if isinstance(doc, dict) else None
         return list(avatars) if isinstance(avatars, list) else []
 

@@ -108,18 +108,14 @@ class VideoFrame:
         return buf.getvalue()
 
 
-Background = (
-    tuple[float, float, float] | tuple[float, float, float, float] | str | os.PathLike[str] | U8 | None
-)
+Background = tuple[float, float, float] | tuple[float, float, float, float] | str | os.PathLike[str] | U8 | None
 
 
 class _RenderThread:
     """A thread that owns a GL context and runs submitted callables in order."""
 
     def __init__(self, name: str, make_context: Callable[[], Any]) -> None:
-        self._tasks: queue.Queue[tuple[Callable[[], Any], concurrent.futures.Future[Any]] | None] = (
-            queue.Queue()
-        )
+        self._tasks: queue.Queue[tuple[Callable[[], Any], concurrent.futures.Future[Any]] | None] = queue.Queue()
         self._make_context = make_context
         self.context: Any = None
         self.idle_hook: Callable[[], float | None] | None = None  # returns seconds to wait, None = block
@@ -138,11 +134,7 @@ class _RenderThread:
         while True:
             timeout = self.idle_hook() if self.idle_hook is not None else None
             try:
-                item = (
-                    self._tasks.get(timeout=timeout)
-                    if timeout is None or timeout > 0
-                    else self._tasks.get_nowait()
-                )
+                item = self._tasks.get(timeout=timeout) if timeout is None or timeout > 0 else self._tasks.get_nowait()
             except queue.Empty:
                 continue
             if item is None:
@@ -253,11 +245,7 @@ class _Scene:
         def material(index: int | None) -> int:
             if index in materials:
                 return materials[index]
-            mat = (
-                model.materials[index]
-                if index is not None
-                else Material(metallic_factor=0.0, roughness_factor=0.6)
-            )
+            mat = model.materials[index] if index is not None else Material(metallic_factor=0.0, roughness_factor=0.6)
             metallic, roughness = _metallic_roughness(model, mat)
             base = mat.base_color_factor
             emissive = tuple(c * mat.emissive_strength for c in mat.emissive_factor)
@@ -346,9 +334,7 @@ def _background_image(source: str | os.PathLike[str] | U8) -> U8:
         if image.ndim == 3 and image.shape[2] == 3:
             image = np.concatenate([image, np.full((*image.shape[:2], 1), 255, np.uint8)], axis=2)
         if image.ndim != 3 or image.shape[2] != 4:
-            raise AvatarError(
-                AvatarErrorCode.INVALID_ARGUMENT, "a background image must be (height, width, 3 or 4)"
-            )
+            raise AvatarError(AvatarErrorCode.INVALID_ARGUMENT, "a background image must be (height, width, 3 or 4)")
         return np.ascontiguousarray(image)
     from PIL import Image, UnidentifiedImageError
 
@@ -356,9 +342,7 @@ def _background_image(source: str | os.PathLike[str] | U8) -> U8:
         with Image.open(source) as img:
             return np.asarray(img.convert("RGBA"), np.uint8)
     except (OSError, UnidentifiedImageError) as err:
-        raise AvatarError(
-            AvatarErrorCode.INVALID_ARGUMENT, f"cannot read background image {source}: {err}"
-        ) from err
+        raise AvatarError(AvatarErrorCode.INVALID_ARGUMENT, f"cannot read background image {source}: {err}") from err
 
 
 class AvatarView:
@@ -388,9 +372,7 @@ class AvatarView:
         fps: float = 30.0,
     ) -> None:
         if not isinstance(container, HeadlessSurface | WindowSurface):
-            raise AvatarError(
-                AvatarErrorCode.INVALID_ARGUMENT, "container must be a HeadlessSurface or WindowSurface"
-            )
+            raise AvatarError(AvatarErrorCode.INVALID_ARGUMENT, "container must be a HeadlessSurface or WindowSurface")
         if not 1 <= container.width <= 8192 or not 1 <= container.height <= 8192:
             raise AvatarError(AvatarErrorCode.INVALID_ARGUMENT, "the view's size must be 1..8192 pixels")
         if not 1.0 <= fps <= 240.0:
@@ -658,9 +640,7 @@ class AvatarView:
     def set_transform(self, x: float = 0.0, y: float = 0.0, scale: float = 1.0) -> None:
         """The commercial SDK's content transform: move (x, y in [-1, 1]) and scale (> 0) the avatar."""
         if not (-1.0 <= x <= 1.0 and -1.0 <= y <= 1.0 and scale > 0.0 and math.isfinite(scale)):
-            raise AvatarError(
-                AvatarErrorCode.INVALID_ARGUMENT, "transform needs x, y in [-1, 1] and scale > 0"
-            )
+            raise AvatarError(AvatarErrorCode.INVALID_ARGUMENT, "transform needs x, y in [-1, 1] and scale > 0")
         self._call(lambda: self._scene.renderer.set_content_transform(x, y, scale)).result()
 
     def set_background(self, background: Background) -> None:

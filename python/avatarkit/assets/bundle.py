@@ -123,9 +123,7 @@ def parse_manifest(data: bytes | str, *, expected_id: str | None = None) -> Mani
     except AvatarError as err:
         raise _bad(str(err.message)) from err
     if expected_id is not None and avatar_id != expected_id:
-        raise AvatarError(
-            AvatarErrorCode.AVATAR_ID_UNRECOGNIZED, f"manifest is for {avatar_id!r}, not {expected_id!r}"
-        )
+        raise AvatarError(AvatarErrorCode.AVATAR_ID_UNRECOGNIZED, f"manifest is for {avatar_id!r}, not {expected_id!r}")
     files_doc = doc.get("files")
     if not isinstance(files_doc, list) or not files_doc:
         raise _bad("files must be a non-empty list")
@@ -198,10 +196,7 @@ def write_manifest(
 ) -> Manifest:
     """Write ``manifest.json`` for the files already in ``directory`` and return it parsed."""
     listed = [model] + ([idle] if idle else [])
-    files = [
-        {"path": p, "size": (directory / p).stat().st_size, "sha256": sha256_file(directory / p)}
-        for p in listed
-    ]
+    files = [{"path": p, "size": (directory / p).stat().st_size, "sha256": sha256_file(directory / p)} for p in listed]
     doc: dict[str, Any] = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,

@@ -615,9 +615,7 @@ class _Source:
             self.charge(size, what)
             return path.read_bytes()
         except OSError as err:
-            raise AvatarError(
-                AvatarErrorCode.AVATAR_ASSETS_MISSING, f"{what}: cannot read {uri!r}: {err}"
-            ) from err
+            raise AvatarError(AvatarErrorCode.AVATAR_ASSETS_MISSING, f"{what}: cannot read {uri!r}: {err}") from err
 
 
 # --------------------------------------------------------------------------------------------------
@@ -679,9 +677,7 @@ class _Reader:
         compressed = extensions.get("EXT_meshopt_compression")
         data: memoryview
         if compressed is not None and self.meshopt:
-            data = self._meshopt_view(
-                _obj(compressed, f"{where}.extensions.EXT_meshopt_compression"), where, length
-            )
+            data = self._meshopt_view(_obj(compressed, f"{where}.extensions.EXT_meshopt_compression"), where, length)
         else:
             source = self.buffers[buffer]
             if source is None:
@@ -703,9 +699,7 @@ class _Reader:
         filt = _str(ext, "filter", where, "NONE")
         source = self.buffers[buffer]
         if source is None or offset + src_length > len(source):
-            _fail(
-                f"{where} reads bytes {offset}..{offset + src_length} of buffer {buffer}, which is not there"
-            )
+            _fail(f"{where} reads bytes {offset}..{offset + src_length} of buffer {buffer}, which is not there")
         if stride * count > length:
             _fail(f"{where}: {count} x {stride} bytes do not fit the view's byteLength {length}")
         self.charge(stride * count, where)
@@ -755,9 +749,7 @@ class _Reader:
         else:
             data, stride = self.view(view_index)
             if offset % dtype.itemsize:
-                _fail(
-                    f"{where}.byteOffset = {offset} is not a multiple of its component size {dtype.itemsize}"
-                )
+                _fail(f"{where}.byteOffset = {offset} is not a multiple of its component size {dtype.itemsize}")
             step = elem if stride is None else stride
             if step < elem:
                 _fail(
@@ -789,9 +781,7 @@ class _Reader:
         values = _obj(sparse.get("values"), f"{where}.values")
         itype = _int(indices, "componentType", f"{where}.indices")
         if itype not in (5121, 5123, 5125):
-            _fail(
-                f"{where}.indices.componentType {itype} must be UNSIGNED_BYTE, UNSIGNED_SHORT or UNSIGNED_INT"
-            )
+            _fail(f"{where}.indices.componentType {itype} must be UNSIGNED_BYTE, UNSIGNED_SHORT or UNSIGNED_INT")
         idx = self._packed(indices, f"{where}.indices", _COMPONENT_DTYPES[itype], n, 1).reshape(n)
         vals = self._packed(values, f"{where}.values", dtype, n, ncomp)
         idx64 = idx.astype(np.int64)
@@ -801,9 +791,7 @@ class _Reader:
             _fail(f"{where}.indices reach {int(idx64[-1])}, but the accessor has {count} elements")
         return idx64, vals
 
-    def _packed(
-        self, ref: dict[str, Any], where: str, dtype: np.dtype[Any], n: int, ncomp: int
-    ) -> npt.NDArray[Any]:
+    def _packed(self, ref: dict[str, Any], where: str, dtype: np.dtype[Any], n: int, ncomp: int) -> npt.NDArray[Any]:
         """Tightly packed elements for sparse indices and values (they never have a byteStride)."""
         view_index = _opt_int(ref, "bufferView", where)
         if view_index is None:
@@ -817,17 +805,13 @@ class _Reader:
             _fail(f"{where} needs {needed} bytes of bufferViews[{view_index}], which has {len(data)}")
         return np.frombuffer(data, dtype, n * ncomp, offset).reshape(n, ncomp)
 
-    def floats(
-        self, index: int, where: str, types: tuple[str, ...], ctypes: frozenset[int] = _FLOATISH
-    ) -> F32:
+    def floats(self, index: int, where: str, types: tuple[str, ...], ctypes: frozenset[int] = _FLOATISH) -> F32:
         """An accessor as float32, applying the spec's normalized-integer formulas."""
         info, raw = self.accessor(index)
         self._check_type(info, index, where, types, ctypes)
         return _to_float(raw, info)
 
-    def ints(
-        self, index: int, where: str, types: tuple[str, ...], ctypes: frozenset[int]
-    ) -> npt.NDArray[Any]:
+    def ints(self, index: int, where: str, types: tuple[str, ...], ctypes: frozenset[int]) -> npt.NDArray[Any]:
         """An accessor of (non-normalized) integers, as stored."""
         info, raw = self.accessor(index)
         self._check_type(info, index, where, types, ctypes)
@@ -886,9 +870,7 @@ def _meshopt_decode(src: bytes, mode: str, filt: str, count: int, stride: int, w
             indices = _meshopt_indices(src, count, where)
         # Like the reference decoder, 16-bit output keeps the low 16 bits; range checks come later.
         dtype = "<u2" if stride == 2 else "<u4"
-        return (
-            (np.array(indices, np.uint64) & (0xFFFF if stride == 2 else 0xFFFFFFFF)).astype(dtype).tobytes()
-        )
+        return (np.array(indices, np.uint64) & (0xFFFF if stride == 2 else 0xFFFFFFFF)).astype(dtype).tobytes()
     else:
         _fail(f"{where}: unknown mode {mode!r}")
     if filt == "NONE":
@@ -1230,9 +1212,7 @@ class _Limits:
 
 
 class _Loader:
-    def __init__(
-        self, doc: dict[str, Any], buffers: list[memoryview | None], limits: _Limits, source: _Source
-    ) -> None:
+    def __init__(self, doc: dict[str, Any], buffers: list[memoryview | None], limits: _Limits, source: _Source) -> None:
         self.doc = doc
         self.limits = limits
         self.source = source
@@ -1443,9 +1423,7 @@ class _Loader:
             extras=extras if isinstance(extras, dict) else {},
         )
 
-    def _target_names(
-        self, mesh: dict[str, Any], prims: list[dict[str, Any]], where: str, count: int
-    ) -> list[str]:
+    def _target_names(self, mesh: dict[str, Any], prims: list[dict[str, Any]], where: str, count: int) -> list[str]:
         """The mesh's target names, from the first place that names them all.
 
         ``mesh.extras.targetNames`` (Blender, Ready Player Me), else a primitive's
@@ -1495,16 +1473,12 @@ class _Loader:
             _fail(f"{where} has {n} vertices, more than max_vertices ({self.limits.max_vertices})")
         positions = r.floats(pos_index, f"{a_where}.POSITION", ("VEC3",))
 
-        def attr(
-            key: str, types: tuple[str, ...], ints: frozenset[int] | None = None
-        ) -> npt.NDArray[Any] | None:
+        def attr(key: str, types: tuple[str, ...], ints: frozenset[int] | None = None) -> npt.NDArray[Any] | None:
             index = acc(key)
             if index is None:
                 return None
             data = (
-                r.ints(index, f"{a_where}.{key}", types, ints)
-                if ints
-                else r.floats(index, f"{a_where}.{key}", types)
+                r.ints(index, f"{a_where}.{key}", types, ints) if ints else r.floats(index, f"{a_where}.{key}", types)
             )
             if data.shape[0] != n:
                 _fail(f"{a_where}.{key} has {data.shape[0]} elements but POSITION has {n}")
@@ -1850,9 +1824,7 @@ def load_gltf(
             _Limits(
                 max_elements,
                 max_vertices,
-                max(DEFAULT_MIN_DECODED_BYTES, 64 * len(data))
-                if max_decoded_bytes is None
-                else max_decoded_bytes,
+                max(DEFAULT_MIN_DECODED_BYTES, 64 * len(data)) if max_decoded_bytes is None else max_decoded_bytes,
                 morph_epsilon,
             ),
             decode_images,

@@ -162,9 +162,7 @@ class EglContext:
             devices = (ctypes.c_void_p * 16)()
             n = ctypes.c_int32()
             if query(16, devices, ctypes.byref(n)) and n.value:
-                query_string = _proc(
-                    lib, "eglQueryDeviceStringEXT", ctypes.c_char_p, [ctypes.c_void_p, ctypes.c_int32]
-                )
+                query_string = _proc(lib, "eglQueryDeviceStringEXT", ctypes.c_char_p, [ctypes.c_void_p, ctypes.c_int32])
                 for i in range(n.value):
                     # A device with a DRM node is real hardware; Mesa's software device has none.
                     if device == "device" or query_string(devices[i], EGL_DRM_DEVICE_FILE_EXT):

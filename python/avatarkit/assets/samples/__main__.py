@@ -12,9 +12,7 @@ def main(argv: list[str] | None = None) -> int:
     """Build the sample bundles into OUT_DIR/<id>/ and print what was written."""
     parser = argparse.ArgumentParser(prog="python -m avatarkit.assets.samples", description=__doc__)
     parser.add_argument("out_dir", help="folder to write the bundles into (one sub-folder per avatar id)")
-    parser.add_argument(
-        "--id", action="append", choices=SAMPLE_IDS, help="build only this sample (repeatable)"
-    )
+    parser.add_argument("--id", action="append", choices=SAMPLE_IDS, help="build only this sample (repeatable)")
     args = parser.parse_args(argv)
     for avatar_id in args.id or SAMPLE_IDS:
         path = build_bundle(avatar_id, f"{args.out_dir}/{avatar_id}")

@@ -130,17 +130,13 @@ def build_glb(ch: Character) -> bytes:
         if np.any(np.abs(d) > 1e-5):
             brow_mesh.targets[name] = d
     brow_names = [n for n in names if n in brow_mesh.targets]
-    n_brows = b.add_node(
-        "Brows", mesh=b.add_mesh("Brows", [(_local(brow_mesh, head_pivot), m_brow)], brow_names)
-    )
+    n_brows = b.add_node("Brows", mesh=b.add_mesh("Brows", [(_local(brow_mesh, head_pivot), m_brow)], brow_names))
     n_ears = b.add_node("Ears", mesh=b.add_mesh("Ears", [(_local(ears(ch, lm), head_pivot), m_skin_plain)]))
     n_hair = b.add_node("Hair", mesh=b.add_mesh("Hair", [(_local(hair(ch, lm), head_pivot), m_hair)]))
     up_teeth, up_gum = teeth(lm, upper=True)
     n_upper = b.add_node(
         "UpperTeeth",
-        mesh=b.add_mesh(
-            "UpperTeeth", [(_local(up_teeth, head_pivot), m_teeth), (_local(up_gum, head_pivot), m_gum)]
-        ),
+        mesh=b.add_mesh("UpperTeeth", [(_local(up_teeth, head_pivot), m_teeth), (_local(up_gum, head_pivot), m_gum)]),
     )
 
     # Jaw-mounted parts: the Jaw node turns for jawOpen; visemes and the other jaw motions are targets.
@@ -162,9 +158,7 @@ def build_glb(ch: Character) -> bytes:
         normal_targets=False,
     )
     drive = rig_drive()
-    n_jaw = b.add_node(
-        "Jaw", translation=tuple(jaw_pivot - head_pivot), mesh=mouth, extras=_extras(drive["Jaw"])
-    )
+    n_jaw = b.add_node("Jaw", translation=tuple(jaw_pivot - head_pivot), mesh=mouth, extras=_extras(drive["Jaw"]))
 
     eye_nodes = []
     for k, node_name in enumerate(("EyeLeft", "EyeRight")):

@@ -181,10 +181,7 @@ def merge(parts: list[MeshData]) -> MeshData:
         normals.append(part.normals)
         uvs.append(part.uvs if part.uvs is not None else np.zeros((len(part.positions), 2)))
         offset += len(part.positions)
-    targets = {
-        name: np.concatenate([p.targets.get(name, np.zeros_like(p.positions)) for p in parts])
-        for name in names
-    }
+    targets = {name: np.concatenate([p.targets.get(name, np.zeros_like(p.positions)) for p in parts]) for name in names}
     return MeshData(
         np.concatenate(positions),
         np.asarray(np.concatenate(triangles), np.int32),

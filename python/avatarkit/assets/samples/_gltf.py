@@ -214,9 +214,7 @@ class GltfBuilder:
                     delta = mesh.targets.get(t, zero)
                     target = {"POSITION": self.add_sparse_delta(delta, POSITION_EPSILON, minmax=True)}
                     if normal_targets is not False:
-                        target["NORMAL"] = self.add_sparse_delta(
-                            moved.get(t, zero), NORMAL_EPSILON, minmax=False
-                        )
+                        target["NORMAL"] = self.add_sparse_delta(moved.get(t, zero), NORMAL_EPSILON, minmax=False)
                     targets.append(target)
                 prim["targets"] = targets
             prims.append(prim)

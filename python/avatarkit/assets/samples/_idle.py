@@ -25,9 +25,7 @@ def _pulse(
     return np.asarray(up * (1.0 - down), np.float64)
 
 
-def _steps(
-    t: npt.NDArray[np.float64], times: list[float], values: list[float], ramp: float
-) -> npt.NDArray[np.float64]:
+def _steps(t: npt.NDArray[np.float64], times: list[float], values: list[float], ramp: float) -> npt.NDArray[np.float64]:
     """Piecewise-constant targets with quick eased moves (a saccade takes ``ramp`` seconds)."""
     out = np.full_like(t, values[0])
     for k in range(1, len(times)):

@@ -68,9 +68,7 @@ def eyeball(ch: Character, lm: Landmarks) -> MeshData:
 # --- teeth and tongue -------------------------------------------------------------------------------
 
 
-def _rounded_box(
-    centre: F64, half: F64, basis: F64, power: float = 0.45, rows: int = 7, cols: int = 8
-) -> MeshData:
+def _rounded_box(centre: F64, half: F64, basis: F64, power: float = 0.45, rows: int = 7, cols: int = 8) -> MeshData:
     """A rounded box: a sphere pushed toward a cube (signed powers), scaled and rotated by ``basis``."""
     s = uv_sphere(np.zeros(3), np.ones(3), rows, cols)
     d = s.positions
@@ -304,10 +302,7 @@ def hair(ch: Character, lm: Landmarks) -> MeshData:
     w = np.linspace(0.0, np.pi, n_rim + 2)[1:-1]
     gap = np.linalg.norm(e_out - e_in, axis=-1, keepdims=True)
     rim = np.stack(
-        [
-            e_out * (1 - (1 - np.cos(x)) / 2) + e_in * ((1 - np.cos(x)) / 2) + down * gap * 0.55 * np.sin(x)
-            for x in w
-        ]
+        [e_out * (1 - (1 - np.cos(x)) / 2) + e_in * ((1 - np.cos(x)) / 2) + down * gap * 0.55 * np.sin(x) for x in w]
     )
     pts = np.concatenate([outer, rim, inner], 0)
     # Clumps: gentle grooves running from the crown to the tips.
@@ -350,9 +345,7 @@ def neck(ch: Character, lm: Landmarks, y_bottom: float) -> MeshData:
     y = np.linspace(-0.075, y_bottom, rows)
     r = ch.neck_radius - 0.0012 + 0.012 * smoothstep(y_bottom + 0.05, y_bottom, y)
     pts = np.stack(
-        np.broadcast_arrays(
-            r[:, None] * np.sin(ang)[None], y[:, None], -0.012 + r[:, None] * np.cos(ang)[None]
-        ),
+        np.broadcast_arrays(r[:, None] * np.sin(ang)[None], y[:, None], -0.012 + r[:, None] * np.cos(ang)[None]),
         -1,
     )
     uv = np.zeros((*pts.shape[:2], 2))
@@ -391,9 +384,7 @@ def torso(ch: Character, lm: Landmarks, neck_top_y: float) -> tuple[MeshData, Me
     # A soft chest and shoulder-blade shape.
     pts = np.asarray(pts, np.float64)
     pts[..., 2] += (
-        0.012
-        * np.exp(-((psi / 0.9) ** 2))[None, :]
-        * smoothstep(0.0, 0.5, np.linspace(0, 1, len(r_all)))[:, None]
+        0.012 * np.exp(-((psi / 0.9) ** 2))[None, :] * smoothstep(0.0, 0.5, np.linspace(0, 1, len(r_all)))[:, None]
     )
     v = np.concatenate([t * 0.5, 0.5 + (np.arange(rows2) + 1) / rows2 * 0.3, 0.8 + t3 * 1.2])
     uv = np.stack(np.broadcast_arrays((psi / (2 * np.pi) + 0.5)[None, :] * 5.0, v[:, None] * 3.0), -1)
@@ -421,9 +412,7 @@ def torso(ch: Character, lm: Landmarks, neck_top_y: float) -> tuple[MeshData, Me
         + np.cos(tube)[:, None, None] * radial[None] * minor[None, :, None]
         + np.sin(tube)[:, None, None] * up[None, None, :] * minor[None, :, None] * 0.9
     )
-    cuv = np.stack(
-        np.broadcast_arrays((ang / (2 * np.pi) + 0.5)[None, :] * 12.0, (tube / (2 * np.pi))[:, None]), -1
-    )
+    cuv = np.stack(np.broadcast_arrays((ang / (2 * np.pi) + 0.5)[None, :] * 12.0, (tube / (2 * np.pi))[:, None]), -1)
     collar = _periodic_grid(np.asarray(cpts, np.float64), cuv)
     collar = _orient_tube(collar, np.stack([cx, np.broadcast_to(cy, cx.shape), cz], -1), ring_n + 1, cols + 1)
 
@@ -432,9 +421,7 @@ def torso(ch: Character, lm: Landmarks, neck_top_y: float) -> tuple[MeshData, Me
         for sx in (-1.0, 1.0):
             top = np.array([sx * 0.022, y_top - 0.004, z0 + rc + 0.006 + 0.004])
             path_t = np.linspace(0.0, 1.0, 12)
-            path = top + np.stack(
-                [sx * 0.004 * path_t, -0.085 * path_t, 0.018 * np.sin(path_t * 1.2) + 0.002], -1
-            )
+            path = top + np.stack([sx * 0.004 * path_t, -0.085 * path_t, 0.018 * np.sin(path_t * 1.2) + 0.002], -1)
             trims.append(_tube(path, 0.0022))
     return body, collar, trims
 

@@ -221,9 +221,7 @@ class FaceRig:
         lm = self.lm
         b = (v.phi * side - lm.eye_phi * 0.92) / 0.36  # -1 inner end .. +1 outer end
         t = v.theta - (lm.eye_theta + 0.27)
-        region = np.exp(
-            -((np.abs(b) / 1.5) ** 4) - (np.maximum(t, 0) / 0.28) ** 2 - (np.minimum(t, 0) / 0.13) ** 2
-        )
+        region = np.exp(-((np.abs(b) / 1.5) ** 4) - (np.maximum(t, 0) / 0.28) ** 2 - (np.minimum(t, 0) / 0.13) ** 2)
         region *= smoothstep(-0.08, 0.06, v.phi * side)  # stays on its own side of the middle
         inner_w = smoothstep(0.6, -1.0, b)
         outer_w = smoothstep(-0.4, 1.0, b)

@@ -118,9 +118,7 @@ def _recipes() -> dict[str, list[Part]]:
     ]
     # Visemes (Oculus reference): what the lips, jaw and tongue do on each sound class.
     r["viseme_sil"] = [MouthPose(press=0.0003, corner_back=0.0006)]
-    r["viseme_PP"] = [
-        MouthPose(jaw=0.012, press=0.0024, roll_upper=0.0009, roll_lower=0.0011, protrude=0.0008)
-    ]
+    r["viseme_PP"] = [MouthPose(jaw=0.012, press=0.0024, roll_upper=0.0009, roll_lower=0.0011, protrude=0.0008)]
     r["viseme_FF"] = [MouthPose(jaw=0.05, tuck_lower=0.0046, up_lift=0.0020, width=0.001)]
     r["viseme_TH"] = [
         MouthPose(jaw=0.10, up_lift=0.0012, low_drop=0.0016, width=0.001),

@@ -75,9 +75,7 @@ def head_texture(ch: Character, lm: Landmarks, head: Head, size: int = 512) -> b
     # Lips: painted where the sculpt has them, darker at the line where they meet.
     _bulge, lips = lip_profile(ch, lm, ph, th)
     img = _mix(img, ch.lips, 0.92 * lips)
-    meet = np.exp(-(((th - lm.mouth_theta) / 0.012) ** 2)) * smoothstep(
-        1.1, 0.7, np.abs(ph / lm.mouth_half_width)
-    )
+    meet = np.exp(-(((th - lm.mouth_theta) / 0.012) ** 2)) * smoothstep(1.1, 0.7, np.abs(ph / lm.mouth_half_width))
     img *= (1.0 - 0.35 * meet)[..., None]
     # Eyes: a soft lid tone, a crisp upper lash line thickening outward, a faint lower one.
     i_eye = int(np.argmin(np.abs(head.theta_rows - lm.eye_theta)))
@@ -93,9 +91,7 @@ def head_texture(ch: Character, lm: Landmarks, head: Head, size: int = 512) -> b
         span = smoothstep(1.02 + 0.12 * ch.lashes, 0.85, a) * smoothstep(-1.05, -0.9, a)
         # A little flick past the outer corner for the more made-up character.
         flick = ch.lashes * np.exp(-(((a - 1.08) / 0.08) ** 2) - ((above - 0.9 - (a - 1.0) * 6) / 0.5) ** 2)
-        img = _mix(
-            img, (0.035, 0.025, 0.022), np.clip(upper * span * (0.55 + 0.45 * ch.lashes) + flick, 0, 1)
-        )
+        img = _mix(img, (0.035, 0.025, 0.022), np.clip(upper * span * (0.55 + 0.45 * ch.lashes) + flick, 0, 1))
         below = rowg - i_eye
         lower = smoothstep(0.0, 0.25, below) * smoothstep(1.1, 0.5, below) * smoothstep(1.0, 0.6, np.abs(a))
         img = _mix(img, np.asarray(ch.skin) * 0.55, 0.35 * lower)
