@@ -354,17 +354,20 @@ async def test_official_recording_audio(server: BackgroundServer, official_recor
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("kind", ["garbage", "forged", "expired", "other-app", "empty"])
+@pytest.mark.parametrize("kind", ["garbage", "forged", "expired", "other-app", "empty", "disabled-app"])
 @pytest.mark.parametrize("query_auth", [False, True])
 async def test_bad_token_is_session_token_invalid(server: BackgroundServer, kind: str, query_auth: bool) -> None:
     recorder = Recorder()
-    session = new_session(server, recorder, use_query_auth=query_auth)
+    app_id = "off" if kind == "disabled-app" else "demo"
+    session = new_session(server, recorder, use_query_auth=query_auth, app_id=app_id)
     token = {
         "garbage": "not-a-token",
         "forged": issue_token(b"another-secret-0123456789", "demo", int(time.time()) + 600),
         "expired": issue_token(SECRET, "demo", int(time.time()) - 1),
         "other-app": issue_token(SECRET, "other", int(time.time()) + 600),
         "empty": "",
+        # A token of an app disabled since it was issued (the token endpoint refuses new ones).
+        "disabled-app": issue_token(SECRET, "off", int(time.time()) + 600),
     }[kind]
     session._session_token = token or "x"  # init() would fetch a valid one
     if kind == "empty":
@@ -380,6 +383,8 @@ async def test_bad_token_is_session_token_invalid(server: BackgroundServer, kind
             assert "token is expired" in info.value.server_detail
         elif kind == "empty":
             assert "empty token" in info.value.server_detail
+        elif kind == "disabled-app":
+            assert "app off is disabled" in info.value.server_detail
         else:
             assert "invalid session token" in info.value.server_detail
     assert not info.value.retryable

@@ -18,7 +18,7 @@ A config file is TOML::
     [apps.demo]
     api_key = "ak_..."
     credits_seconds = 36000           # optional: seconds of audio this process drives for the app
-    enabled = true                    # false: token requests get 403
+    enabled = true                    # false: token requests get 403, sessions 4010
 
     [apps.demo.limits]                # optional per-app overrides of [limits]
     concurrent_sessions = 2
@@ -118,7 +118,7 @@ class AppConfig:
     limits: Limits = dataclasses.field(default_factory=Limits)
     #: Seconds of audio this process may drive for the app; None is unlimited.
     credits_seconds: float | None = None
-    #: A disabled app gets no session tokens (HTTP 403).
+    #: A disabled app gets no session tokens (HTTP 403), and its tokens open no sessions (4010).
     enabled: bool = True
 
     def __post_init__(self) -> None:

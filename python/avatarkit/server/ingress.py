@@ -363,6 +363,11 @@ class _Connection:
                 "invalid session token: app id mismatch (the token belongs to another app)",
                 CloseCode.AUTH_FAILED,
             )
+        if not app.enabled:
+            # Tokens issued before the app was disabled (and the config reloaded) open nothing.
+            return _Fatal(
+                ErrorCode.AUTH_FAILED, f"invalid session token: app {app_id} is disabled", CloseCode.AUTH_FAILED
+            )
         self._app = app
         self._limits = app.limits
         return None
