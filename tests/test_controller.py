@@ -598,6 +598,48 @@ def test_motion_plays_at_the_frame_rate_its_stream_carries(bundles: pathlib.Path
     AvatarSDK.cleanup()
 
 
+def test_host_mode_server_error_plays_on_audio_only(bundles: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    """A ServerError relayed by the backend: on_error, fallbackMode, the audio plays out, serverError."""
+    from avatarkit import codec
+    from avatarkit.protocol import Message, MessageType
+
+    AvatarSDK.initialize("demo", Configuration(driving_service_mode=DrivingServiceMode.HOST))
+    avatar = AvatarManager(cache_dir=tmp_path).derive(bundles / "tiny")
+    schema = codec.canonical_schema()
+    encoder = codec.StreamEncoder(schema)
+    jaw = list(schema.names).index("jawOpen")
+    values = np.zeros((5, len(schema.names)), np.float32)
+    values[:, jaw] = 0.8
+    first = Message(type=MessageType.MESSAGE_SERVER_RESPONSE_ANIMATION)
+    first.server_response_animation.animation = encoder.encode(values)
+    failure = Message(type=MessageType.MESSAGE_SERVER_ERROR)
+    failure.server_error.code = 500
+    failure.server_error.message = "inference failed"
+    late = Message(type=MessageType.MESSAGE_SERVER_RESPONSE_ANIMATION)
+    late.server_response_animation.animation = encoder.encode(values)
+    late.server_response_animation.end = True
+    with AvatarView(HeadlessSurface(32, 32), avatar) as v:
+        c = v.controller
+        states: list[tuple[ConversationState, StateReason | None]] = []
+        errors: list[AvatarError] = []
+        c.on_conversation_state = lambda s, r: states.append((s, r))
+        c.on_error = errors.append
+        conv_id = c.yield_audio_data(speech_like(0.3), end=True)
+        c.yield_frames_data(first.SerializeToString(), conv_id)
+        conv = c._conversation
+        assert conv is not None and len(conv.timeline) == 5
+        c.yield_frames_data([failure.SerializeToString(), late.SerializeToString()], conv_id)
+        assert [e.code for e in errors] == [AvatarErrorCode.SERVER_ERROR] and "inference failed" in errors[0].message
+        assert conv.audio_only and not conv.motion_ended  # the late frames were dropped
+        assert c.conversation_state is ConversationState.PLAYING  # the audio plays on
+        c._origin -= 5.0  # let the clock run past the audio: the conversation ends
+        c.sample(c.clock())
+    assert states[0] == (ConversationState.PLAYING, StateReason.STARTED)
+    assert (ConversationState.PLAYING, StateReason.FALLBACK_MODE) in states
+    assert states[-1] == (ConversationState.IDLE, StateReason.SERVER_ERROR)
+    AvatarSDK.cleanup()
+
+
 @pytest.mark.asyncio
 async def test_session_time_limit_reconnects_by_itself(bundles: pathlib.Path, tmp_path: pathlib.Path) -> None:
     from avatarkit.server.config import Limits

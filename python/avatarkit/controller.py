@@ -685,7 +685,10 @@ class AvatarController:
         """Host mode: the serialized ``driveningress.v2`` ``Message`` envelopes your backend received.
 
         Frames of any conversation but the current one are dropped. The ``animation`` may be this
-        project's AK1 payload or the commercial service's ``FlameAnimation``.
+        project's AK1 payload or the commercial service's ``FlameAnimation``. A ``ServerError``
+        envelope (the service failed the request) is reported to ``on_error`` and the conversation
+        plays on audio only, as in SDK mode: ``playing`` with ``fallbackMode``, then ``idle`` with
+        ``serverError``; later frames of it are dropped.
         """
         self._require_mode("host")
         items = [frames] if isinstance(frames, bytes | bytearray) else list(frames)
@@ -701,11 +704,13 @@ class AvatarController:
                 self._error(AvatarError(AvatarErrorCode.INVALID_ARGUMENT, f"not a driveningress Message: {exc}"))
                 continue
             if message.type == MessageType.MESSAGE_SERVER_RESPONSE_ANIMATION:
-                anim = message.server_response_animation
-                self._add_animation(conv, anim.animation, anim.end)
+                if not conv.audio_only:
+                    anim = message.server_response_animation
+                    self._add_animation(conv, anim.animation, anim.end)
             elif message.type == MessageType.MESSAGE_SERVER_ERROR:
                 failure = message.server_error
                 self._error(AvatarError(AvatarErrorCode.SERVER_ERROR, f"{failure.code}: {failure.message}"))
+                self._fall_back(StateReason.SERVER_ERROR, conv.id)
 
     def yield_(
         self,
