@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import pathlib
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -84,6 +85,21 @@ async def token(server: BackgroundServer, seconds: int = 600) -> str:
     ):
         assert resp.status == 200, await resp.text()
         return str((await resp.json())["sessionToken"])
+
+
+@contextlib.asynccontextmanager
+async def limited_view(bundles: pathlib.Path, tmp_path: pathlib.Path, **limits: float) -> AsyncIterator[AvatarView]:
+    """A service of its own whose app has these limits, the SDK initialized for it with a token, and
+    a headless view of the tiny avatar loaded from it."""
+    from avatarkit.server.config import Limits
+
+    limited = ServiceConfig(apps={"demo": AppConfig("demo", API_KEY, limits=Limits(**limits))}, token_secret=SECRET)
+    with start_service(limited, avatar_roots=[bundles]) as server:
+        AvatarSDK.initialize("demo", Configuration(environment=Environment.local(port=server.port)))
+        AvatarSDK.session_token = await token(server)
+        avatar = await AvatarManager(cache_dir=tmp_path).load("tiny")
+        with AvatarView(HeadlessSurface(32, 32), avatar) as view:
+            yield view
 
 
 @pytest_asyncio.fixture
@@ -441,53 +457,44 @@ async def test_connection_lost_while_paused_tells_on_resume_and_at_the_end(
 async def test_request_failed_by_the_service_plays_on_audio_only_and_ends_with_server_error(
     bundles: pathlib.Path, tmp_path: pathlib.Path
 ) -> None:
-    from avatarkit.server.config import Limits
-
     # The service aborts a request past 1 s of 16 kHz audio (ServerError 413 with its req_id).
-    small = ServiceConfig(
-        apps={"demo": AppConfig("demo", API_KEY, limits=Limits(request_audio_bytes=32000))}, token_secret=SECRET
-    )
-    with start_service(small, avatar_roots=[bundles]) as server:
-        AvatarSDK.initialize("demo", Configuration(environment=Environment.local(port=server.port)))
-        AvatarSDK.session_token = await token(server)
-        avatar = await AvatarManager(cache_dir=tmp_path).load("tiny")
-        with AvatarView(HeadlessSurface(32, 32), avatar) as v:
-            c = v.controller
-            reported: list[tuple[ConversationState, StateReason]] = []
-            errors: list[AvatarError] = []
-            c.on_conversation_state = lambda s, r: reported.append((s, r))
-            c.on_error = errors.append
-            await c.start()
-            pcm = speech_like(2.0)
-            utterance = c.send(pcm[:8000])
-            conv = c._conversation
-            await wait_until(lambda: conv is not None and len(conv.timeline) > 0)  # driven so far
-            assert c.send(pcm[8000:24000]) == utterance  # 1.5 s in all: over the limit
-            await wait_until(lambda: (ConversationState.PLAYING, StateReason.FALLBACK) in reported)
-            assert errors and errors[0].code is AvatarErrorCode.SERVER_ERROR and "413" in errors[0].message
-            assert conv is not None and conv.audio_only and conv.layer.end is not None  # the face fades to idle
-            assert c.connection_state is ConnectionState.CONNECTED  # the session goes on
-            # The rest of the utterance plays without motion; the service is not sent audio it refused.
-            assert c.send(pcm[24000:], end=True) == utterance
-            await wait_until(lambda: c.conversation_state is ConversationState.IDLE)
-            assert conv.duration == pytest.approx(2.0)
-            assert reported == [
-                (ConversationState.PLAYING, StateReason.STARTED),
-                (ConversationState.PLAYING, StateReason.FALLBACK),
-                (ConversationState.IDLE, StateReason.SERVER_ERROR),
-            ]
-            assert len(errors) == 1
-            # The next conversation is driven in full and ends as usual.
-            c.send(pcm[:8000], end=True)
-            following = c._conversation
-            await wait_until(lambda: following is not None and following.motion_ended)
-            assert following is not None and len(following.timeline) == 13
-            await wait_until(lambda: c.conversation_state is ConversationState.IDLE)
-            assert reported[3:] == [
-                (ConversationState.PLAYING, StateReason.STARTED),
-                (ConversationState.IDLE, StateReason.PLAYBACK_END),
-            ]
-            await c.close()
+    async with limited_view(bundles, tmp_path, request_audio_bytes=32000) as v:
+        c = v.controller
+        reported: list[tuple[ConversationState, StateReason]] = []
+        errors: list[AvatarError] = []
+        c.on_conversation_state = lambda s, r: reported.append((s, r))
+        c.on_error = errors.append
+        await c.start()
+        pcm = speech_like(2.0)
+        utterance = c.send(pcm[:8000])
+        conv = c._conversation
+        await wait_until(lambda: conv is not None and len(conv.timeline) > 0)  # driven so far
+        assert c.send(pcm[8000:24000]) == utterance  # 1.5 s in all: over the limit
+        await wait_until(lambda: (ConversationState.PLAYING, StateReason.FALLBACK) in reported)
+        assert errors and errors[0].code is AvatarErrorCode.SERVER_ERROR and "413" in errors[0].message
+        assert conv is not None and conv.audio_only and conv.layer.end is not None  # the face fades to idle
+        assert c.connection_state is ConnectionState.CONNECTED  # the session goes on
+        # The rest of the utterance plays without motion; the service is not sent audio it refused.
+        assert c.send(pcm[24000:], end=True) == utterance
+        await wait_until(lambda: c.conversation_state is ConversationState.IDLE)
+        assert conv.duration == pytest.approx(2.0)
+        assert reported == [
+            (ConversationState.PLAYING, StateReason.STARTED),
+            (ConversationState.PLAYING, StateReason.FALLBACK),
+            (ConversationState.IDLE, StateReason.SERVER_ERROR),
+        ]
+        assert len(errors) == 1
+        # The next conversation is driven in full and ends as usual.
+        c.send(pcm[:8000], end=True)
+        following = c._conversation
+        await wait_until(lambda: following is not None and following.motion_ended)
+        assert following is not None and len(following.timeline) == 13
+        await wait_until(lambda: c.conversation_state is ConversationState.IDLE)
+        assert reported[3:] == [
+            (ConversationState.PLAYING, StateReason.STARTED),
+            (ConversationState.IDLE, StateReason.PLAYBACK_END),
+        ]
+        await c.close()
     AvatarSDK.cleanup()
 
 
@@ -642,29 +649,20 @@ def test_host_mode_server_error_plays_on_audio_only(bundles: pathlib.Path, tmp_p
 
 @pytest.mark.asyncio
 async def test_session_time_limit_reconnects_by_itself(bundles: pathlib.Path, tmp_path: pathlib.Path) -> None:
-    from avatarkit.server.config import Limits
-
-    short = ServiceConfig(
-        apps={"demo": AppConfig("demo", API_KEY, limits=Limits(session_seconds=0.6))}, token_secret=SECRET
-    )
-    with start_service(short, avatar_roots=[bundles]) as server:
-        AvatarSDK.initialize("demo", Configuration(environment=Environment.local(port=server.port)))
-        AvatarSDK.session_token = await token(server)
-        avatar = await AvatarManager(cache_dir=tmp_path).load("tiny")
-        with AvatarView(HeadlessSurface(32, 32), avatar) as v:
-            c = v.controller
-            states: list[ConnectionState] = []
-            c.on_connection_state = lambda s, e: states.append(s)
-            await c.start()
-            first = c.connection_id
-            # The service ends the session after 0.6 s with close code 4002; the controller reconnects.
-            await wait_until(lambda: c.connection_id != first and c.connection_state is ConnectionState.CONNECTED)
-            assert ConnectionState.CONNECTING in states[2:]
-            assert ConnectionState.FAILED not in states
-            c.send(speech_like(0.4), end=True)  # and it still works
-            conv = c._conversation
-            await wait_until(lambda: conv is not None and conv.motion_ended)
-            await c.close()
+    async with limited_view(bundles, tmp_path, session_seconds=0.6) as v:
+        c = v.controller
+        states: list[ConnectionState] = []
+        c.on_connection_state = lambda s, e: states.append(s)
+        await c.start()
+        first = c.connection_id
+        # The service ends the session after 0.6 s with close code 4002; the controller reconnects.
+        await wait_until(lambda: c.connection_id != first and c.connection_state is ConnectionState.CONNECTED)
+        assert ConnectionState.CONNECTING in states[2:]
+        assert ConnectionState.FAILED not in states
+        c.send(speech_like(0.4), end=True)  # and it still works
+        conv = c._conversation
+        await wait_until(lambda: conv is not None and conv.motion_ended)
+        await c.close()
     AvatarSDK.cleanup()
 
 
