@@ -42,6 +42,30 @@ def test_morph_matches_numpy(seed: int, zero_fraction: float) -> None:
     np.testing.assert_allclose(n, ref_n, atol=1e-5)
 
 
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), counts=st.lists(st.integers(1, 60), min_size=1, max_size=6))
+def test_sparse_targets_of_any_size_match_numpy(seed: int, counts: list[int]) -> None:
+    """Sparse targets given directly: odd and even sizes, one entry, with and without normal deltas."""
+    rng = np.random.default_rng(seed)
+    n = 64
+    pos = rng.normal(size=(n, 3)).astype(np.float32)
+    nrm = rng.normal(size=(n, 3)).astype(np.float32)
+    mesh = rig.MorphMesh(pos, nrm)
+    ref_p, ref_n = pos.astype(np.float64), nrm.astype(np.float64)
+    w = rng.uniform(-1, 1, len(counts)).astype(np.float32)
+    for k, count in enumerate(counts):
+        idx = np.sort(rng.choice(n, count, replace=False)).astype(np.uint32)
+        dp = rng.normal(size=(count, 3)).astype(np.float32)
+        dn = rng.normal(size=(count, 3)).astype(np.float32) if k % 2 == 0 else None
+        mesh.add_sparse_target(idx, dp, dn)
+        ref_p[idx] += w[k] * dp
+        if dn is not None:
+            ref_n[idx] += w[k] * dn
+    p, nn = mesh.apply(w)
+    np.testing.assert_allclose(p, ref_p, atol=1e-5)
+    np.testing.assert_allclose(nn, ref_n, atol=1e-5)
+
+
 def test_sparse_dense_storage_and_out_arrays() -> None:
     rng = np.random.default_rng(3)
     pos, nrm, targets = random_mesh(rng, n=200, k=3)

@@ -46,9 +46,12 @@ public:
 private:
     struct Target {
         bool dense = false;
+        bool has_normal_deltas = false;
         std::vector<std::uint32_t> indices;  // sparse only
-        std::vector<float> position_deltas;  // 3 per entry
-        std::vector<float> normal_deltas;    // 3 per entry, or empty
+        // Sparse: one record per entry, the position delta then (with normals) the normal delta, so
+        // one pass reads the index once and streams a single array. Dense: position deltas only.
+        std::vector<float> deltas;
+        std::vector<float> normal_deltas;  // dense only: 3 per vertex, or empty
     };
     std::size_t vertex_count_;
     std::vector<float> base_positions_;

@@ -24,8 +24,13 @@ std::size_t MorphMesh::add_sparse_target(const std::uint32_t* indices, const flo
         }
         if (i > 0 && t.indices[i] <= t.indices[i - 1]) throw DeformError("target vertex indices must increase");
     }
-    t.position_deltas.assign(position_deltas, position_deltas + 3 * count);
-    if (normal_deltas != nullptr && has_normals()) t.normal_deltas.assign(normal_deltas, normal_deltas + 3 * count);
+    t.has_normal_deltas = normal_deltas != nullptr && has_normals();
+    const std::size_t stride = t.has_normal_deltas ? 6 : 3;
+    t.deltas.resize(stride * count);
+    for (std::size_t i = 0; i < count; ++i) {
+        std::memcpy(&t.deltas[stride * i], position_deltas + 3 * i, 3 * sizeof(float));
+        if (t.has_normal_deltas) std::memcpy(&t.deltas[stride * i + 3], normal_deltas + 3 * i, 3 * sizeof(float));
+    }
     targets_.push_back(std::move(t));
     return targets_.size() - 1;
 }
@@ -44,8 +49,9 @@ std::size_t MorphMesh::add_dense_target(const float* position_deltas, const floa
     if (moved.size() * 2 > vertex_count_) {
         Target t;
         t.dense = true;
-        t.position_deltas.assign(position_deltas, position_deltas + 3 * vertex_count_);
+        t.deltas.assign(position_deltas, position_deltas + 3 * vertex_count_);
         if (normal_deltas != nullptr && has_normals()) {
+            t.has_normal_deltas = true;
             t.normal_deltas.assign(normal_deltas, normal_deltas + 3 * vertex_count_);
         }
         targets_.push_back(std::move(t));
@@ -72,7 +78,7 @@ std::size_t MorphMesh::bytes_touched(const float* weights, std::size_t weight_co
         if (weights[k] == 0.0f) continue;
         const Target& t = targets_[k];
         const std::size_t n = t.dense ? vertex_count_ : t.indices.size();
-        const std::size_t nattr = t.normal_deltas.empty() ? 1 : 2;
+        const std::size_t nattr = t.has_normal_deltas ? 2 : 1;
         bytes += n * 12 * nattr + (t.dense ? 0 : n * 4);
         if (!t.dense) bytes += n * 12 * attrs;  // the scattered read-modify-write of the output
     }
@@ -139,10 +145,10 @@ void MorphMesh::apply(const float* weights, std::size_t weight_count, float* out
         if (w == 0.0f || !std::isfinite(w)) continue;  // zero weights cost nothing; NaN never spreads
         const Target& t = targets_[k];
         if (t.dense) {
-            dense_pos[pending] = t.position_deltas.data();
+            dense_pos[pending] = t.deltas.data();
             dense_w[pending] = w;
             ++pending;
-            if (normals && !t.normal_deltas.empty()) {
+            if (normals && t.has_normal_deltas) {
                 dense_nrm_only[pending_nrm] = t.normal_deltas.data();
                 dense_nrm_w[pending_nrm] = w;
                 ++pending_nrm;
@@ -152,20 +158,36 @@ void MorphMesh::apply(const float* weights, std::size_t weight_count, float* out
         }
         const std::size_t n = t.indices.size();
         const std::uint32_t* idx = t.indices.data();
-        const float* dp = t.position_deltas.data();
-        for (std::size_t i = 0; i < n; ++i) {
-            float* o = out_positions + 3 * static_cast<std::size_t>(idx[i]);
-            o[0] += w * dp[3 * i];
-            o[1] += w * dp[3 * i + 1];
-            o[2] += w * dp[3 * i + 2];
-        }
-        if (normals && !t.normal_deltas.empty()) {
-            const float* dn = t.normal_deltas.data();
-            for (std::size_t i = 0; i < n; ++i) {
-                float* o = out_normals + 3 * static_cast<std::size_t>(idx[i]);
-                o[0] += w * dn[3 * i];
-                o[1] += w * dn[3 * i + 1];
-                o[2] += w * dn[3 * i + 2];
+        const float* d = t.deltas.data();
+        if (t.has_normal_deltas && normals) {
+            // Indices strictly increase, so the entries never alias: load a pair before storing it.
+            float* __restrict op = out_positions;
+            float* __restrict on = out_normals;
+            std::size_t i = 0;
+            for (; i + 1 < n; i += 2, d += 12) {
+                const std::size_t a = 3 * static_cast<std::size_t>(idx[i]);
+                const std::size_t b = 3 * static_cast<std::size_t>(idx[i + 1]);
+                const float pa0 = op[a] + w * d[0], pa1 = op[a + 1] + w * d[1], pa2 = op[a + 2] + w * d[2];
+                const float na0 = on[a] + w * d[3], na1 = on[a + 1] + w * d[4], na2 = on[a + 2] + w * d[5];
+                const float pb0 = op[b] + w * d[6], pb1 = op[b + 1] + w * d[7], pb2 = op[b + 2] + w * d[8];
+                const float nb0 = on[b] + w * d[9], nb1 = on[b + 1] + w * d[10], nb2 = on[b + 2] + w * d[11];
+                op[a] = pa0, op[a + 1] = pa1, op[a + 2] = pa2;
+                on[a] = na0, on[a + 1] = na1, on[a + 2] = na2;
+                op[b] = pb0, op[b + 1] = pb1, op[b + 2] = pb2;
+                on[b] = nb0, on[b + 1] = nb1, on[b + 2] = nb2;
+            }
+            if (i < n) {
+                const std::size_t a = 3 * static_cast<std::size_t>(idx[i]);
+                op[a] += w * d[0], op[a + 1] += w * d[1], op[a + 2] += w * d[2];
+                on[a] += w * d[3], on[a + 1] += w * d[4], on[a + 2] += w * d[5];
+            }
+        } else {
+            const std::size_t stride = t.has_normal_deltas ? 6 : 3;
+            for (std::size_t i = 0; i < n; ++i, d += stride) {
+                float* o = out_positions + 3 * static_cast<std::size_t>(idx[i]);
+                o[0] += w * d[0];
+                o[1] += w * d[1];
+                o[2] += w * d[2];
             }
         }
     }
