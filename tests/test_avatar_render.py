@@ -39,8 +39,8 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pathlib.Path]
     return {i: samples.build_bundle(i, root / i) for i in samples.SAMPLE_IDS}
 
 
-def still_view(avatar, size: int = SIZE, **kw) -> AvatarView:
-    view = AvatarView(HeadlessSurface(size, size), avatar, **kw)
+def still_view(avatar, size: int = SIZE, antialias: str = "auto", **kw) -> AvatarView:
+    view = AvatarView(HeadlessSurface(size, size, antialias=antialias), avatar, **kw)
     zeros = np.zeros(len(view.controller.channels), np.float32)
     view.controller._idle.sample = lambda t: zeros.copy()  # type: ignore[method-assign]
     return view
@@ -138,3 +138,31 @@ def test_view_transform_moves_and_scales_the_avatar(bundles, manager) -> None:
     assert x(moved).min() - x(base).min() == pytest.approx(0.125 * SIZE, abs=2)
     assert small.sum() / base.sum() == pytest.approx(0.25, rel=0.1)
     assert not base[0, 0]  # transparent where nothing is drawn
+
+
+def test_edge_filter_runs_only_near_silhouettes_and_smooths_all_of_them(bundles, manager) -> None:
+    """The edge filter covers the tiles a silhouette or border crosses, not the whole frame, yet
+    softens the avatar's outline everywhere: on a transparent background every pixel on the hard
+    outline of the unfiltered frame has a partly covered pixel at most one step away."""
+    avatar = manager.derive(bundles["default"])
+    size = 256
+    frames, filtered = {}, {}
+    for mode in ("none", "fxaa"):
+        with still_view(avatar, size, antialias=mode, background=None) as view:
+            frames[mode] = render(view)[..., 3]
+            filtered[mode] = view._call(lambda v=view: v._scene.renderer.filtered_pixels).result()
+            view.check_gl_errors()
+    assert filtered["none"] == 0
+    assert 0.05 * size * size < filtered["fxaa"] < 0.6 * size * size
+    hard = frames["none"]
+    assert set(np.unique(hard)) <= {0, 255}
+    solid = hard == 255
+    outline = solid & ~(np.roll(solid, 1, 0) & np.roll(solid, -1, 0) & np.roll(solid, 1, 1) & np.roll(solid, -1, 1))
+    outline[[0, -1], :] = outline[:, [0, -1]] = False  # the frame's own border is not an edge
+    soft = (frames["fxaa"] > 0) & (frames["fxaa"] < 255)
+    near_soft = soft.copy()
+    for dy, dx in itertools.product((-1, 0, 1), repeat=2):
+        near_soft |= np.roll(np.roll(soft, dy, 0), dx, 1)
+    missed = outline & ~near_soft
+    assert outline.sum() > 200
+    assert missed.sum() <= 0.05 * outline.sum(), f"{missed.sum()} of {outline.sum()} outline pixels unsmoothed"

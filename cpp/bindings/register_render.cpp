@@ -174,6 +174,10 @@ void register_render(py::module_& m) {
                                "MSAA samples per pixel (1: none).")
         .def_property_readonly("fxaa", [](PyRenderer& self) { return self.get().fxaa(); },
                                "Whether the post-process edge filter runs.")
+        .def_property_readonly("filtered_pixels", [](PyRenderer& self) { return self.get().filtered_pixels(); },
+                               "Pixels the edge filter covered in the last frame: the 16-pixel tiles that a "
+                               "silhouette or a mesh border crosses, and those under alpha-tested or blended "
+                               "meshes (0 without the filter).")
         .def_property_readonly("software", [](PyRenderer& self) { return self.get().software(); },
                                "Whether the GL renders in software (llvmpipe, softpipe, SwiftShader).")
         .def("stats", [](PyRenderer& self) {

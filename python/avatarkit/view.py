@@ -73,8 +73,9 @@ class WindowSurface:
 
 
 #: How a surface smooths edges. ``"msaa"``: multisampling with ``samples`` samples. ``"fxaa"``: a
-#: post-process edge filter, a small fraction of MSAA's cost on a software rasterizer (Mesa's
-#: llvmpipe renders 4x MSAA about 2.5 times slower than no AA; the filter adds about a tenth).
+#: post-process edge filter, run only on the tiles that a silhouette or a mesh border crosses, a
+#: small fraction of MSAA's cost on a software rasterizer (Mesa's llvmpipe renders 4x MSAA about
+#: 2.3 times slower than no AA; the filter adds about a fifth).
 #: ``"none"``. ``"auto"`` (the default): MSAA on a GPU, the filter in software; either only when
 #: ``samples`` > 1, so ``samples=0`` still turns anti-aliasing off.
 ANTIALIAS_MODES = ("auto", "msaa", "fxaa", "none")

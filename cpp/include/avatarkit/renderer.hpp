@@ -74,6 +74,9 @@ public:
     // a post-process edge filter (FXAA-like), which costs far less than MSAA on software rasterizers.
     void set_antialiasing(int samples, bool fxaa);
     bool fxaa() const;
+    // Pixels the edge filter covered in the last frame: the 16-pixel tiles that a silhouette or a
+    // mesh border crosses, and those under alpha-tested or blended meshes (0 without the filter).
+    std::int64_t filtered_pixels() const;
     // Whether the context renders in software (Mesa llvmpipe or softpipe, SwiftShader).
     bool software() const;
 

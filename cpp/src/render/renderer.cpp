@@ -229,8 +229,40 @@ struct Mesh {
     bool visible = true;
     std::array<float, 16> model{1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1};
     std::array<float, 3> center{0, 0, 0};  // object-space centre, for sorting blended meshes
-    std::vector<float> interleaved;        // scratch for update_mesh
+    std::vector<float> interleaved;        // the current vertices (position, normal), as uploaded
+    // Each edge once: its two vertices and the triangles on either side (kNoTriangle on a border),
+    // for finding silhouettes on the CPU.
+    std::vector<std::array<std::uint32_t, 4>> edges;
+    std::vector<std::uint32_t> triangles;  // the index buffer, 3 per triangle
 };
+
+constexpr std::uint32_t kNoTriangle = 0xffffffffu;
+
+std::vector<std::array<std::uint32_t, 4>> mesh_edges(const std::uint32_t* indices, std::size_t m) {
+    struct Half {
+        std::uint32_t a, b, tri;
+    };
+    std::vector<Half> half;
+    half.reserve(m);
+    for (std::size_t i = 0; i < m; i += 3) {
+        for (int k = 0; k < 3; ++k) {
+            std::uint32_t a = indices[i + static_cast<std::size_t>(k)], b = indices[i + static_cast<std::size_t>((k + 1) % 3)];
+            if (a > b) std::swap(a, b);
+            if (a != b) half.push_back({a, b, static_cast<std::uint32_t>(i / 3)});
+        }
+    }
+    std::sort(half.begin(), half.end(), [](const Half& x, const Half& y) { return x.a != y.a ? x.a < y.a : x.b < y.b; });
+    std::vector<std::array<std::uint32_t, 4>> edges;
+    for (std::size_t i = 0; i < half.size();) {
+        std::size_t j = i + 1;
+        while (j < half.size() && half[j].a == half[i].a && half[j].b == half[i].b) ++j;
+        // Two triangles: an inner edge. One, or more than two (non-manifold): treat as a border.
+        const std::uint32_t other = j - i == 2 ? half[i + 1].tri : kNoTriangle;
+        edges.push_back({half[i].a, half[i].b, half[i].tri, other});
+        i = j;
+    }
+    return edges;
+}
 
 struct Uniforms {
     GLint model, view, proj, normal_matrix, content, base_color, base_tex, normal_tex, normal_scale, emissive_tex,
@@ -270,6 +302,7 @@ struct Renderer::Impl {
     GLuint bg_program = 0, fxaa_program = 0, empty_vao = 0;
     GLint fxaa_texel_loc = -1;
     bool fxaa = false;
+    std::int64_t filtered_pixels = 0;  // the edge filter's area in the last frame
     GLuint post_fbo = 0, post_color = 0, post_depth = 0;  // the frame before FXAA
     const Program* current = nullptr;
     GLint bg_tex_loc = -1, bg_rect_loc = -1;
@@ -553,6 +586,122 @@ struct Renderer::Impl {
         return view[2] * w[0] + view[6] * w[1] + view[10] * w[2] + view[14];  // z in view space
     }
 
+    // Where the edge filter has work: the tiles (16 pixels square) that a silhouette or a border
+    // of a mesh crosses, found on the CPU from the vertices as drawn (an edge between a triangle
+    // facing the eye and one facing away, or an edge with one triangle), plus every tile that an
+    // alpha-tested or blended mesh covers (its edges are in the texture). Elsewhere the frame is
+    // smooth shading inside a surface, or background: the filter would leave it as it is, and a
+    // software rasterizer spends as much on such a pixel as on an edge. Rectangles as x, y, w, h
+    // from the bottom left.
+    std::vector<std::array<int, 4>> edge_rects(const std::vector<const Mesh*>& drawn) {
+        constexpr int kTile = 16;
+        constexpr float kPad = 2.0f;  // the filter changes pixels next to an edge, on both sides
+        const int gw = (width + kTile - 1) / kTile, gh = (height + kTile - 1) / kTile;
+        std::vector<std::uint8_t> grid(static_cast<std::size_t>(gw) * static_cast<std::size_t>(gh), 0);
+        const float inv_tile = 1.0f / kTile;
+        auto mark = [&](float x0, float y0, float x1, float y1) {
+            if (!(x1 >= -kPad && y1 >= -kPad && x0 <= static_cast<float>(width) + kPad && y0 <= static_cast<float>(height) + kPad)) return;
+            const int tx0 = std::clamp(static_cast<int>((std::max(x0, 0.0f) - kPad) * inv_tile), 0, gw - 1);
+            const int tx1 = std::clamp(static_cast<int>(std::min(x1 + kPad, static_cast<float>(width)) * inv_tile), 0, gw - 1);
+            const int ty0 = std::clamp(static_cast<int>((std::max(y0, 0.0f) - kPad) * inv_tile), 0, gh - 1);
+            const int ty1 = std::clamp(static_cast<int>(std::min(y1 + kPad, static_cast<float>(height)) * inv_tile), 0, gh - 1);
+            for (int ty = ty0; ty <= ty1; ++ty)
+                for (int tx = tx0; tx <= tx1; ++tx) grid[static_cast<std::size_t>(ty * gw + tx)] = 1;
+        };
+        // A segment: boxes along it, each under a tile long, so a long edge marks only its tiles.
+        auto mark_segment = [&](float ax, float ay, float bx, float by) {
+            const float len = std::max(std::fabs(bx - ax), std::fabs(by - ay));
+            const int steps = std::min(4096, 1 + static_cast<int>(len * (2.0f / kTile)));
+            float px = ax, py = ay;
+            for (int k = 1; k <= steps; ++k) {
+                const float t = static_cast<float>(k) / static_cast<float>(steps);
+                const float qx = ax + (bx - ax) * t, qy = ay + (by - ay) * t;
+                mark(std::min(px, qx), std::min(py, qy), std::max(px, qx), std::max(py, qy));
+                px = qx, py = qy;
+            }
+        };
+        std::vector<float> sx, sy;
+        std::vector<std::int8_t> facing;
+        const float hw = 0.5f * static_cast<float>(width), hh = 0.5f * static_cast<float>(height);
+        for (const Mesh* mesh : drawn) {
+            // clip = proj * view * model, then the content transform, as the vertex shader does.
+            float mvp[16];
+            float mv[16];
+            const float* m = mesh->model.data();
+            for (int c = 0; c < 4; ++c)
+                for (int r = 0; r < 4; ++r) mv[4 * c + r] = view[r] * m[4 * c] + view[4 + r] * m[4 * c + 1] + view[8 + r] * m[4 * c + 2] + view[12 + r] * m[4 * c + 3];
+            for (int c = 0; c < 4; ++c)
+                for (int r = 0; r < 4; ++r) mvp[4 * c + r] = proj[r] * mv[4 * c] + proj[4 + r] * mv[4 * c + 1] + proj[8 + r] * mv[4 * c + 2] + proj[12 + r] * mv[4 * c + 3];
+            const std::size_t n = mesh->vertices;
+            sx.resize(n);
+            sy.resize(n);
+            const float* v = mesh->interleaved.data();
+            for (std::size_t i = 0; i < n; ++i, v += 6) {
+                const float cx = mvp[0] * v[0] + mvp[4] * v[1] + mvp[8] * v[2] + mvp[12];
+                const float cy = mvp[1] * v[0] + mvp[5] * v[1] + mvp[9] * v[2] + mvp[13];
+                const float cw = mvp[3] * v[0] + mvp[7] * v[1] + mvp[11] * v[2] + mvp[15];
+                if (!(cw > 1e-6f) || !std::isfinite(cx) || !std::isfinite(cy)) {
+                    return {{0, 0, width, height}};  // a vertex at or behind the eye: filter everything
+                }
+                const float inv = 1.0f / cw;
+                sx[i] = ((cx * content[2]) * inv + content[0] + 1.0f) * hw;
+                sy[i] = ((cy * content[2]) * inv + content[1] + 1.0f) * hh;
+            }
+            const std::uint32_t* tri = mesh->triangles.data();
+            const std::size_t nt = mesh->triangles.size() / 3;
+            const AlphaMode alpha = materials[static_cast<std::size_t>(mesh->material)].alpha_mode;
+            if (alpha != AlphaMode::kOpaque) {
+                for (std::size_t t = 0; t < nt; ++t) {
+                    const std::uint32_t a = tri[3 * t], b = tri[3 * t + 1], c = tri[3 * t + 2];
+                    mark(std::min({sx[a], sx[b], sx[c]}), std::min({sy[a], sy[b], sy[c]}), std::max({sx[a], sx[b], sx[c]}),
+                         std::max({sy[a], sy[b], sy[c]}));
+                }
+                continue;
+            }
+            facing.resize(nt);
+            for (std::size_t t = 0; t < nt; ++t) {
+                const std::uint32_t a = tri[3 * t], b = tri[3 * t + 1], c = tri[3 * t + 2];
+                const float area = (sx[b] - sx[a]) * (sy[c] - sy[a]) - (sx[c] - sx[a]) * (sy[b] - sy[a]);
+                facing[t] = area > 0.0f ? 1 : (area < 0.0f ? -1 : 0);
+            }
+            for (const auto& e : mesh->edges) {
+                if (e[3] != kNoTriangle && facing[e[2]] == facing[e[3]] && facing[e[2]] != 0) continue;
+                mark_segment(sx[e[0]], sy[e[0]], sx[e[1]], sy[e[1]]);
+            }
+        }
+        // Runs of marked tiles per row; a run repeated in the next row grows the same rectangle.
+        std::vector<std::array<int, 4>> rects, open, next;
+        for (int ty = 0; ty <= gh; ++ty) {
+            next.clear();
+            for (int tx = 0; ty < gh && tx < gw;) {
+                if (!grid[static_cast<std::size_t>(ty * gw + tx)]) {
+                    ++tx;
+                    continue;
+                }
+                int end = tx;
+                while (end < gw && grid[static_cast<std::size_t>(ty * gw + end)]) ++end;
+                std::array<int, 4> run{tx, ty, end - tx, 1};
+                for (auto& o : open) {
+                    if (o[0] == tx && o[2] == end - tx && o[3] > 0) {
+                        run = {o[0], o[1], o[2], o[3] + 1};
+                        o[3] = 0;  // carried into this row
+                        break;
+                    }
+                }
+                next.push_back(run);
+                tx = end;
+            }
+            for (const auto& o : open) {
+                if (o[3] > 0) rects.push_back(o);
+            }
+            open.swap(next);
+        }
+        for (auto& r : rects) {
+            r = {r[0] * kTile, r[1] * kTile, std::min(r[2] * kTile, width - r[0] * kTile), std::min(r[3] * kTile, height - r[1] * kTile)};
+        }
+        return rects;
+    }
+
     Mesh& mesh_at(int id) {
         if (id < 0 || static_cast<std::size_t>(id) >= meshes.size() || meshes[static_cast<std::size_t>(id)].vao == 0) {
             throw RenderError("no mesh " + std::to_string(id));
@@ -677,6 +826,8 @@ int Renderer::add_mesh(const float* positions, const float* normals, const float
         }
     }
     for (int c = 0; c < 3; ++c) mesh.center[static_cast<std::size_t>(c)] = 0.5f * (lo[c] + hi[c]);
+    mesh.triangles.assign(indices, indices + m);
+    mesh.edges = mesh_edges(indices, m);
     gl.GenVertexArrays(1, &mesh.vao);
     ++I.stats.vertex_arrays;
     gl.BindVertexArray(mesh.vao);
@@ -770,6 +921,8 @@ void Renderer::set_antialiasing(int samples, bool fxaa) {
 
 bool Renderer::fxaa() const { return impl_->fxaa; }
 
+std::int64_t Renderer::filtered_pixels() const { return impl_->fxaa ? impl_->filtered_pixels : 0; }
+
 bool Renderer::software() const {
     const auto* s = impl_->gl.GetString(GL_RENDERER);
     if (s == nullptr) return false;
@@ -846,6 +999,15 @@ void Renderer::render() {
         gl.BlitFramebuffer(0, 0, I.width, I.height, 0, 0, I.width, I.height, GL_COLOR_BUFFER_BIT, GL_NEAREST);
     }
     if (I.fxaa) {
+        // Copy the frame as it is (a plain copy), then filter only the tiles edge_rects() picks.
+        // Flushing first lets a software rasterizer draw the scene while the CPU finds the tiles.
+        gl.Flush();
+        std::vector<const Mesh*> drawn(opaque);
+        drawn.insert(drawn.end(), blended.begin(), blended.end());
+        const auto rects = I.edge_rects(drawn);
+        gl.BindFramebuffer(GL_READ_FRAMEBUFFER, I.post_fbo);
+        gl.BindFramebuffer(GL_DRAW_FRAMEBUFFER, I.resolve_fbo);
+        gl.BlitFramebuffer(0, 0, I.width, I.height, 0, 0, I.width, I.height, GL_COLOR_BUFFER_BIT, GL_NEAREST);
         gl.BindFramebuffer(GL_FRAMEBUFFER, I.resolve_fbo);
         gl.Disable(GL_DEPTH_TEST);
         gl.Disable(GL_BLEND);
@@ -855,7 +1017,14 @@ void Renderer::render() {
         gl.ActiveTexture(GL_TEXTURE0);
         gl.BindTexture(GL_TEXTURE_2D, I.post_color);
         gl.BindVertexArray(I.empty_vao);
-        gl.DrawArrays(GL_TRIANGLES, 0, 3);
+        gl.Enable(GL_SCISSOR_TEST);
+        for (const auto& r : rects) {
+            gl.Scissor(r[0], r[1], r[2], r[3]);
+            gl.DrawArrays(GL_TRIANGLES, 0, 3);
+        }
+        gl.Disable(GL_SCISSOR_TEST);
+        I.filtered_pixels = 0;
+        for (const auto& r : rects) I.filtered_pixels += static_cast<std::int64_t>(r[2]) * r[3];
         gl.BindVertexArray(0);
         I.current = nullptr;
     }

@@ -201,6 +201,11 @@ class Renderer:
         Whether close() was called.
         """
     @property
+    def filtered_pixels(self) -> int:
+        """
+        Pixels the edge filter covered in the last frame: the 16-pixel tiles that a silhouette or a mesh border crosses, and those under alpha-tested or blended meshes (0 without the filter).
+        """
+    @property
     def fxaa(self) -> bool:
         """
         Whether the post-process edge filter runs.
