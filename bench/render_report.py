@@ -66,22 +66,33 @@ def main() -> int:
         bundle = samples.build_bundle("default", pathlib.Path(tmp) / "default")
         avatar = AvatarManager(cache_dir=pathlib.Path(tmp) / "cache").derive(bundle)
         print("rendering: default avatar, 512x512, headless, readback included")
+        # The three modes take turns, one view at a time (a view alive beside the one measured
+        # slows it down), three rounds of 20 frames: a shared machine's slow spells then hit every
+        # mode alike, and each mode reports its best round's median.
+        modes = ("none", "fxaa", "msaa")
+        rounds: dict[str, list[float]] = {mode: [] for mode in modes}
+        info: dict[str, dict] = {}  # type: ignore[type-arg]
+        for _ in range(3):
+            for mode in modes:
+                view = AvatarView(HeadlessSurface(512, 512, samples=4, antialias=mode), avatar)
+                info[mode] = view.gl_info()
+                for i in range(3):
+                    view.render_frame_sync(i / 30)
+                frames = []
+                for i in range(20):
+                    t0 = time.perf_counter()
+                    view.render_frame_sync(1 + i / 30)
+                    frames.append(time.perf_counter() - t0)
+                view.destroy()
+                rounds[mode].append(statistics.median(frames))
         rates = {}
-        for mode in ("none", "fxaa", "msaa"):
-            view = AvatarView(HeadlessSurface(512, 512, samples=4, antialias=mode), avatar)
-            info = view.gl_info()
-            for i in range(3):
-                view.render_frame_sync(i / 30)
-            frames = []
-            for i in range(30):
-                t0 = time.perf_counter()
-                view.render_frame_sync(1 + i / 30)
-                frames.append(time.perf_counter() - t0)
-            view.destroy()
-            median = statistics.median(frames)
-            rates[mode] = 1 / median
-            aa, gl = info["antialiasing"], info["renderer"]
-            print(f"  {aa:<8} {1 / median:6.1f} fps ({median * 1e3:.1f} ms/frame) on {gl}")
+        for mode in modes:
+            best_round = min(rounds[mode])
+            rates[mode] = 1 / best_round
+            aa, gl = info[mode]["antialiasing"], info[mode]["renderer"]
+            spread = max(rounds[mode]) / best_round
+            print(f"  {aa:<8} {1 / best_round:6.1f} fps ({best_round * 1e3:.1f} ms/frame; slowest round "
+                  f"{spread:.2f}x) on {gl}")  # fmt: skip
         print(
             f"  the edge filter costs {rates['none'] / rates['fxaa']:.2f}x no anti-aliasing; "
             f"MSAA costs {rates['none'] / rates['msaa']:.2f}x"
