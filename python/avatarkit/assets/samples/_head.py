@@ -32,9 +32,11 @@ from ._geometry import (
     vertex_normals,
 )
 
-# Grid resolution: columns over half the azimuth range (mirrored) and rows from crown to neck.
-HALF_COLUMNS = 54
-ROWS = 84
+# Grid resolution: columns over half the azimuth range (mirrored) and rows from crown to neck. Sized
+# for software GL (llvmpipe bins every triangle on one thread): 10.5k triangles; 18.5k looked the
+# same at 512x512 and cost a fifth more per frame.
+HALF_COLUMNS = 40
+ROWS = 64
 THETA_BOTTOM = -1.25
 # The mouth bag: rings from the lip edge to the throat.
 BAG_RINGS = 6

@@ -51,7 +51,7 @@ def _periodic_grid(points: F64, uv: F64) -> MeshData:
 
 def eyeball(ch: Character, lm: Landmarks) -> MeshData:
     """An eyeball around its own centre, pole (pupil) on +Z, with a slight corneal bulge."""
-    rows, cols = 28, 40
+    rows, cols = 16, 24
     alpha = np.linspace(0.0, np.pi, rows)
     beta = np.linspace(0.0, 2 * np.pi, cols + 1)
     al, be = np.meshgrid(alpha, beta, indexing="ij")
@@ -276,10 +276,10 @@ def _hair_style(ch: Character, lm: Landmarks, phi: F64, theta: F64) -> tuple[F64
 
 def hair(ch: Character, lm: Landmarks) -> MeshData:
     """A sculpted hair shell: outer surface, a rolled edge and an inner surface back into the scalp."""
-    cols = 96
+    cols = 64
     phi = np.linspace(-np.pi, np.pi, cols + 1)
     edge, _ = _hair_style(ch, lm, phi, np.zeros_like(phi))
-    n_out, n_rim, n_in = 34, 5, 7
+    n_out, n_rim, n_in = 24, 4, 5
     s_out = np.linspace(0.0, 1.0, n_out) ** 0.9
     # Outer surface.
     th_out = np.pi / 2 - s_out[:, None] * (np.pi / 2 - edge[None, :])
