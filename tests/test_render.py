@@ -259,3 +259,22 @@ def test_200_views_leak_nothing(tiny_avatar) -> None:
     assert threading.active_count() == threads
     assert all(stats == seen[0] for stats in seen), "a view holds more GL objects than the one before"
     assert grown < 16 * 1024, f"RSS grew by {grown} KiB over 200 views"
+
+
+def test_frames_rendered_in_a_batch_match_frames_rendered_one_by_one(tiny_avatar) -> None:
+    """render_frames_sync poses each next frame while the current one is drawn: the pictures must
+    be exactly those of rendering each time on its own, in any order of times."""
+    with AvatarView(HeadlessSurface(64, 64), tiny_avatar, background=None) as view:
+        still(view)
+        names = list(view.controller.channels)
+        motion = np.zeros((25, len(names)), np.float32)
+        motion[:, names.index("jawOpen")] = np.linspace(0.0, 1.0, 25)
+        view.controller.play_motion(motion, start=100.0)
+        times = [100.9, 100.1, 100.5, 100.3, 100.7]
+        batch = [f.image for f in view.render_frames_sync(times)]
+        single = [view.render_frame_sync(t).image for t in times]
+        view.check_gl_errors()
+    assert len(batch) == len(times)
+    for t, a, b in zip(times, batch, single, strict=True):
+        assert np.array_equal(a, b), f"frame at {t} differs"
+    assert not np.array_equal(batch[0], batch[1])  # the motion shows: the frames are not all alike

@@ -309,6 +309,10 @@ class _Scene:
 
     def draw(self, values: F32, stages: dict[str, float] | None = None) -> None:
         self.rig.pose(values)
+        self.submit(stages)
+
+    def submit(self, stages: dict[str, float] | None = None) -> None:
+        """Upload the posed vertices and draw them (the GL may still be drawing when this returns)."""
         for mesh_id, prim, dynamic in zip(self.mesh_ids, self.rig.primitives, self.dynamic, strict=True):
             if dynamic:
                 self.renderer.update_mesh(mesh_id, prim.positions, prim.normals)
@@ -387,6 +391,7 @@ class AvatarView:
         self._destroyed = False
         self._last_frame: VideoFrame | None = None
         self._frame_times: list[float] = []
+        self._posed_at: float | None = None  # the time the rig is posed for, ahead of its draw
         self._rate_reported = time.monotonic()
         #: Seconds spent per stage since the view was made: ``pose`` (channels, rig and deformation,
         #: upload), ``render`` (issuing the GL draw), ``readback`` (waiting for the frame, copying it).
@@ -475,11 +480,18 @@ class AvatarView:
             renderer.set_background(0.0, 0.0, 0.0, 1.0)
             renderer.set_background_image(_background_image(background))
 
-    def _draw(self, t: float) -> None:
+    def _pose(self, t: float) -> None:
         t0 = time.perf_counter()
-        values = self.avatar_controller.sample(t)
-        self._scene.draw(values, self.stage_seconds)
-        self.stage_seconds["pose"] += time.perf_counter() - t0 - self.stage_seconds.pop("_render_last", 0.0)
+        self._scene.rig.pose(self.avatar_controller.sample(t))
+        self._posed_at = t
+        self.stage_seconds["pose"] += time.perf_counter() - t0
+
+    def _draw(self, t: float) -> None:
+        if self._posed_at != t:
+            self._pose(t)
+        self._posed_at = None
+        self._scene.submit(self.stage_seconds)
+        self.stage_seconds.pop("_render_last", None)
         self._frame_times.append(time.monotonic())
         del self._frame_times[:-120]
 
@@ -488,8 +500,11 @@ class AvatarView:
         if error:
             raise AvatarError(AvatarErrorCode.RENDER_FAILED, f"OpenGL error 0x{error:04x}")
 
-    def _render_read(self, t: float) -> VideoFrame:
+    def _render_read(self, t: float, next_t: float | None = None) -> VideoFrame:
         self._draw(t)
+        if next_t is not None:
+            # Pose the next frame on the CPU while the GL (a software rasterizer's threads) draws this one.
+            self._pose(next_t)
         t0 = time.perf_counter()
         frame = VideoFrame(self._scene.renderer.read_pixels(), t)
         self.stage_seconds["readback"] += time.perf_counter() - t0
@@ -545,10 +560,14 @@ class AvatarView:
         for the frame in flight.
         """
         pending: concurrent.futures.Future[VideoFrame] | None = None
+        upcoming = iter(times)
+        following = next(upcoming, None)
         try:
-            for t in times:
-                when = float(t)
-                submitted = self._call(lambda when=when: self._render_read(when))  # type: ignore[misc]
+            while following is not None:
+                when = float(following)
+                following = next(upcoming, None)
+                after = None if following is None else float(following)
+                submitted = self._call(lambda when=when, after=after: self._render_read(when, after))  # type: ignore[misc]
                 if pending is not None:
                     frame = pending.result()
                     self._after_frame(frame)

@@ -1029,6 +1029,7 @@ void Renderer::render() {
         I.current = nullptr;
     }
     gl.BindFramebuffer(GL_FRAMEBUFFER, 0);
+    gl.Flush();  // start drawing now: the caller may have CPU work before it reads the frame back
 }
 
 namespace {
