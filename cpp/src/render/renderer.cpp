@@ -186,10 +186,8 @@ void main() { o_color = vec4(texture(u_tex, v_uv).rgb, 1.0); }
 // against a transparent background are smoothed too. On software rasterizers this costs a small
 // fraction of what MSAA does.
 const char* kFxaaVertex = R"(#version 330 core
-void main() {
-    vec2 p = vec2((gl_VertexID == 1) ? 3.0 : -1.0, (gl_VertexID == 2) ? 3.0 : -1.0);
-    gl_Position = vec4(p, 0.0, 1.0);
-}
+layout(location = 0) in vec2 a_position;  // the corners of the tiles to filter, in clip space
+void main() { gl_Position = vec4(a_position, 0.0, 1.0); }
 )";
 
 const char* kFxaaFragment = R"(#version 330 core
@@ -300,6 +298,8 @@ struct Renderer::Impl {
     Stats stats;
     std::array<Program, kVariants> programs{};  // compiled on first use by a material
     GLuint bg_program = 0, fxaa_program = 0, empty_vao = 0;
+    GLuint fxaa_vao = 0, fxaa_vbo = 0;  // the tiles to filter: two triangles per rectangle
+    std::vector<float> fxaa_quads;
     GLint fxaa_texel_loc = -1;
     bool fxaa = false;
     std::int64_t filtered_pixels = 0;  // the edge filter's area in the last frame
@@ -735,6 +735,14 @@ Renderer::Renderer(std::uintptr_t proc_address, int width, int height, int sampl
     I.bg_rect_loc = gl.GetUniformLocation(I.bg_program, "u_uv_rect");
     gl.GenVertexArrays(1, &I.empty_vao);
     ++I.stats.vertex_arrays;
+    gl.GenVertexArrays(1, &I.fxaa_vao);
+    ++I.stats.vertex_arrays;
+    gl.BindVertexArray(I.fxaa_vao);
+    I.fxaa_vbo = I.gen_buffer();
+    gl.BindBuffer(GL_ARRAY_BUFFER, I.fxaa_vbo);
+    gl.VertexAttribPointer(0, 2, GL_FLOAT, GL_FALSE, 8, reinterpret_cast<void*>(0));
+    gl.EnableVertexAttribArray(0);
+    gl.BindVertexArray(0);
     I.create_targets();
     gl.PixelStorei(GL_UNPACK_ALIGNMENT, 1);
     gl.PixelStorei(GL_PACK_ALIGNMENT, 1);
@@ -756,10 +764,14 @@ Renderer::~Renderer() {
     I.del_texture(I.bg_texture);
     for (auto& b : I.pbo) I.del_buffer(b);
     I.destroy_targets();
-    if (I.empty_vao) {
-        gl.DeleteVertexArrays(1, &I.empty_vao);
-        --I.stats.vertex_arrays;
+    for (GLuint* vao : {&I.empty_vao, &I.fxaa_vao}) {
+        if (*vao) {
+            gl.DeleteVertexArrays(1, vao);
+            --I.stats.vertex_arrays;
+            *vao = 0;
+        }
     }
+    I.del_buffer(I.fxaa_vbo);
     for (GLuint* p : {&I.bg_program, &I.fxaa_program}) {
         if (*p) {
             gl.DeleteProgram(*p);
@@ -1016,13 +1028,19 @@ void Renderer::render() {
         gl.Uniform2f(I.fxaa_texel_loc, 1.0f / static_cast<float>(I.width), 1.0f / static_cast<float>(I.height));
         gl.ActiveTexture(GL_TEXTURE0);
         gl.BindTexture(GL_TEXTURE_2D, I.post_color);
-        gl.BindVertexArray(I.empty_vao);
-        gl.Enable(GL_SCISSOR_TEST);
+        // One draw for all the rectangles (a draw per rectangle costs more than the pixels it saves).
+        auto& q = I.fxaa_quads;
+        q.clear();
+        const float sx = 2.0f / static_cast<float>(I.width), sy = 2.0f / static_cast<float>(I.height);
         for (const auto& r : rects) {
-            gl.Scissor(r[0], r[1], r[2], r[3]);
-            gl.DrawArrays(GL_TRIANGLES, 0, 3);
+            const float x0 = static_cast<float>(r[0]) * sx - 1.0f, x1 = static_cast<float>(r[0] + r[2]) * sx - 1.0f;
+            const float y0 = static_cast<float>(r[1]) * sy - 1.0f, y1 = static_cast<float>(r[1] + r[3]) * sy - 1.0f;
+            q.insert(q.end(), {x0, y0, x1, y0, x1, y1, x0, y0, x1, y1, x0, y1});
         }
-        gl.Disable(GL_SCISSOR_TEST);
+        gl.BindVertexArray(I.fxaa_vao);
+        gl.BindBuffer(GL_ARRAY_BUFFER, I.fxaa_vbo);
+        gl.BufferData(GL_ARRAY_BUFFER, static_cast<GLsizeiptr>(q.size() * sizeof(float)), q.data(), GL_STREAM_DRAW);
+        if (!q.empty()) gl.DrawArrays(GL_TRIANGLES, 0, static_cast<GLsizei>(q.size() / 2));
         I.filtered_pixels = 0;
         for (const auto& r : rects) I.filtered_pixels += static_cast<std::int64_t>(r[2]) * r[3];
         gl.BindVertexArray(0);
