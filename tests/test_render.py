@@ -278,3 +278,18 @@ def test_frames_rendered_in_a_batch_match_frames_rendered_one_by_one(tiny_avatar
     for t, a, b in zip(times, batch, single, strict=True):
         assert np.array_equal(a, b), f"frame at {t} differs"
     assert not np.array_equal(batch[0], batch[1])  # the motion shows: the frames are not all alike
+
+
+def test_edge_filter_covers_the_frame_when_the_camera_is_inside_the_avatar(tiny_avatar) -> None:
+    """A vertex at or behind the eye makes the filter's tile search give up and filter everything."""
+    with AvatarView(HeadlessSurface(64, 64, antialias="fxaa"), tiny_avatar) as view:
+        still(view)
+        view.render_frame_sync(0.0)
+        area = view._call(lambda: view._scene.renderer.filtered_pixels).result()
+        assert 0 < area < 64 * 64
+        view.camera.distance = 1e-3  # inside the mesh: some vertices are behind the eye
+        view.set_transform(0.0, 0.0, 1e30)  # and an absurd zoom on top
+        image = view.render_frame_sync(0.0).image
+        assert view._call(lambda: view._scene.renderer.filtered_pixels).result() == 64 * 64
+        view.check_gl_errors()
+    assert image.shape == (64, 64, 4)

@@ -300,6 +300,8 @@ struct Renderer::Impl {
     GLuint bg_program = 0, fxaa_program = 0, empty_vao = 0;
     GLuint fxaa_vao = 0, fxaa_vbo = 0;  // the tiles to filter: two triangles per rectangle
     std::vector<float> fxaa_quads;
+    std::vector<float> scratch_x, scratch_y;  // edge_rects(): vertices on screen
+    std::vector<std::int8_t> scratch_facing;  // edge_rects(): which way each triangle faces
     GLint fxaa_texel_loc = -1;
     bool fxaa = false;
     std::int64_t filtered_pixels = 0;  // the edge filter's area in the last frame
@@ -610,8 +612,8 @@ struct Renderer::Impl {
         };
         // A segment: boxes along it, each under a tile long, so a long edge marks only its tiles.
         auto mark_segment = [&](float ax, float ay, float bx, float by) {
-            const float len = std::max(std::fabs(bx - ax), std::fabs(by - ay));
-            const int steps = std::min(4096, 1 + static_cast<int>(len * (2.0f / kTile)));
+            const float boxes = std::max(std::fabs(bx - ax), std::fabs(by - ay)) * (2.0f / kTile);
+            const int steps = boxes < 4095.0f ? 1 + static_cast<int>(boxes) : 4096;  // also when NaN
             float px = ax, py = ay;
             for (int k = 1; k <= steps; ++k) {
                 const float t = static_cast<float>(k) / static_cast<float>(steps);
@@ -620,8 +622,9 @@ struct Renderer::Impl {
                 px = qx, py = qy;
             }
         };
-        std::vector<float> sx, sy;
-        std::vector<std::int8_t> facing;
+        auto& sx = scratch_x;
+        auto& sy = scratch_y;
+        auto& facing = scratch_facing;
         const float hw = 0.5f * static_cast<float>(width), hh = 0.5f * static_cast<float>(height);
         for (const Mesh* mesh : drawn) {
             // clip = proj * view * model, then the content transform, as the vertex shader does.
@@ -646,6 +649,7 @@ struct Renderer::Impl {
                 const float inv = 1.0f / cw;
                 sx[i] = ((cx * content[2]) * inv + content[0] + 1.0f) * hw;
                 sy[i] = ((cy * content[2]) * inv + content[1] + 1.0f) * hh;
+                if (!std::isfinite(sx[i]) || !std::isfinite(sy[i])) return {{0, 0, width, height}};
             }
             const std::uint32_t* tri = mesh->triangles.data();
             const std::size_t nt = mesh->triangles.size() / 3;
