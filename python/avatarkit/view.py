@@ -307,10 +307,6 @@ class _Scene:
             target = (float(lo[0] + hi[0]) / 2, float(hi[1]) - 0.12, float(lo[2] + hi[2]) / 2)
         return Camera(target=target, distance=0.95, fov_y_deg=30.0)
 
-    def draw(self, values: F32, stages: dict[str, float] | None = None) -> None:
-        self.rig.pose(values)
-        self.submit(stages)
-
     def submit(self, stages: dict[str, float] | None = None) -> None:
         """Upload the posed vertices and draw them (the GL may still be drawing when this returns)."""
         for mesh_id, prim, dynamic in zip(self.mesh_ids, self.rig.primitives, self.dynamic, strict=True):
@@ -328,9 +324,7 @@ class _Scene:
         t0 = time.perf_counter()
         self.renderer.render()
         if stages is not None:
-            spent = time.perf_counter() - t0
-            stages["render"] += spent
-            stages["_render_last"] = spent
+            stages["render"] += time.perf_counter() - t0
 
 
 def _background_image(source: str | os.PathLike[str] | U8) -> U8:
@@ -491,7 +485,6 @@ class AvatarView:
             self._pose(t)
         self._posed_at = None
         self._scene.submit(self.stage_seconds)
-        self.stage_seconds.pop("_render_last", None)
         self._frame_times.append(time.monotonic())
         del self._frame_times[:-120]
 
