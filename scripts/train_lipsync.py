@@ -50,6 +50,8 @@ from avatarkit._core import engine  # noqa: E402
 
 F32 = npt.NDArray[np.float32]
 
+# Context offsets (10 ms feature frames) the classifier sees around each frame; ``--future N`` keeps
+# those up to +N, trading accuracy for look-ahead (the engine waits for the last one's audio).
 OFFSETS = (-24, -19, -15, -12, -9, -7, -5, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6)
 RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
 RATE_WEIGHTS = (0.1, 0.3, 0.15, 0.15, 0.05, 0.1, 0.15)
@@ -71,6 +73,7 @@ class Config:
     lr: float = 2e-3
     dropout: float = 0.1
     seed: int = 1
+    offsets: tuple[int, ...] = OFFSETS
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -195,9 +198,9 @@ class Net:
     def __init__(self, cfg: Config, mean: F32, inv_std: F32, rng: np.random.Generator) -> None:
         self.cfg = cfg
         self.mean, self.inv_std = mean, inv_std
-        p, h, k = cfg.projection, cfg.hidden, len(OFFSETS)
-        self.past, self.future = -OFFSETS[0], OFFSETS[-1]
-        self.shift = np.array(OFFSETS) + self.past
+        p, h, k = cfg.projection, cfg.hidden, len(cfg.offsets)
+        self.past, self.future = -cfg.offsets[0], cfg.offsets[-1]
+        self.shift = np.array(cfg.offsets) + self.past
 
         def init(fan_in: int, fan_out: int) -> F32:
             return (rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)).astype(np.float32)
@@ -263,7 +266,7 @@ class Net:
             dh1 *= c["m1"]
         da1 = dh1 * (c["a1"] > 0)
         g["w1"], g["b1"] = c["h0"].T @ da1, da1.sum(0)
-        dh0 = (da1 @ p["w1"].T).reshape(s, n, len(OFFSETS), -1)
+        dh0 = (da1 @ p["w1"].T).reshape(s, n, len(self.cfg.offsets), -1)
         dproj = np.zeros((s, w, dh0.shape[-1]), np.float32)
         for k, at in enumerate(self.shift):
             dproj[:, at : at + n, :] += dh0[:, :, k, :]
@@ -290,7 +293,7 @@ class Net:
             inv_std=self.inv_std.astype(np.float32),
             projection_weight=half["wp"],
             projection_bias=half["bp"],
-            offsets=np.array(OFFSETS, np.int32),
+            offsets=np.array(self.cfg.offsets, np.int32),
             layers=np.array(3),
             weight0=half["w1"], bias0=half["b1"],
             weight1=half["w2"], bias1=half["b2"],
@@ -302,8 +305,10 @@ class Net:
 class Runs:
     """Utterances' features padded with silence (past before, future after) for runs of frames."""
 
-    def __init__(self, feats: list[F32], labels: list[npt.NDArray[np.int8]], sources: list[int]) -> None:
-        self.past, self.future = -OFFSETS[0], OFFSETS[-1]
+    def __init__(
+        self, feats: list[F32], labels: list[npt.NDArray[np.int8]], sources: list[int], offsets: tuple[int, ...]
+    ) -> None:
+        self.past, self.future = -offsets[0], offsets[-1]
         rows, self.starts, self.lengths = [], [], []
         at = 0
         for f in feats:
@@ -374,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--festival", type=int)
     ap.add_argument("--hidden", type=int)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--future", type=int, help="keep context offsets up to +N frames of 10 ms (default 6)")
+    ap.add_argument("--offsets", help="comma-separated context offsets instead (ascending, 0 included)")
     args = ap.parse_args(argv)
     cfg = Config(seed=args.seed)
     if args.quick:
@@ -381,6 +388,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("epochs", "espeak", "festival", "hidden"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
+    if args.future is not None:
+        cfg.offsets = tuple(o for o in OFFSETS if o <= args.future)
+    if args.offsets:
+        cfg.offsets = tuple(int(o) for o in args.offsets.split(","))
     print("config:", cfg)
 
     items = synthesize(cfg, args.data)
@@ -398,8 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         f"({time.time() - t0:.0f} s)"
     )
     names = sorted(set(src) | set(dsrc))
-    train = Runs(feats, labels, [names.index(x) for x in src])
-    dev = Runs(dfeats, dlabels, [names.index(x) for x in dsrc])
+    train = Runs(feats, labels, [names.index(x) for x in src], cfg.offsets)
+    dev = Runs(dfeats, dlabels, [names.index(x) for x in dsrc], cfg.offsets)
 
     real = np.concatenate(feats)
     mean = real.mean(axis=0).astype(np.float32)
@@ -438,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
-    info = {"config": cfg.__dict__, "offsets": list(OFFSETS), "train_frames": int(counts.sum()),
+    info = {"config": cfg.__dict__, "offsets": list(cfg.offsets), "train_frames": int(counts.sum()),
             "dev_accuracy_10ms": acc, "script": "scripts/train_lipsync.py"}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     net.save(args.out, info)

@@ -45,8 +45,8 @@ def speak(text: str, voice: str = TEST_VOICE) -> tuple[np.ndarray, int, list[tup
     return utt.audio, utt.rate, [(strip_espeak(p.symbol), p.start, p.end) for p in utt.phones]
 
 
-def run(audio: np.ndarray, rate: int, chunks: list[int] | None = None) -> np.ndarray:
-    session = EngineSession(rate)
+def run(audio: np.ndarray, rate: int, chunks: list[int] | None = None, **options: int | bool) -> np.ndarray:
+    session = EngineSession(rate, **options)
     out, at = [], 0
     for n in chunks or [len(audio)]:
         out.append(session.push(audio[at : at + n]))
@@ -114,9 +114,16 @@ def test_bad_input_is_refused() -> None:
         session.push(b"\x00\x01\x02")  # an odd byte count is not PCM16
 
 
-def test_deterministic_whatever_the_chunking() -> None:
+# The face reads loudness around a frame only as far as its look-ahead guarantees, so a short
+# look-ahead (no smoothing after the frame) is as deterministic as the default.
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"smoothing_ahead": 0}, {"smoothing": 0, "smoothing_ahead": 0}, {"low_latency": True}],
+    ids=["default", "no-smoothing-ahead", "no-smoothing", "low-latency"],
+)
+def test_deterministic_whatever_the_chunking(options: dict[str, int]) -> None:
     audio = noise(3.0, 22050, seed=3)
-    whole = run(audio, 22050)
+    whole = run(audio, 22050, **options)
     rng = np.random.default_rng(0)
     sizes = list(rng.integers(1, 2000, 200))
     chunks, left = [], len(audio)
@@ -127,14 +134,26 @@ def test_deterministic_whatever_the_chunking() -> None:
         left -= chunks[-1]
     if left:
         chunks.append(left)
-    np.testing.assert_array_equal(whole, run(audio, 22050, chunks))
-    np.testing.assert_array_equal(whole, run(audio, 22050))
+    np.testing.assert_array_equal(whole, run(audio, 22050, chunks, **options))
+    np.testing.assert_array_equal(whole, run(audio, 22050, [1] * len(audio), **options))
 
 
-@pytest.mark.parametrize("rate", [8000, 22050, 48000])
-def test_lookahead_bound(rate: int) -> None:
-    session = EngineSession(rate)
-    assert session.lookahead_ms <= 100.0
+@pytest.mark.parametrize(
+    ("rate", "options", "lookahead"),
+    [
+        (8000, {}, 80.0),
+        (22050, {}, 80.0),
+        (48000, {}, 80.0),
+        (16000, {"smoothing_ahead": 0}, 60.0),
+        (44100, {"smoothing_ahead": 1}, 70.0),
+        (16000, {"low_latency": True}, 0.0),
+        (48000, {"low_latency": True}, 0.0),
+        (8000, {"low_latency": True, "smoothing_ahead": 1}, 10.0),
+    ],
+)
+def test_lookahead_bound(rate: int, options: dict[str, int], lookahead: float) -> None:
+    session = EngineSession(rate, **options)
+    assert session.lookahead_ms == lookahead
     audio = noise(2.0, rate)
     step = rate // 1000  # 1 ms pieces
     frame = rate / 25
@@ -154,8 +173,13 @@ def test_lookahead_bound(rate: int) -> None:
 # ------------------------------------------------------------------------------------------ the face
 
 
-def test_silence_is_neutral() -> None:
-    frames = run(np.zeros(16000 * 2, np.int16), 16000)
+#: The face tests hold for both engines: the standard one and the causal low-latency one.
+ENGINES = pytest.mark.parametrize("low_latency", [False, True], ids=["standard", "low-latency"])
+
+
+@ENGINES
+def test_silence_is_neutral(low_latency: bool) -> None:
+    frames = run(np.zeros(16000 * 2, np.int16), 16000, low_latency=low_latency)
     assert np.all(frames[:, COL["viseme_sil"]] > 0.9)
     mouth = frames[:, [COL[n] for n in MOUTH]]
     assert mouth.max() < 0.02
@@ -165,10 +189,11 @@ def test_silence_is_neutral() -> None:
 
 
 @needs_espeak
-def test_speech_then_silence_returns_to_neutral() -> None:
+@ENGINES
+def test_speech_then_silence_returns_to_neutral(low_latency: bool) -> None:
     audio, rate, _ = speak("Hello there, how are you today?")
     audio = np.concatenate([audio, np.zeros(rate, np.int16)])
-    frames = run(audio, rate)
+    frames = run(audio, rate, low_latency=low_latency)
     assert frames[:, COL["jawOpen"]].max() > 0.3
     tail = frames[-10:]
     assert np.all(tail[:, COL["viseme_sil"]] > 0.9)
@@ -176,9 +201,10 @@ def test_speech_then_silence_returns_to_neutral() -> None:
 
 
 @needs_espeak
-def test_pa_pa_pa_closes_the_lips() -> None:
+@ENGINES
+def test_pa_pa_pa_closes_the_lips(low_latency: bool) -> None:
     audio, rate, phones = speak("pa pa pa pa")
-    frames = run(audio, rate)
+    frames = run(audio, rate, low_latency=low_latency)
     ps = [(s, e) for sym, s, e in phones if sym == "p"]
     assert len(ps) == 4
     for start, end in ps:
@@ -190,9 +216,10 @@ def test_pa_pa_pa_closes_the_lips() -> None:
 
 
 @needs_espeak
-def test_oo_rounds_the_lips() -> None:
+@ENGINES
+def test_oo_rounds_the_lips(low_latency: bool) -> None:
     audio, rate, phones = speak("ooh, who knew two moons")
-    frames = run(audio, rate)
+    frames = run(audio, rate, low_latency=low_latency)
     vowels = [(s, e) for sym, s, e in phones if sym == "u:"]
     assert vowels
     for start, end in vowels:
@@ -204,15 +231,20 @@ def test_oo_rounds_the_lips() -> None:
 
 
 @needs_espeak
-def test_fa_shows_the_teeth_on_the_lip() -> None:
+@ENGINES
+def test_fa_shows_the_teeth_on_the_lip(low_latency: bool) -> None:
     audio, rate, phones = speak("fa fa fa")
-    frames = run(audio, rate)
+    frames = run(audio, rate, low_latency=low_latency)
     fs = [(s, e) for sym, s, e in phones if sym == "f"]
     assert len(fs) == 3
+    seen = 0
     for start, end in fs:
         window = range(max(0, int((start - 0.04) / 0.04)), min(len(frames), math.ceil((end + 0.04) / 0.04)))
-        assert any(viseme_at(frames, k) == "FF" for k in window), f"no FF near the f at {start:.2f} s"
-        assert max(frames[k, COL["mouthRollLower"]] for k in window) > 0.2
+        roll = max(frames[k, COL["mouthRollLower"]] for k in window)
+        seen += any(viseme_at(frames, k) == "FF" for k in window) and roll > (0.15 if low_latency else 0.2)
+    # The causal model has heard only the start of an f when it shows the frame, and reads some as
+    # a t (DD), with a lighter roll; the standard one reads every f.
+    assert seen >= (2 if low_latency else 3), [viseme_at(frames, k) for k in range(len(frames))]
 
 
 @needs_espeak

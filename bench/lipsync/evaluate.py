@@ -5,6 +5,7 @@
     python bench/lipsync/evaluate.py --baseline       # also the first, loudness-only engine
     python bench/lipsync/evaluate.py --rates          # also kal resampled to every supported rate
     python bench/lipsync/evaluate.py --json out.json  # the figures as JSON too
+    python bench/lipsync/evaluate.py --low-latency    # the low-latency engine (0 ms look-ahead)
 
 Sources: festival's ``kal`` voice and held-out espeak-ng voices speaking the held-out sentences
 (``bench/lipsync/dataset.py`` documents the split; both are skipped when not installed). Audio
@@ -61,14 +62,17 @@ class Session(Protocol):
 SessionFactory = Callable[[int], Session]
 
 
-def engine_factory(model: str | None = None) -> SessionFactory:
-    """Sessions of the package's engine (optionally with another model file)."""
+def engine_factory(
+    model: str | None = None, smoothing: tuple[int, int] | None = None, low_latency: bool = False
+) -> SessionFactory:
+    """Sessions of the package's engine (the low-latency one, another model file, other smoothing)."""
     from avatarkit.engine import EngineSession, load_model
 
     loaded = load_model(model) if model else None
+    extra = {"smoothing": smoothing[0], "smoothing_ahead": smoothing[1]} if smoothing else {}
 
     def make(rate: int) -> Session:
-        return EngineSession(rate, model=loaded)
+        return EngineSession(rate, model=loaded, low_latency=low_latency, **extra)
 
     return make
 
@@ -257,6 +261,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--count", type=int, help="held-out sentences per source (default: all)")
     ap.add_argument("--chunk-ms", type=float, default=20.0, help="audio per push (ms)")
     ap.add_argument("--model", help="a model .npz other than the shipped one")
+    ap.add_argument("--low-latency", action="store_true", help="the low-latency engine (causal model, 0 ms look-ahead)")
+    ap.add_argument(
+        "--smoothing", type=int, nargs=2, metavar=("BEFORE", "AHEAD"), help="10 ms smoothing steps each side"
+    )
     ap.add_argument("--baseline", action="store_true", help="also score the first, loudness-only engine")
     ap.add_argument("--rates", action="store_true", help="also score kal resampled to every supported rate")
     ap.add_argument("--seen", action="store_true", help="also score the training festival voices (held-out texts)")
@@ -295,7 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for rate in (8000, 22050, 24000, 32000, 44100, 48000):
             sets.append((f"festival kal resampled to {rate} Hz", "festival", resampled(sets[0][2], rate)))
 
-    engines: list[tuple[str, SessionFactory]] = [("engine", engine_factory(args.model))]
+    engine = engine_factory(args.model, args.smoothing, args.low_latency)
+    engines: list[tuple[str, SessionFactory]] = [("engine", engine)]
     if args.baseline:
         engines.append(("baseline (loudness only)", baseline_factory()))
 

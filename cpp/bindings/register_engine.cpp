@@ -91,11 +91,13 @@ void register_engine(py::module_& m) {
 
     py::class_<engine::Session>(m, "Session", "One request's streaming engine state; not thread-safe.")
         .def(py::init([](std::shared_ptr<engine::Model> model, int sample_rate, int smoothing, bool nonverbal, std::uint64_t seed,
-                         float closure) {
+                         float closure, int smoothing_ahead) {
                  if (!engine::supported_rate(sample_rate)) throw py::value_error("unsupported sample rate");
                  if (smoothing < 0 || smoothing > 8) throw py::value_error("smoothing must be 0..8");
+                 if (smoothing_ahead < 0 || smoothing_ahead > 8) throw py::value_error("smoothing_ahead must be 0..8");
                  engine::FaceOptions options;
                  options.smoothing = smoothing;
+                 options.smoothing_ahead = smoothing_ahead;
                  options.nonverbal = nonverbal;
                  options.seed = seed;
                  if (!(closure >= 0.0f && closure <= 1.0f)) throw py::value_error("closure must be in [0, 1]");
@@ -103,7 +105,7 @@ void register_engine(py::module_& m) {
                  return std::make_unique<engine::Session>(std::move(model), sample_rate, options);
              }),
              py::arg("model"), py::arg("sample_rate"), py::arg("smoothing") = 2, py::arg("nonverbal") = true,
-             py::arg("seed") = 0x5eed, py::arg("closure") = 0.85f)
+             py::arg("seed") = 0x5eed, py::arg("closure") = 0.85f, py::arg("smoothing_ahead") = 2)
         .def_property_readonly("sample_rate", &engine::Session::sample_rate, "Input rate in Hz.")
         .def_property_readonly("lookahead_ms", &engine::Session::lookahead_ms,
                                "Audio after a frame's end needed before it is emitted, in milliseconds.")

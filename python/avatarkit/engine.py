@@ -2,7 +2,8 @@
 
 Frame ``k`` covers audio from ``40 k`` ms to ``40 (k + 1)`` ms; a request of ``d`` seconds yields
 ``ceil(d / 0.04)`` frames. A frame is emitted as soon as :attr:`EngineSession.lookahead_ms` of audio
-after its end has arrived (80 ms: never more than 100 ms).
+after its end has arrived (80 ms: never more than 100 ms; 0 ms with ``low_latency=True``, which
+uses a causal variant of the model).
 
 The signal path runs in C++ (``avatarkit._core.engine``): log-mel features every 10 ms at the
 input's own rate, a small network over 240 ms of past and 60 ms of future features that gives the
@@ -30,6 +31,8 @@ F32 = npt.NDArray[np.float32]
 FPS = 25
 SUPPORTED_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
 MODEL_PATH = pathlib.Path(__file__).parent / "data" / "lipsync_model.npz"
+#: The causal variant: no future context (look-ahead 0 ms), a little less accurate; ``low_latency=True``.
+LOW_LATENCY_MODEL_PATH = pathlib.Path(__file__).parent / "data" / "lipsync_model_low_latency.npz"
 
 
 @functools.lru_cache(maxsize=4)
@@ -60,6 +63,13 @@ class EngineSession:
         nonverbal: whether to add brows, nods, blinks, gaze and head sway.
         seed: the idle behaviour's random sequence (blinks, gaze); output is deterministic per seed.
         model: a model from :func:`load_model`; the shipped one when None.
+        low_latency: use the shipped causal model and no smoothing after the frame: each frame is
+            emitted as soon as its own audio is in (:attr:`lookahead_ms` 0 instead of 80), at some
+            cost in accuracy (``docs/lipsync.md``).
+        smoothing: 10 ms steps before a frame that blend into it (coarticulation), 0 to 8.
+        smoothing_ahead: 10 ms steps after a frame that blend into it, 0 to 8; each adds 10 ms to
+            :attr:`lookahead_ms` (default 2, or 0 with ``low_latency``).
+        closure: how strongly a level dip turns the PP peak inside a frame into closed lips, 0 to 1.
     """
 
     channels: tuple[str, ...] = CANONICAL_NAMES
@@ -71,11 +81,27 @@ class EngineSession:
         nonverbal: bool = True,
         seed: int = 0x5EED,
         model: _engine.Model | None = None,
+        low_latency: bool = False,
+        smoothing: int = 2,
+        smoothing_ahead: int | None = None,
+        closure: float = 0.85,
     ) -> None:
         if sample_rate not in SUPPORTED_RATES:
             raise ValueError(f"unsupported sample rate {sample_rate}; use one of {SUPPORTED_RATES}")
         self.sample_rate = sample_rate
-        self._session = _engine.Session(model or load_model(), sample_rate, nonverbal=nonverbal, seed=seed)
+        if smoothing_ahead is None:
+            smoothing_ahead = 0 if low_latency else 2
+        if model is None:
+            model = load_model(str(LOW_LATENCY_MODEL_PATH) if low_latency else None)
+        self._session = _engine.Session(
+            model,
+            sample_rate,
+            nonverbal=nonverbal,
+            seed=seed,
+            smoothing=smoothing,
+            smoothing_ahead=smoothing_ahead,
+            closure=closure,
+        )
 
     @property
     def lookahead_ms(self) -> float:
@@ -105,4 +131,12 @@ class EngineSession:
         return np.asarray(self._session.flush(), np.float32)
 
 
-__all__ = ["FPS", "MODEL_PATH", "SUPPORTED_RATES", "VISEME_NAMES", "EngineSession", "load_model"]
+__all__ = [
+    "FPS",
+    "LOW_LATENCY_MODEL_PATH",
+    "MODEL_PATH",
+    "SUPPORTED_RATES",
+    "VISEME_NAMES",
+    "EngineSession",
+    "load_model",
+]

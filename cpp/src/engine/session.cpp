@@ -130,6 +130,8 @@ Session::Session(std::shared_ptr<const Model> model, int sample_rate, FaceOption
     : model_(std::move(model)), rate_(sample_rate), options_(options), features_(sample_rate) {
     if (!model_) throw std::invalid_argument("engine session needs a model");
     if (options_.smoothing < 0 || options_.smoothing > 8) throw std::invalid_argument("smoothing must be 0..8");
+    if (options_.smoothing_ahead < 0 || options_.smoothing_ahead > 8)
+        throw std::invalid_argument("smoothing_ahead must be 0..8");
     const std::size_t p = static_cast<std::size_t>(model_->projection_size());
     projections_.assign(kRing * p, 0.0f);
     loudness_.assign(kRing, -84.0f);
@@ -146,7 +148,7 @@ Session::Session(std::shared_ptr<const Model> model, int sample_rate, FaceOption
 }
 
 double Session::lookahead_ms() const {
-    return 1000.0 * (options_.smoothing + model_->future()) / kFeatureRate;
+    return 1000.0 * (options_.smoothing_ahead + model_->future()) / kFeatureRate;
 }
 
 float Session::loudness_db(std::int64_t j) const {
@@ -207,7 +209,7 @@ std::size_t Session::flush(std::vector<float>& out) {
     if (finished_) return 0;
     const std::int64_t total = features_.samples();
     const std::int64_t frames = (total * kFps + rate_ - 1) / rate_;
-    const std::int64_t need_features = kSubframes * frames + options_.smoothing + model_->future();
+    const std::int64_t need_features = kSubframes * frames + options_.smoothing_ahead + model_->future();
     std::size_t made = 0;
     std::vector<float> zeros(static_cast<std::size_t>(rate_ / kFeatureRate + 1), 0.0f);
     while (features_.frames() < need_features) {
@@ -225,7 +227,7 @@ std::size_t Session::emit_ready(std::int64_t limit, std::vector<float>& out) {
     while (true) {
         const std::int64_t k = emitted_;
         if (limit >= 0 && k >= limit) break;
-        if (subframes_done_ < kSubframes * k + kSubframes + options_.smoothing) break;
+        if (subframes_done_ < kSubframes * k + kSubframes + options_.smoothing_ahead) break;
         std::size_t at = out.size();
         out.resize(at + kChannels, 0.0f);
         frame(k, out.data() + at);
@@ -237,15 +239,18 @@ std::size_t Session::emit_ready(std::int64_t limit, std::vector<float>& out) {
 
 void Session::frame(std::int64_t k, float* out) {
     Face& face = *face_;
-    const int smooth = options_.smoothing;
+    const int before = options_.smoothing, ahead = options_.smoothing_ahead;
+    // Feature frames known whatever the chunking: those the look-ahead guarantees at emission.
+    const std::int64_t horizon = kSubframes * k + kSubframes + ahead + model_->future();
 
     // 1. Viseme probabilities of the frame: its four subframes, plus a tapered margin each side.
     std::array<float, kVisemes> p{};
     float total_w = 0.0f, pp_peak = 0.0f;
-    for (int s = -smooth; s < kSubframes + smooth; ++s) {
+    for (int s = -before; s < kSubframes + ahead; ++s) {
         const std::int64_t j = kSubframes * k + s;
         const int distance = s < 0 ? -s : (s >= kSubframes ? s - kSubframes + 1 : 0);
-        const float w = static_cast<float>(smooth + 1 - distance) / static_cast<float>(smooth + 1);
+        const int side = s < 0 ? before : ahead;
+        const float w = static_cast<float>(side + 1 - distance) / static_cast<float>(side + 1);
         total_w += w;
         if (j < 0) {
             p[kSil] += w;
@@ -262,7 +267,7 @@ void Session::frame(std::int64_t k, float* out) {
     for (int s = 0; s < kSubframes; ++s) dip_low = std::min(dip_low, loudness_db(kSubframes * k + s));
     for (int s = -kSubframes; s < 2 * kSubframes; ++s) {
         const std::int64_t j = kSubframes * k + s;
-        if (j < features_done_) dip_high = std::max(dip_high, loudness_db(j));
+        if (j < horizon) dip_high = std::max(dip_high, loudness_db(j));
     }
     // Not where the frame reads as f/v: teeth on the lip dip the level too.
     const bool dip = dip_low < dip_high - 6.0f && p[kFF] < p[kPP];
@@ -277,7 +282,7 @@ void Session::frame(std::int64_t k, float* out) {
     float level = -84.0f;
     for (int s = 0; s < kSubframes; ++s) level = std::max(level, loudness_db(kSubframes * k + s));
     float next_level = -84.0f;
-    for (int s = kSubframes; s < 2 * kSubframes && kSubframes * k + s < features_done_; ++s)
+    for (int s = kSubframes; s < 2 * kSubframes && kSubframes * k + s < horizon; ++s)
         next_level = std::max(next_level, loudness_db(kSubframes * k + s));
     const float speech = 1.0f - p[kSil];
     if (speech > 0.5f) {
