@@ -2,6 +2,7 @@
 that uses its motion, with the view rendering at 30 fps.
 
     python bench/e2e_latency.py [--seconds 10] [--chunk-ms 40] [--fps 30] [--size 512] [--jitter-ms J]
+                                [--engine standard|low|both]
 
 The built-in service runs in this process (as ``avatarkit demo`` runs it); a headless view renders in
 real time while the bundled speech is streamed as a microphone would deliver it: chunk ``k`` (audio
@@ -14,7 +15,10 @@ frame was sampled. Also reported: the share of frames rendered while their motio
 
 What bounds it from below: the engine's look-ahead (it needs that much audio past a frame before it can
 emit it), the controller's jitter buffer (``AvatarController.jitter_buffer``, the delay between a
-conversation's first audio and its playback), and on average half a render period.
+conversation's first audio and its playback; by default sized from that look-ahead and the chunk
+size), and on average half a render period plus the draw. Both engines are measured by default:
+the standard one (80 ms look-ahead) and the low-latency one (``Configuration(low_latency=True)``,
+0 ms).
 """
 
 from __future__ import annotations
@@ -62,7 +66,12 @@ class Result:
 
 
 async def measure(
-    seconds: float = 10.0, chunk_ms: float = 40.0, fps: float = 30.0, size: int = 512, jitter_ms: float | None = None
+    seconds: float = 10.0,
+    chunk_ms: float = 40.0,
+    fps: float = 30.0,
+    size: int = 512,
+    jitter_ms: float | None = None,
+    low_latency: bool = False,
 ) -> Result:
     """Stream ``seconds`` of the bundled speech in ``chunk_ms`` chunks and time each chunk to the screen."""
     rate = 16000
@@ -74,7 +83,8 @@ async def measure(
     chunk = round(chunk_ms * rate / 1000)
 
     with embedded_service() as (server, app_id):
-        AvatarSDK.initialize(app_id, Configuration(environment=Environment.local(port=server.port)))
+        config = Configuration(environment=Environment.local(port=server.port), low_latency=low_latency)
+        AvatarSDK.initialize(app_id, config)
         try:
             AvatarSDK.session_token = await _session_token(server.url, app_id)
             avatar = await AvatarManager.load("default")
@@ -123,7 +133,7 @@ async def measure(
                 await asyncio.sleep(0.05)
             stop.set()
             await renderer
-            lookahead = _lookahead_ms(rate)
+            lookahead = 1000 * (controller._lookahead or 0.0)
             await controller.close()
             view.destroy()
         finally:
@@ -143,15 +153,7 @@ async def measure(
             latencies.append(1000 * (first - when))
     playing = [(t, last) for _, t, s, last in rendered if s == start and 0 <= t - start < conv.duration]
     late = sum(1 for t, last in playing if last < int((t - start) * MOTION_FPS))
-    return Result(
-        latencies, late / max(1, len(playing)), len(playing), len(sent), 1000 * controller.jitter_buffer, lookahead
-    )
-
-
-def _lookahead_ms(rate: int) -> float:
-    from avatarkit.engine import EngineSession
-
-    return EngineSession(rate).lookahead_ms
+    return Result(latencies, late / max(1, len(playing)), len(playing), len(sent), 1000 * conv.jitter, lookahead)
 
 
 def main() -> int:
@@ -161,11 +163,14 @@ def main() -> int:
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--jitter-ms", type=float, default=None, help="override the controller's jitter buffer")
+    ap.add_argument("--engine", choices=["standard", "low", "both"], default="both", help="which engine (both)")
     args = ap.parse_args()
-    result = asyncio.run(measure(args.seconds, args.chunk_ms, args.fps, args.size, args.jitter_ms))
-    print(f"end-to-end latency, loopback, {args.chunk_ms:.0f} ms chunks, view at {args.fps:.0f} fps, "
-          f"{args.size}x{args.size}")  # fmt: skip
-    print(result.summary())
+    for engine in ("standard", "low") if args.engine == "both" else (args.engine,):
+        low = engine == "low"
+        result = asyncio.run(measure(args.seconds, args.chunk_ms, args.fps, args.size, args.jitter_ms, low))
+        print(f"end-to-end latency, {engine} engine, loopback, {args.chunk_ms:.0f} ms chunks, view at "
+              f"{args.fps:.0f} fps, {args.size}x{args.size}")  # fmt: skip
+        print(result.summary())
     return 0
 
 

@@ -92,3 +92,35 @@ def test_transitions_never_jump(controller) -> None:
     after = [c.sample(x)[COL["jawOpen"]] for x in probe[10:]]
     sequence = np.array(before + after)
     assert np.abs(np.diff(sequence)).max() < 0.06
+
+
+def test_automatic_jitter_buffer_covers_the_look_ahead_and_learns_from_late_motion(controller) -> None:
+    c = controller
+    margin = c.jitter_margin
+    assert c.jitter_buffer is None
+    assert c.current_jitter_buffer() == pytest.approx(0.12)  # Host mode: the service's look-ahead is unknown
+    # Chunks sent as they are spoken: frame k needs audio up to its end plus the look-ahead, which
+    # comes with the chunk that holds it.
+    c._lookahead = 0.08
+    assert c.current_jitter_buffer(0.04) == pytest.approx(0.08 + margin)
+    assert c.current_jitter_buffer(0.02) == pytest.approx(0.10 + margin)
+    assert c.current_jitter_buffer(10.0) == pytest.approx(margin)  # a whole utterance at once
+    c._lookahead = 0.0
+    assert c.current_jitter_buffer(0.04) == pytest.approx(margin)
+    assert c.current_jitter_buffer(0.02) == pytest.approx(0.02 + margin)
+    assert c.current_jitter_buffer(0.1) == pytest.approx(0.02 + margin)
+    # Motion 0.25 s behind its audio: the next conversation waits that much longer.
+    first = c.yield_audio_data(np.zeros(16000, np.int16), end=True)
+    assert c._conversation.jitter == pytest.approx(margin)
+    c._origin -= 0.25
+    c.yield_frames_data([envelope(speech_motion(1.0, 1.0))], first)
+    late = c._conversation.lateness
+    assert late == pytest.approx(0.25 - margin, abs=0.02)
+    second = c.yield_audio_data(np.zeros(16000, np.int16), end=True)
+    assert c._conversation.jitter == pytest.approx(margin + late)
+    c.yield_frames_data([envelope(speech_motion(1.0, 1.0))], second)  # on time this once
+    # Timely motion lets the widening halve, never below the margin.
+    c.yield_audio_data(np.zeros(16000, np.int16), end=True)
+    assert c._conversation.jitter == pytest.approx(margin + late / 2, abs=0.005)
+    c.jitter_buffer = 0.05  # set by the app: used as it is
+    assert c.current_jitter_buffer(0.04) == 0.05

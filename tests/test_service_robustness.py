@@ -240,6 +240,39 @@ async def test_bad_configuration(server: BackgroundServer, message: Message, cod
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize(("choice", "lookahead_ms"), [(None, 80), ("standard", 80), ("low", 0)])
+async def test_session_chooses_its_look_ahead(server: BackgroundServer, choice: str | None, lookahead_ms: int) -> None:
+    async with healthy(server), connect(server) as raw:
+        message = configure_message(16000)
+        if choice is not None:
+            message.client_configure_session.extra_params["lookahead"] = choice
+        await raw.send(message)
+        reply = await raw.next()
+        assert f"lookahead_ms={lookahead_ms}" in reply.server_confirm_session.capabilities
+        # 400 ms of audio in 40 ms chunks: every frame whose look-ahead audio is in has come back.
+        decoder, got = codec.StreamDecoder(), 0
+        for i in range(10):
+            await raw.send(audio_message("r1", SPEECH[i * 1280 : (i + 1) * 1280]))
+        while got < 10 - lookahead_ms // 40:
+            message = await raw.next()
+            assert message.type == T.MESSAGE_SERVER_RESPONSE_ANIMATION, message
+            got += len(decoder.decode(message.server_response_animation.animation).values)
+        assert got == 10 - lookahead_ms // 40
+        with pytest.raises(asyncio.TimeoutError):
+            await raw.next(timeout=0.3)  # no frame before its audio
+
+
+@pytest.mark.asyncio
+async def test_unknown_look_ahead_is_refused(server: BackgroundServer) -> None:
+    async with healthy(server), connect(server) as raw:
+        message = configure_message(16000)
+        message.client_configure_session.extra_params["lookahead"] = "zero"
+        await raw.send(message)
+        await raw.expect_error(400, "unsupported lookahead 'zero'")
+        await raw.expect_close(4000)
+
+
+@pytest.mark.asyncio
 async def test_official_client_sees_bad_sample_rate_and_egress(server: BackgroundServer) -> None:
     common: dict[str, Any] = {
         "api_key": API_KEY,
@@ -646,8 +679,9 @@ async def test_process_capacity(avatars: pathlib.Path) -> None:
 
 class _BrokenEngine:
     channels = codec.CANONICAL_NAMES
+    lookahead_ms = 80.0
 
-    def __init__(self, sample_rate: int) -> None:
+    def __init__(self, sample_rate: int, **options: Any) -> None:
         pass
 
     def push(self, pcm: Any) -> Any:

@@ -6,10 +6,12 @@ your backend talks to the service and hands audio and animation over with ``yiel
 the controller plays the audio (the master clock), places the motion on that clock, mixes it with
 idle life, and the view samples it for every frame it renders.
 
-Timing: a conversation's audio starts playing ``jitter_buffer`` seconds after its first chunk
-arrives; motion frame ``k`` is shown when the audio reaches ``k / fps`` seconds, at the stream's
-own frame rate (an AK1 stream carries it in its schema: 25 fps from ``avatarkit serve``; the
-commercial service's FlameAnimation is 25 fps). Motion that arrives late is interpolated or held,
+Timing: a conversation's audio starts playing a jitter buffer after its first chunk arrives (see
+:attr:`AvatarController.jitter_buffer`: by default sized from the service's look-ahead and the
+size of the chunks you send, plus what lateness earlier conversations showed); motion frame ``k``
+is shown when the audio reaches ``k / fps`` seconds, at the stream's own frame rate (an AK1
+stream carries it in its schema: 25 fps from ``avatarkit serve``; the commercial service's
+FlameAnimation is 25 fps). Motion that arrives late is interpolated or held,
 never allowed to drift from the audio.
 """
 
@@ -20,6 +22,7 @@ import contextlib
 import dataclasses
 import enum
 import logging
+import math
 import threading
 import time
 import uuid
@@ -162,6 +165,9 @@ class _Conversation:
         self.audio_ended = False
         self.motion_ended = False
         self.start: float | None = None  # clock time of audio sample 0
+        self.jitter = 0.0  # the jitter buffer it started with
+        self.widened = 0.0  # the part of it that lateness in earlier conversations added
+        self.lateness = -1.0  # the worst lateness of its motion frames on arrival (seconds)
         self.timeline = ChannelTimeline(channels, FPS)
         self.layer = MotionLayer(self.timeline, FPS)
         self.decoder = StreamDecoder()
@@ -200,8 +206,15 @@ class AvatarController:
     the change; keep them short. :meth:`events` offers the same as an async iterator.
     """
 
-    #: Seconds between a conversation's first audio and the start of its playback.
-    jitter_buffer = 0.12
+    #: Seconds between a conversation's first audio and the start of its playback, or None
+    #: (automatic): enough for motion to arrive in time when chunks are sent as they are spoken. That
+    #: is the service's look-ahead (``lookahead_ms`` in its handshake: 80 ms, or 0 with the
+    #: low-latency engine) rounded up to whole chunks, plus :attr:`jitter_margin` and the worst
+    #: lateness of motion seen in the last conversation; 0.12 s when the look-ahead is unknown
+    #: (Host mode, or a service that does not say).
+    jitter_buffer: float | None = None
+    #: Processing and network slack of the automatic jitter buffer, in seconds.
+    jitter_margin = 0.02
     #: Attempts to connect again after the connection was lost with a close code that allows it
     #: (1001, 1006, 1011-1014, 4002, 45xx, or a broken socket); the first is immediate, then 0.5, 1, 2 ... s.
     max_reconnects = 5
@@ -248,6 +261,10 @@ class AvatarController:
         #: Why the last connection was lost (the end reason of conversations it left audio only).
         self._lost_reason = StateReason.NETWORK_ERROR
         self._audio_output: DeviceAudioOutput | None = None
+        #: The service's look-ahead in seconds, from the handshake (None: unknown).
+        self._lookahead: float | None = None
+        #: The worst lateness of motion in recent conversations (seconds), added to the jitter buffer.
+        self._lateness = 0.0
 
     # -- clock ----------------------------------------------------------------------------------------
 
@@ -259,6 +276,20 @@ class AvatarController:
         """
         output = self._audio_output
         return output.clock() if output is not None else self._pace.clock()
+
+    def current_jitter_buffer(self, chunk_seconds: float = 0.04) -> float:
+        """The jitter buffer a conversation whose first chunk lasts ``chunk_seconds`` starts with."""
+        if self.jitter_buffer is not None:
+            return float(self.jitter_buffer)
+        if self._lookahead is None:
+            return 0.12 + self._lateness
+        # Frame k (audio [kF, (k+1)F)) needs audio up to (k+1)F + L, which comes with the chunk that
+        # holds it; audio position kF plays one chunk plus the buffer after the first chunk came.
+        frame, chunk = 1.0 / FPS, max(chunk_seconds, 0.001)
+        need = max(
+            math.ceil(((k + 1) * frame + self._lookahead) / chunk - 1e-6) * chunk - k * frame - chunk for k in range(50)
+        )
+        return max(0.0, need) + self.jitter_margin + self._lateness
 
     def _earliest_start(self) -> float:
         """The earliest clock time at which audio handed over now is heard in full (past the device's buffer)."""
@@ -495,6 +526,9 @@ class AvatarController:
             conv = _Conversation(conversation_id or new_conversation_id(), self._sample_rate(), self.channels)
             self._conversation = conv
             now = self.clock()
+            if previous is not None and previous.start is not None:
+                # Motion that came late last time widens the buffer; the widening halves when it did not.
+                self._lateness = max(previous.lateness + previous.widened, 0.5 * self._lateness, 0.0)
             if previous is not None:
                 # A new conversation interrupts the one playing: it fades out from the pose on screen.
                 previous.timeline.truncate(now)
@@ -513,7 +547,9 @@ class AvatarController:
                 conv.samples += len(pcm)
             conv.audio_ended = conv.audio_ended or end
             if conv.start is None and (conv.samples or end):
-                conv.start = self._earliest_start() + self.jitter_buffer
+                conv.jitter = self.current_jitter_buffer(len(pcm) / conv.sample_rate)
+                conv.widened = self._lateness if self.jitter_buffer is None else 0.0
+                conv.start = self._earliest_start() + conv.jitter
                 conv.timeline.start = conv.start
                 self._layers.append(conv.layer)
                 # Reported for every conversation, also one that interrupts the conversation playing.
@@ -576,6 +612,10 @@ class AvatarController:
                     conv.layer.fade_in = BLEND_IN_FRAMES / fps
                     conv.layer.fade_out = BLEND_OUT_FRAMES / fps
             if len(values):
+                if conv.start is not None and not self._pace.paused:
+                    # How late the earliest new frame is for its place on the clock (negative: early).
+                    late = self.clock() - (conv.start + float(indices[0]) / conv.timeline.fps)
+                    conv.lateness = max(conv.lateness, late)
                 conv.timeline.append(values, indices, names)
             conv.motion_ended = conv.motion_ended or end
             if end and len(conv.timeline):
@@ -801,6 +841,8 @@ class AvatarController:
         configure = Message(type=MessageType.MESSAGE_CLIENT_CONFIGURE_SESSION)
         configure.client_configure_session.sample_rate = rate
         configure.client_configure_session.audio_format = WireAudioFormat.AUDIO_FORMAT_PCM_S16LE
+        if AvatarSDK.configuration.low_latency:
+            configure.client_configure_session.extra_params["lookahead"] = "low"
         await self._ws.send_bytes(configure.SerializeToString())
         reply = await self._ws.receive()
         if reply.type != aiohttp.WSMsgType.BINARY:
@@ -815,6 +857,7 @@ class AvatarController:
             raise AvatarError(AvatarErrorCode.SERVER_ERROR, f"unexpected handshake reply {message.type}")
         self._connection_id = message.server_confirm_session.connection_id
         self._session_rate = rate
+        self._lookahead = _lookahead_of(message.server_confirm_session.capabilities)
         self._reader = asyncio.ensure_future(self._read())
 
     async def _read(self) -> None:
@@ -1115,6 +1158,19 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+def _lookahead_of(capabilities: Sequence[str]) -> float | None:
+    """The service's look-ahead in seconds from its ``lookahead_ms=N`` capability (None without one)."""
+    for item in capabilities:
+        name, _, value = item.partition("=")
+        if name == "lookahead_ms":
+            try:
+                ms = float(value)
+            except ValueError:
+                return None
+            return ms / 1000 if 0 <= ms <= 10_000 else None
+    return None
 
 
 def _handshake_error(status: int, message: str) -> AvatarError:

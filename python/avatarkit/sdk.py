@@ -111,13 +111,19 @@ class AudioFormat:
 
 @dataclasses.dataclass(frozen=True)
 class Configuration:
-    """What :meth:`AvatarSDK.initialize` sets."""
+    """What :meth:`AvatarSDK.initialize` sets.
+
+    ``low_latency`` (SDK mode) asks the driving service for its low-latency engine: motion that
+    needs no audio past its frame (0 ms look-ahead instead of 80), so speech is shown about 80 ms
+    sooner, at a small cost in lip-sync accuracy; a service without one ignores it.
+    """
 
     environment: str | Environment = "local"
     audio_format: AudioFormat = dataclasses.field(default_factory=AudioFormat)
     driving_service_mode: DrivingServiceMode | str = DrivingServiceMode.SDK
     log_level: LogLevel | str = LogLevel.WARNING
     audio_output: AudioOutputMode | str = AudioOutputMode.AUTO
+    low_latency: bool = False
 
     def __post_init__(self) -> None:
         try:

@@ -7,6 +7,7 @@ A config file is TOML::
     max_sessions = 1000               # WebSocket sessions per process, all apps (4503 above it)
     engine_inline_ms = 2.0            # engine work predicted longer than this goes to a thread pool
     engine_threads = 2                # that pool's size (default: one per core)
+    low_latency = false               # true: look-ahead 0 ms instead of 80 for sessions that don't choose
 
     [limits]                          # defaults for every app
     session_seconds = 3600            # wall-clock length of one WebSocket session (then 4002)
@@ -150,6 +151,8 @@ class ServiceConfig:
         engine_inline_ms: engine work predicted to take longer than this runs on a thread pool
             instead of the event loop.
         engine_threads: size of that pool (None: one per core).
+        low_latency: sessions that do not choose (``extra_params["lookahead"]``) get the
+            low-latency engine (look-ahead 0 ms instead of 80, a little less accurate).
     """
 
     apps: Mapping[str, AppConfig]
@@ -161,6 +164,7 @@ class ServiceConfig:
     max_token_seconds: int = 24 * 3600
     engine_inline_ms: float = 2.0
     engine_threads: int | None = None
+    low_latency: bool = False
 
     def __post_init__(self) -> None:
         if len(self.token_secret) < 16:
@@ -205,7 +209,7 @@ def _number(table: Mapping[str, Any], name: str, where: str, default: Any) -> An
 def config_from_mapping(doc: Mapping[str, Any], *, base_dir: pathlib.Path | None = None) -> ServiceConfig:
     """Build a :class:`ServiceConfig` from a parsed TOML document (see the module docstring)."""
     known = {"token_secret", "avatars", "max_sessions", "limits", "apps", "check_avatars", "engine_inline_ms"}
-    known |= {"engine_threads"}
+    known |= {"engine_threads", "low_latency"}
     unknown = sorted(set(doc) - known)
     if unknown:
         raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -266,11 +270,15 @@ def config_from_mapping(doc: Mapping[str, Any], *, base_dir: pathlib.Path | None
     threads = doc.get("engine_threads")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ConfigError("engine_threads must be a positive integer")
+    low_latency = doc.get("low_latency", False)
+    if not isinstance(low_latency, bool):
+        raise ConfigError("low_latency must be true or false")
     return ServiceConfig(
         apps=apps,
         token_secret=secret_bytes,
         engine_inline_ms=float(inline_ms),
         engine_threads=threads,
+        low_latency=low_latency,
         limits=defaults,
         avatar_roots=tuple(base / pathlib.Path(r).expanduser() for r in roots),
         check_avatars=check,

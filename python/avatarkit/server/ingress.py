@@ -51,6 +51,13 @@ that connection until the engine catches up (TCP backpressure). Sends wait for t
 drain, so a client that does not read stalls only its own session. Engine work runs in slices of
 at most ``engine_inline_ms`` on the event loop (interrupts act between slices), or on a thread
 pool when the engine is too heavy for that.
+
+Look-ahead. The engine emits a frame once it has the audio up to 80 ms past the frame's end, or
+at the frame's end with the low-latency engine (a causal model, a little less accurate:
+``docs/lipsync.md``). A session asks for one with ``ClientConfigureSession.extra_params``
+``lookahead`` = ``low`` or ``standard``; without it the service's default applies
+(``ServiceConfig.low_latency``). ``ServerConfirmSession.capabilities`` then carries
+``lookahead_ms=N``, which tells a client how long motion trails the audio it sends.
 """
 
 from __future__ import annotations
@@ -201,6 +208,8 @@ class Ingress:
         self.capabilities = ["animation_ak1", "audio_pcm_s16le", "interrupt"]
         if opus_available():
             self.capabilities.insert(2, "audio_ogg_opus")
+        #: The engine's look-ahead in ms, standard (False) and low latency (True).
+        self.lookahead_ms = {low: EngineSession(16000, low_latency=low).lookahead_ms for low in (False, True)}
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """The aiohttp handler of ``GET /v2/driveningress/websocket``."""
@@ -270,6 +279,7 @@ class _Connection:
         self._limits = ingress.config.limits
         self._sample_rate = 16000
         self._opus = False
+        self._low_latency = ingress.config.low_latency
         self._closing = False
         self._closer: asyncio.Task[None] | None = None
         self._send_lock = asyncio.Lock()
@@ -456,10 +466,18 @@ class _Connection:
             self._opus = True
         elif cfg.audio_format != AudioFormat.AUDIO_FORMAT_PCM_S16LE:
             raise _invalid(f"unsupported audio format {cfg.audio_format}; use PCM_S16LE (0) or OGG_OPUS (1)")
+        lookahead = cfg.extra_params.get("lookahead", "")
+        if lookahead not in ("", "low", "standard"):
+            raise _invalid(f"unsupported lookahead {lookahead!r}; use 'low' or 'standard'")
+        if lookahead:
+            self._low_latency = lookahead == "low"
         self._sample_rate = cfg.sample_rate
         reply = Message(type=MessageType.MESSAGE_SERVER_CONFIRM_SESSION)
         reply.server_confirm_session.connection_id = self.connection_id
         reply.server_confirm_session.capabilities.extend(self._ingress.capabilities)
+        reply.server_confirm_session.capabilities.append(
+            f"lookahead_ms={self._ingress.lookahead_ms[self._low_latency]:g}"
+        )
         await self._send(reply)
         log.debug(
             "session %s: app %s, avatar %s, %d Hz %s",
@@ -673,7 +691,7 @@ class _Connection:
         """
         runner = self._ingress.runner
         if request.engine is None:
-            request.engine = EngineSession(self._sample_rate)
+            request.engine = EngineSession(self._sample_rate, low_latency=self._low_latency)
             request.encoder = codec.StreamEncoder(codec.canonical_schema())
             request.audio = OggOpusInput(self._sample_rate) if self._opus else PcmInput()
         engine, encoder, decoder = request.engine, request.encoder, request.audio
