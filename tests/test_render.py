@@ -261,19 +261,36 @@ def test_200_views_leak_nothing(tiny_avatar) -> None:
     assert grown < 16 * 1024, f"RSS grew by {grown} KiB over 200 views"
 
 
-def test_frames_rendered_in_a_batch_match_frames_rendered_one_by_one(tiny_avatar) -> None:
-    """render_frames_sync poses each next frame while the current one is drawn: the pictures must
-    be exactly those of rendering each time on its own, in any order of times."""
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_frames_rendered_in_a_batch_match_frames_rendered_one_by_one(tiny_avatar, lanes: int) -> None:
+    """render_frames_sync poses each next frame while the current one is drawn, on one context or
+    two: the pictures must be exactly those of rendering each time on its own, in any order of
+    times, with the view's background, transform and camera on both contexts."""
+    threads = threading.active_count()
     with AvatarView(HeadlessSurface(64, 64), tiny_avatar, background=None) as view:
         still(view)
+        view.set_transform(0.1, -0.05, 0.9)
+        view.camera.yaw_deg = 12.0
+        view.set_background((0.2, 0.5, 0.3, 0.5))
         names = list(view.controller.channels)
         motion = np.zeros((25, len(names)), np.float32)
         motion[:, names.index("jawOpen")] = np.linspace(0.0, 1.0, 25)
         view.controller.play_motion(motion, start=100.0)
-        times = [100.9, 100.1, 100.5, 100.3, 100.7]
-        batch = [f.image for f in view.render_frames_sync(times)]
+        times = [100.9, 100.1, 100.5, 100.3, 100.7, 100.2, 100.6]
+        before = dict(view.stage_seconds)
+        batch = [f.image for f in view.render_frames_sync(times, lanes=lanes)]
+        assert view.stage_seconds["render"] > before["render"]
+        assert threading.active_count() == threads + lanes  # the second lane is kept for the next batch
         single = [view.render_frame_sync(t).image for t in times]
+        # The kept lane follows what changed since it was made.
+        view.set_transform(-0.1, 0.05, 1.1)
+        view.set_background((0.9, 0.1, 0.1, 1.0))
+        again = [f.image for f in view.render_frames_sync(times[:3], lanes=lanes)]
+        assert all(np.array_equal(a, view.render_frame_sync(t).image) for t, a in zip(times, again, strict=False))
         view.check_gl_errors()
+        with pytest.raises(AvatarError, match="lanes"):
+            next(view.render_frames_sync(times, lanes=3))
+    assert threading.active_count() == threads  # destroy() ends every lane
     assert len(batch) == len(times)
     for t, a, b in zip(times, batch, single, strict=True):
         assert np.array_equal(a, b), f"frame at {t} differs"

@@ -76,6 +76,7 @@ def render_video(
     png_dir: str | pathlib.Path | None = None,
     stages: dict[str, float] | None = None,
     on_frame: Callable[[int, int], object] | None = None,
+    lanes: int = 2,
 ) -> RenderReport:
     """Render ``pcm`` spoken by ``view``'s avatar to ``output`` (a video file) and/or PNG files.
 
@@ -87,6 +88,7 @@ def render_video(
         png_dir: also (or only) write ``frame_00000.png`` ... there (RGBA).
         stages: stage times measured before (decode), merged into the report.
         on_frame: progress callback ``(done, total)``.
+        lanes: GL contexts drawing frames side by side (see :meth:`AvatarView.render_frames_sync`).
     """
     times = dict(stages or {})
     t0 = time.perf_counter()
@@ -108,8 +110,8 @@ def render_video(
     # Audio by sample counts so rounding never drifts: frame k carries samples [k*sr/fps, (k+1)*sr/fps).
     padded = np.concatenate([np.zeros(round(LEAD_IN * sample_rate), np.int16), pcm])
     try:
-        # One frame ahead: the render thread draws frame k + 1 while this thread encodes frame k.
-        frames = view.render_frames_sync(start - LEAD_IN + k / fps for k in range(count))
+        # Working ahead on two GL contexts: they draw the next frames while this thread encodes.
+        frames = view.render_frames_sync((start - LEAD_IN + k / fps for k in range(count)), lanes=lanes)
         for k, frame in enumerate(frames):
             e0 = time.perf_counter()
             a, b = round(k * sample_rate / fps), round((k + 1) * sample_rate / fps)

@@ -9,10 +9,12 @@ window views also draw continuously at the display's rate.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import dataclasses
 import io
+import itertools
 import logging
 import math
 import os
@@ -327,6 +329,17 @@ class _Scene:
             stages["render"] += time.perf_counter() - t0
 
 
+@dataclasses.dataclass
+class _Lane:
+    """A scene on one GL context: the view's own, or an extra one that draws every other frame of a batch."""
+
+    scene: _Scene
+    #: Seconds per stage spent on this lane (the view's ``stage_seconds`` for its own lane).
+    stages: dict[str, float]
+    #: The time the rig is posed for, ahead of its draw.
+    posed_at: float | None = None
+
+
 def _background_image(source: str | os.PathLike[str] | U8) -> U8:
     if isinstance(source, np.ndarray):
         image = np.asarray(source, np.uint8)
@@ -385,7 +398,11 @@ class AvatarView:
         self._destroyed = False
         self._last_frame: VideoFrame | None = None
         self._frame_times: list[float] = []
-        self._posed_at: float | None = None  # the time the rig is posed for, ahead of its draw
+        self._background = background
+        self._transform = (0.0, 0.0, 1.0)
+        #: The second render lane of batches (render_frames_sync(lanes=2)), made on first use.
+        self._extra: tuple[_RenderThread, _Lane] | None = None
+        self._extra_state: tuple[Background, tuple[float, float, float]] = (background, self._transform)
         self._rate_reported = time.monotonic()
         #: Seconds spent per stage since the view was made: ``pose`` (channels, rig and deformation,
         #: upload), ``render`` (issuing the GL draw), ``readback`` (waiting for the frame, copying it).
@@ -425,13 +442,15 @@ class AvatarView:
                 message = f"cannot open a {what} for the view: {detail}"
                 raise AvatarError(AvatarErrorCode.RENDER_FAILED, message) from err
 
+        self._make_context = make_context
         self._thread = _RenderThread(f"avatarkit-render-{id(self):x}", make_context)
         self.avatar_controller = AvatarController(self)
         try:
-            self._scene: _Scene = self._thread.submit(lambda: self._build(background)).result()
+            scene = self._thread.submit(lambda: self._build(self._thread, background)).result()
         except BaseException:
             self._thread.stop()
             raise
+        self._lane = _Lane(scene, self.stage_seconds)
         try:
             # The sound device Configuration.audio_output asks for (a window's default: one if there is one).
             self.avatar_controller._configured_output(window)
@@ -449,8 +468,12 @@ class AvatarView:
 
     # -- render thread ------------------------------------------------------------------------------
 
-    def _build(self, background: Background) -> _Scene:
-        ctx = self._thread.context
+    @property
+    def _scene(self) -> _Scene:
+        return self._lane.scene
+
+    def _build(self, thread: _RenderThread, background: Background) -> _Scene:
+        ctx = thread.context
         renderer = _render.Renderer(ctx.proc_address, self.container.width, self.container.height, 0)
         try:
             renderer.set_antialiasing(*_antialiasing(self.container, renderer.software))
@@ -474,34 +497,37 @@ class AvatarView:
             renderer.set_background(0.0, 0.0, 0.0, 1.0)
             renderer.set_background_image(_background_image(background))
 
-    def _pose(self, t: float) -> None:
+    def _pose(self, t: float, lane: _Lane | None = None) -> None:
+        lane = lane or self._lane
         t0 = time.perf_counter()
-        self._scene.rig.pose(self.avatar_controller.sample(t))
-        self._posed_at = t
-        self.stage_seconds["pose"] += time.perf_counter() - t0
+        lane.scene.rig.pose(self.avatar_controller.sample(t))
+        lane.posed_at = t
+        lane.stages["pose"] += time.perf_counter() - t0
 
-    def _draw(self, t: float) -> None:
-        if self._posed_at != t:
-            self._pose(t)
-        self._posed_at = None
-        self._scene.submit(self.stage_seconds)
+    def _draw(self, t: float, lane: _Lane | None = None) -> None:
+        lane = lane or self._lane
+        if lane.posed_at != t:
+            self._pose(t, lane)
+        lane.posed_at = None
+        lane.scene.submit(lane.stages)
         self._frame_times.append(time.monotonic())
         del self._frame_times[:-120]
 
-    def _check_gl(self) -> None:
-        error = self._scene.renderer.gl_error()
+    def _check_gl(self, lane: _Lane | None = None) -> None:
+        error = (lane or self._lane).scene.renderer.gl_error()
         if error:
             raise AvatarError(AvatarErrorCode.RENDER_FAILED, f"OpenGL error 0x{error:04x}")
 
-    def _render_read(self, t: float, next_t: float | None = None) -> VideoFrame:
-        self._draw(t)
+    def _render_read(self, t: float, next_t: float | None = None, lane: _Lane | None = None) -> VideoFrame:
+        lane = lane or self._lane
+        self._draw(t, lane)
         if next_t is not None:
             # Pose the next frame on the CPU while the GL (a software rasterizer's threads) draws this one.
-            self._pose(next_t)
+            self._pose(next_t, lane)
         t0 = time.perf_counter()
-        frame = VideoFrame(self._scene.renderer.read_pixels(), t)
-        self.stage_seconds["readback"] += time.perf_counter() - t0
-        self._check_gl()
+        frame = VideoFrame(lane.scene.renderer.read_pixels(), t)
+        lane.stages["readback"] += time.perf_counter() - t0
+        self._check_gl(lane)
         return frame
 
     def _window_tick(self) -> float | None:
@@ -545,37 +571,90 @@ class AvatarView:
         self._after_frame(frame)
         return frame
 
-    def render_frames_sync(self, times: Iterable[float]) -> Iterator[VideoFrame]:
-        """Render and read back a frame for each playback time in ``times``, one frame ahead.
+    def render_frames_sync(self, times: Iterable[float], *, lanes: int = 1) -> Iterator[VideoFrame]:
+        """Render and read back a frame for each playback time in ``times``, in order, working ahead.
 
         While the caller handles a frame (encodes it, writes it), the render thread already draws
         the next, so rendering and the caller's work overlap. Stopping the iteration early waits
-        for the frame in flight.
+        for the frames in flight.
+
+        Args:
+            times: playback times, one per frame.
+            lanes: 1, or 2 to draw on two GL contexts side by side: a second context with its own
+                copy of the scene (same camera, background and transform) draws every other frame.
+                It is made on first use (about 80 ms on llvmpipe) and kept until :meth:`destroy`.
+                On a software rasterizer the contexts overlap each other's single-threaded work
+                (posing, vertex work, binning, readback): 10-30 % more frames per second on two
+                cores. The frames are the same either way.
         """
-        pending: concurrent.futures.Future[VideoFrame] | None = None
-        upcoming = iter(times)
-        following = next(upcoming, None)
+        if lanes not in (1, 2):
+            raise AvatarError(AvatarErrorCode.INVALID_ARGUMENT, "lanes must be 1 or 2")
+        self._live()
+        workers: list[tuple[_RenderThread, _Lane]] = [(self._thread, self._lane)]
+        if lanes == 2:
+            workers.append(self._second_lane())
         try:
-            while following is not None:
-                when = float(following)
-                following = next(upcoming, None)
-                after = None if following is None else float(following)
-                submitted = self._call(lambda when=when, after=after: self._render_read(when, after))  # type: ignore[misc]
-                if pending is not None:
-                    frame = pending.result()
+            yield from self._render_lanes(iter(times), workers)
+        finally:
+            for _thread, lane in workers[1:]:
+                for name in lane.stages:
+                    self.stage_seconds[name] += lane.stages[name]
+                    lane.stages[name] = 0.0
+
+    def _render_lanes(self, times: Iterator[float], workers: list[tuple[_RenderThread, _Lane]]) -> Iterator[VideoFrame]:
+        n = len(workers)
+        ahead: collections.deque[float] = collections.deque(float(t) for t in itertools.islice(times, n))
+        pending: collections.deque[concurrent.futures.Future[VideoFrame]] = collections.deque()
+        index = 0
+        try:
+            while ahead:
+                when = ahead.popleft()
+                following = next(times, None)
+                if following is not None:
+                    ahead.append(float(following))
+                # The lane's next frame is n frames on: it is posed while this one is drawn.
+                after = ahead[n - 1] if len(ahead) >= n else None
+                thread, lane = workers[index % n]
+                self._live()
+                pending.append(
+                    thread.submit(lambda when=when, after=after, lane=lane: self._render_read(when, after, lane))  # type: ignore[misc]
+                )
+                index += 1
+                if len(pending) > 2 * n - 1:  # two frames per extra lane in flight, so none idles
+                    frame = pending.popleft().result()
                     self._after_frame(frame)
-                    pending = submitted
                     yield frame
-                else:
-                    pending = submitted
-            if pending is not None:
-                frame = pending.result()
-                pending = None
+            while pending:
+                frame = pending.popleft().result()
                 self._after_frame(frame)
                 yield frame
         finally:
-            if pending is not None:
-                pending.cancel() or pending.exception()
+            for future in pending:
+                future.cancel() or future.exception()
+
+    def _second_lane(self) -> tuple[_RenderThread, _Lane]:
+        """The second render thread and context of batches (see :meth:`render_frames_sync`).
+
+        Made on first use; brought up to date with the view's background and transform each time.
+        """
+        if self._extra is None:
+            thread = _RenderThread(f"avatarkit-render-{id(self):x}-2", self._make_context)
+            try:
+                scene = thread.submit(lambda: self._build(thread, self._background)).result()
+            except BaseException:
+                thread.stop()
+                raise
+            scene.camera = self._scene.camera  # the same object: moving the camera moves both
+            self._extra = (thread, _Lane(scene, {"pose": 0.0, "render": 0.0, "readback": 0.0}))
+            self._extra_state = (self._background, (0.0, 0.0, 1.0))
+        thread, lane = self._extra
+        background, transform = self._extra_state
+        if background is not self._background:
+            thread.submit(lambda: self._apply_background(lane.scene.renderer, self._background)).result()
+        if transform != self._transform:
+            thread.submit(lambda: lane.scene.renderer.set_content_transform(*self._transform)).result()
+        self._extra_state = (self._background, self._transform)
+        return self._extra
 
     async def render_frame(self, t: float | None = None) -> VideoFrame:
         """Render and read back the frame for playback time ``t`` (now by default)."""
@@ -655,10 +734,12 @@ class AvatarView:
         if not (-1.0 <= x <= 1.0 and -1.0 <= y <= 1.0 and scale > 0.0 and math.isfinite(scale)):
             raise AvatarError(AvatarErrorCode.INVALID_ARGUMENT, "transform needs x, y in [-1, 1] and scale > 0")
         self._call(lambda: self._scene.renderer.set_content_transform(x, y, scale)).result()
+        self._transform = (x, y, scale)
 
     def set_background(self, background: Background) -> None:
         """Change the background: a colour, an image (file or array), or None for transparent."""
         self._call(lambda: self._apply_background(self._scene.renderer, background)).result()
+        self._background = background
 
     def gl_stats(self) -> dict[str, int]:
         """Live GL objects of this view, by kind (for leak checks)."""
@@ -685,6 +766,13 @@ class AvatarView:
         self.avatar_controller.stop_audio_output()
         self._thread.idle_hook = None
         try:
+            if self._extra is not None:
+                thread, lane = self._extra
+                self._extra = None
+                try:
+                    thread.submit(lane.scene.renderer.close).result()
+                finally:
+                    thread.stop()
             self._thread.submit(self._scene.renderer.close).result()
         finally:
             self._destroyed = True
