@@ -122,5 +122,9 @@ def test_automatic_jitter_buffer_covers_the_look_ahead_and_learns_from_late_moti
     # Timely motion lets the widening halve, never below the margin.
     c.yield_audio_data(np.zeros(16000, np.int16), end=True)
     assert c._conversation.jitter == pytest.approx(margin + late / 2, abs=0.005)
+    # Motion minutes late (an app that stalled) widens the buffer by half a second at most.
+    c._conversation.lateness = 120.0
+    c.yield_audio_data(np.zeros(16000, np.int16), end=True)
+    assert c._conversation.jitter == pytest.approx(margin + 0.5)
     c.jitter_buffer = 0.05  # set by the app: used as it is
     assert c.current_jitter_buffer(0.04) == 0.05

@@ -527,8 +527,10 @@ class AvatarController:
             self._conversation = conv
             now = self.clock()
             if previous is not None and previous.start is not None:
-                # Motion that came late last time widens the buffer; the widening halves when it did not.
-                self._lateness = max(previous.lateness + previous.widened, 0.5 * self._lateness, 0.0)
+                # Motion that came late last time widens the buffer (by at most half a second: an
+                # app that stalls mid-utterance is not the network); the widening halves when it did not.
+                late = max(previous.lateness + previous.widened, 0.5 * self._lateness, 0.0)
+                self._lateness = min(late, 0.5)
             if previous is not None:
                 # A new conversation interrupts the one playing: it fades out from the pose on screen.
                 previous.timeline.truncate(now)
