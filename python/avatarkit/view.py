@@ -596,6 +596,8 @@ class AvatarView:
         try:
             yield from self._render_lanes(iter(times), workers)
         finally:
+            for _thread, lane in workers:
+                lane.posed_at = None  # a pose made ahead for a frame never drawn is stale by the next call
             for _thread, lane in workers[1:]:
                 for name in lane.stages:
                     self.stage_seconds[name] += lane.stages[name]
