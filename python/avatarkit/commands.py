@@ -386,7 +386,7 @@ async def _view(args: argparse.Namespace) -> int:
 
     drag: dict[str, Any] = {"on": False, "x": 0.0, "y": 0.0}
     listening: dict[str, bool] = {"on": False}
-    toggled: list[Callable[[], object]] = []  # told when M turns the microphone on or off
+    toggled: list[Callable[[bool], object]] = []  # told (with the new state) when M turns the microphone on or off
 
     def show_listening() -> None:
         """The window's title says whether the microphone is on (call on the render thread)."""
@@ -430,7 +430,7 @@ async def _view(args: argparse.Namespace) -> int:
                 show_listening()
                 print(f"avatarkit: microphone {'on' if listening['on'] else 'off'}", flush=True)
                 for hook in toggled:
-                    hook()
+                    hook(listening["on"])
 
         glfw.set_key_callback(window, on_key)
 
@@ -460,7 +460,7 @@ async def _view(args: argparse.Namespace) -> int:
 
 
 async def _start_microphone(
-    view: Any, stack: contextlib.ExitStack, listening: dict[str, bool], toggled: list[Callable[[], object]]
+    view: Any, stack: contextlib.ExitStack, listening: dict[str, bool], toggled: list[Callable[[bool], object]]
 ) -> asyncio.Task[None]:
     """The microphone through the real path: the built-in service, SDK mode, ``send()`` per chunk.
 
@@ -491,7 +491,13 @@ async def _start_microphone(
             counts["speaking"] = 0
             controller.volume = 1.0
 
-    toggled.append(lambda: loop.call_soon_threadsafe(end_utterance))
+    def on_toggle(on: bool) -> None:  # on the render thread
+        # Only turning it off ends the utterance: an end queued when it turns on could land after the
+        # first new chunk and split the new utterance in two.
+        if not on:
+            loop.call_soon_threadsafe(end_utterance)
+
+    toggled.append(on_toggle)
 
     async def stream() -> None:
         try:
