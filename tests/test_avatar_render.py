@@ -140,15 +140,19 @@ def test_view_transform_moves_and_scales_the_avatar(bundles, manager) -> None:
     assert not base[0, 0]  # transparent where nothing is drawn
 
 
-def test_edge_filter_runs_only_near_silhouettes_and_smooths_all_of_them(bundles, manager) -> None:
+@pytest.mark.parametrize("size", [256, 250])
+def test_edge_filter_runs_only_near_silhouettes_and_smooths_all_of_them(bundles, manager, size: int) -> None:
     """The edge filter covers the tiles a silhouette or border crosses, not the whole frame, yet
     softens the avatar's outline everywhere: on a transparent background every pixel on the hard
-    outline of the unfiltered frame has a partly covered pixel at most one step away."""
+    outline of the unfiltered frame has a partly covered pixel at most one step away. At 250 pixels
+    the last column and row of tiles stick out of the frame (the filter's tiles are 8 pixels), and
+    the avatar, moved up and right, crosses them."""
     avatar = manager.derive(bundles["default"])
-    size = 256
     frames, filtered = {}, {}
     for mode in ("none", "fxaa"):
         with still_view(avatar, size, antialias=mode, background=None) as view:
+            if size % 8:
+                view.set_transform(0.3, 0.2, 1.0)
             frames[mode] = render(view)[..., 3]
             filtered[mode] = view._call(lambda v=view: v._scene.renderer.filtered_pixels).result()
             view.check_gl_errors()

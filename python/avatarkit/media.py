@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import fractions
+import os
 import pathlib
 from collections.abc import Iterable
 from typing import Any, cast
@@ -106,6 +107,10 @@ class VideoWriter:
         self._video.pix_fmt = fmt.pixel_format
         if fmt.video_codec == "libx264":
             self._video.options = {"crf": "20", "preset": "veryfast"}
+            # Whole frames per thread (slices cost more CPU per frame), and on two cores or fewer one
+            # thread: rendering keeps those cores busy, and x264's threads only add their overhead.
+            self._video.thread_type = "FRAME"
+            self._video.thread_count = 1 if (os.cpu_count() or 1) <= 2 else 0
         elif fmt.video_codec == "libvpx-vp9":
             self._video.options = {"crf": "30", "b": "0", "deadline": "realtime", "cpu-used": "8"}
         elif fmt.video_codec == "prores_ks":

@@ -186,7 +186,7 @@ void main() { o_color = vec4(texture(u_tex, v_uv).rgb, 1.0); }
 // against a transparent background are smoothed too. On software rasterizers this costs a small
 // fraction of what MSAA does.
 const char* kFxaaVertex = R"(#version 330 core
-layout(location = 0) in vec2 a_position;  // the corners of the tiles to filter, in clip space
+layout(location = 0) in vec2 a_position;  // the centres of the tiles to filter, in clip space
 void main() { gl_Position = vec4(a_position, 0.0, 1.0); }
 )";
 
@@ -298,8 +298,8 @@ struct Renderer::Impl {
     Stats stats;
     std::array<Program, kVariants> programs{};  // compiled on first use by a material
     GLuint bg_program = 0, fxaa_program = 0, empty_vao = 0;
-    GLuint fxaa_vao = 0, fxaa_vbo = 0;  // the tiles to filter: two triangles per rectangle
-    std::vector<float> fxaa_quads;
+    GLuint fxaa_vao = 0, fxaa_vbo = 0;  // the tiles to filter: a square point per tile
+    std::vector<float> fxaa_points;
     std::vector<float> scratch_x, scratch_y;  // edge_rects(): vertices on screen
     std::vector<std::int8_t> scratch_facing;  // edge_rects(): which way each triangle faces
     GLint fxaa_texel_loc = -1;
@@ -588,15 +588,16 @@ struct Renderer::Impl {
         return view[2] * w[0] + view[6] * w[1] + view[10] * w[2] + view[14];  // z in view space
     }
 
-    // Where the edge filter has work: the tiles (16 pixels square) that a silhouette or a border
+    // Where the edge filter has work: the tiles (kTile pixels square) that a silhouette or a border
     // of a mesh crosses, found on the CPU from the vertices as drawn (an edge between a triangle
     // facing the eye and one facing away, or an edge with one triangle), plus every tile that an
     // alpha-tested or blended mesh covers (its edges are in the texture). Elsewhere the frame is
     // smooth shading inside a surface, or background: the filter would leave it as it is, and a
     // software rasterizer spends as much on such a pixel as on an edge. Rectangles as x, y, w, h
     // from the bottom left.
+    static constexpr int kTile = 8;  // edge_rects()' grid: the side of a tile, in pixels
+
     std::vector<std::array<int, 4>> edge_rects(const std::vector<const Mesh*>& drawn) {
-        constexpr int kTile = 16;
         constexpr float kPad = 2.0f;  // the filter changes pixels next to an edge, on both sides
         const int gw = (width + kTile - 1) / kTile, gh = (height + kTile - 1) / kTile;
         std::vector<std::uint8_t> grid(static_cast<std::size_t>(gw) * static_cast<std::size_t>(gh), 0);
@@ -1032,19 +1033,31 @@ void Renderer::render() {
         gl.Uniform2f(I.fxaa_texel_loc, 1.0f / static_cast<float>(I.width), 1.0f / static_cast<float>(I.height));
         gl.ActiveTexture(GL_TEXTURE0);
         gl.BindTexture(GL_TEXTURE_2D, I.post_color);
-        // One draw for all the rectangles (a draw per rectangle costs more than the pixels it saves).
-        auto& q = I.fxaa_quads;
+        // One draw for all the tiles (a draw per rectangle costs more than the pixels it saves), each
+        // a square point a tile wide. Points, not two triangles per rectangle: a software rasterizer
+        // shades pixels in 4x4 blocks, and shades twice every block that a quad's diagonal cuts.
+        // A tile sticking out of the frame moves back inside it (a point whose centre is outside
+        // the frame is dropped whole); filtering a pixel twice writes the same value.
+        auto& q = I.fxaa_points;
         q.clear();
         const float sx = 2.0f / static_cast<float>(I.width), sy = 2.0f / static_cast<float>(I.height);
+        constexpr float kHalf = 0.5f * Impl::kTile;
+        const float max_x = I.width >= Impl::kTile ? static_cast<float>(I.width) - kHalf : 0.5f * static_cast<float>(I.width);
+        const float max_y = I.height >= Impl::kTile ? static_cast<float>(I.height) - kHalf : 0.5f * static_cast<float>(I.height);
         for (const auto& r : rects) {
-            const float x0 = static_cast<float>(r[0]) * sx - 1.0f, x1 = static_cast<float>(r[0] + r[2]) * sx - 1.0f;
-            const float y0 = static_cast<float>(r[1]) * sy - 1.0f, y1 = static_cast<float>(r[1] + r[3]) * sy - 1.0f;
-            q.insert(q.end(), {x0, y0, x1, y0, x1, y1, x0, y0, x1, y1, x0, y1});
+            for (int y = r[1]; y < r[1] + r[3]; y += Impl::kTile) {
+                for (int x = r[0]; x < r[0] + r[2]; x += Impl::kTile) {
+                    const float cx = std::min(static_cast<float>(x) + kHalf, max_x);
+                    const float cy = std::min(static_cast<float>(y) + kHalf, max_y);
+                    q.insert(q.end(), {cx * sx - 1.0f, cy * sy - 1.0f});
+                }
+            }
         }
+        gl.PointSize(static_cast<float>(Impl::kTile));
         gl.BindVertexArray(I.fxaa_vao);
         gl.BindBuffer(GL_ARRAY_BUFFER, I.fxaa_vbo);
         gl.BufferData(GL_ARRAY_BUFFER, static_cast<GLsizeiptr>(q.size() * sizeof(float)), q.data(), GL_STREAM_DRAW);
-        if (!q.empty()) gl.DrawArrays(GL_TRIANGLES, 0, static_cast<GLsizei>(q.size() / 2));
+        if (!q.empty()) gl.DrawArrays(GL_POINTS, 0, static_cast<GLsizei>(q.size() / 2));
         I.filtered_pixels = 0;
         for (const auto& r : rects) I.filtered_pixels += static_cast<std::int64_t>(r[2]) * r[3];
         gl.BindVertexArray(0);
