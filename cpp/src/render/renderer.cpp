@@ -17,10 +17,17 @@ namespace {
 // Shading is split for speed on software rasterizers (llvmpipe runs every fragment instruction on
 // the CPU): the soft terms (wrapped key and fill diffuse, hemisphere ambient, rim, the Fresnel
 // weight and the key light's n.l) are computed per vertex, where the meshes are dense enough for
-// them; only what must be sharp (the key light's specular lobe, normal-mapped detail) per pixel.
-// The fragment shader is compiled in variants (textures present, alpha mask) rather than
-// branching on uniforms: a software rasterizer executes both sides of a branch.
-const char* kMeshVertex = R"(#version 330 core
+// them; only what must be sharp (the key light's specular lobe of a glossy material,
+// normal-mapped detail) per pixel. A rough dielectric's lobe is broad (Blinn-Phong exponent up
+// to kVertexSpecularMax: half its peak 13 degrees and more off the half vector), so it is computed
+// per vertex too and its fragments interpolate half as many values: llvmpipe spends about as much
+// on interpolating a value per pixel as on the arithmetic that made it. That is 9 % of a frame of
+// the sample avatar (skin and cloth). Hair (roughness 0.5, exponent 30) stays per pixel: the
+// highlight along a rolled fringe, a few vertices across, is lost between vertices.
+// The shaders are compiled in variants (textures present, alpha mask, specular per vertex) rather
+// than branching on uniforms: a software rasterizer executes both sides of a branch.
+// kMeshVertex and kMeshFragment follow a "#version" line and the variant's #defines.
+const char* kMeshVertex = R"(
 layout(location = 0) in vec3 a_position;
 layout(location = 1) in vec3 a_normal;
 layout(location = 2) in vec2 a_uv;
@@ -36,9 +43,14 @@ out vec3 v_world;
 out vec3 v_normal;
 out vec2 v_uv;
 out vec3 v_light;  // diffuse light / pi plus rim: the fragment shader multiplies it by the albedo
-out vec3 v_add;    // the rim's specular part, added as it is
+out vec3 v_add;    // the rim's specular part (and with VERTEX_SPEC the key's), added as it is
+#ifdef VERTEX_SPEC
+uniform float u_shininess;
+uniform float u_spec_norm;
+#else
 out vec3 v_half;   // half vector of the key light and the view direction
 out vec2 v_spec;   // x: Schlick's Fresnel weight, y: the key light's n.l
+#endif
 const float INV_PI = 0.31830989;
 const vec3 KEY_DIR = vec3(-0.4927, 0.5474, 0.6761);
 const vec3 KEY = vec3(2.3, 2.15, 2.0);
@@ -65,8 +77,16 @@ void main() {
     v_light = diffuse * INV_PI + rim;
     v_add = rim * u_f0;
     vec3 h = normalize(KEY_DIR + v);
+    float schlick = exp2(-8.65 * max(dot(v, h), 0.0));
+#ifdef VERTEX_SPEC
+    // The fragment shader's specular term (normalized Blinn-Phong, Schlick's Fresnel), here.
+    vec3 fresnel = u_f0 + (1.0 - u_f0) * schlick;
+    float lobe = u_spec_norm * exp2(u_shininess * log2(max(dot(n, h), 1e-4))) * max(key_raw, 0.0);
+    v_add += fresnel * lobe * KEY;
+#else
     v_half = h;
-    v_spec = vec2(exp2(-8.65 * max(dot(v, h), 0.0)), max(key_raw, 0.0));
+    v_spec = vec2(schlick, max(key_raw, 0.0));
+#endif
     vec4 clip = u_proj * u_view * world;
     clip.xy = clip.xy * u_content.z + u_content.xy * clip.w;
     gl_Position = clip;
@@ -81,8 +101,10 @@ in vec3 v_normal;
 in vec2 v_uv;
 in vec3 v_light;
 in vec3 v_add;
+#ifndef VERTEX_SPEC
 in vec3 v_half;
 in vec2 v_spec;
+#endif
 uniform vec4 u_base_color;
 uniform sampler2D u_base_tex;
 uniform sampler2D u_normal_tex;
@@ -128,8 +150,11 @@ void main() {
 #else
     alpha = u_alpha_mode == 0 ? 1.0 : alpha;
 #endif
-    vec3 n = gl_FrontFacing ? v_normal : -v_normal;
     vec3 light = v_light;
+#ifdef VERTEX_SPEC
+    vec3 color = base.rgb * light + v_add;  // a dielectric: the albedo is the base colour
+#else
+    vec3 n = gl_FrontFacing ? v_normal : -v_normal;
     float ndl = v_spec.y;
 #ifdef NORMAL_TEX
     // Normal-mapped detail: redo the key light's diffuse and n.l with the perturbed normal.
@@ -149,6 +174,7 @@ void main() {
     vec3 fresnel = f0 + (1.0 - f0) * v_spec.x;
     vec3 spec = fresnel * (u_spec_norm * exp2(u_shininess * log2(max(ndh, 1e-4))) * ndl);
     vec3 color = albedo * light + spec * KEY + v_add;
+#endif
 #ifdef EMISSIVE_TEX
     color += u_emissive * texture(u_emissive_tex, v_uv).rgb;
 #else
@@ -268,7 +294,22 @@ struct Uniforms {
 };
 
 // A fragment shader variant: which textures the material has, and whether it discards.
-enum VariantBits : unsigned { kMaskBit = 1, kBaseTexBit = 2, kNormalTexBit = 4, kEmissiveTexBit = 8, kVariants = 16 };
+enum VariantBits : unsigned {
+    kMaskBit = 1,
+    kBaseTexBit = 2,
+    kNormalTexBit = 4,
+    kEmissiveTexBit = 8,
+    kVertexSpecBit = 16,
+    kVariants = 32
+};
+// The highest Blinn-Phong exponent whose lobe is shaded per vertex (roughness 0.52 and up).
+constexpr float kVertexSpecularMax = 25.0f;
+
+// Normalized Blinn-Phong with the exponent matched to the roughness (alpha = roughness^2).
+float shininess_of(const MaterialDesc& mat) {
+    const float rough = std::clamp(mat.roughness, 0.08f, 1.0f);
+    return 2.0f / (rough * rough * rough * rough) - 2.0f;
+}
 
 struct Program {
     GLuint id = 0;
@@ -514,20 +555,24 @@ struct Renderer::Impl {
     }
 
     static unsigned variant(const MaterialDesc& mat) {
+        // Per-vertex specular needs a dielectric (a metal's reflectance is its textured colour)
+        // without a normal map (whose detail is per pixel).
+        const bool vertex_spec = mat.metallic <= 0.0f && mat.normal_texture < 0 && shininess_of(mat) <= kVertexSpecularMax;
         return (mat.alpha_mode == AlphaMode::kMask ? kMaskBit : 0u) | (mat.base_color_texture >= 0 ? kBaseTexBit : 0u) |
-               (mat.normal_texture >= 0 ? kNormalTexBit : 0u) | (mat.emissive_texture >= 0 ? kEmissiveTexBit : 0u);
+               (mat.normal_texture >= 0 ? kNormalTexBit : 0u) | (mat.emissive_texture >= 0 ? kEmissiveTexBit : 0u) |
+               (vertex_spec ? kVertexSpecBit : 0u);
     }
 
     const Program& program_for(unsigned bits) {
         Program& program = programs[bits];
         if (program.id) return program;
-        std::string fragment = "#version 330 core\n";
-        if (bits & kMaskBit) fragment += "#define ALPHA_MASK 1\n";
-        if (bits & kBaseTexBit) fragment += "#define BASE_TEX 1\n";
-        if (bits & kNormalTexBit) fragment += "#define NORMAL_TEX 1\n";
-        if (bits & kEmissiveTexBit) fragment += "#define EMISSIVE_TEX 1\n";
-        fragment += kMeshFragment;
-        program.id = link(kMeshVertex, fragment.c_str());
+        std::string defines = "#version 330 core\n";
+        if (bits & kMaskBit) defines += "#define ALPHA_MASK 1\n";
+        if (bits & kBaseTexBit) defines += "#define BASE_TEX 1\n";
+        if (bits & kNormalTexBit) defines += "#define NORMAL_TEX 1\n";
+        if (bits & kEmissiveTexBit) defines += "#define EMISSIVE_TEX 1\n";
+        if (bits & kVertexSpecBit) defines += "#define VERTEX_SPEC 1\n";
+        program.id = link((defines + kMeshVertex).c_str(), (defines + kMeshFragment).c_str());
         auto loc = [&](const char* name) { return gl.GetUniformLocation(program.id, name); };
         program.u = Uniforms{loc("u_model"), loc("u_view"), loc("u_proj"), loc("u_normal_matrix"), loc("u_content"),
                              loc("u_base_color"), loc("u_base_tex"), loc("u_normal_tex"), loc("u_normal_scale"),
@@ -563,9 +608,7 @@ struct Renderer::Impl {
         gl.Uniform1f(u.normal_scale, mat.normal_scale);
         gl.Uniform3fv(u.emissive, 1, mat.emissive);
         gl.Uniform1f(u.metallic, mat.metallic);
-        // Normalized Blinn-Phong with the exponent matched to the roughness (alpha = roughness^2).
-        const float rough = std::clamp(mat.roughness, 0.08f, 1.0f);
-        const float shininess = 2.0f / (rough * rough * rough * rough) - 2.0f;
+        const float shininess = shininess_of(mat);
         gl.Uniform1f(u.shininess, shininess);
         gl.Uniform1f(u.spec_norm, (shininess + 8.0f) * 0.125f * 0.31830989f);
         float f0[3];
