@@ -8,7 +8,6 @@ the audio that plays during it, so picture and sound are in sync to the frame.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import pathlib
 import time
 from collections.abc import Callable
@@ -110,9 +109,6 @@ def render_video(
     encode = 0.0
     # Audio by sample counts so rounding never drifts: frame k carries samples [k*sr/fps, (k+1)*sr/fps).
     padded = np.concatenate([np.zeros(round(LEAD_IN * sample_rate), np.int16), pcm])
-    # The objects alive now (the app's, the libraries') live through the render: set them aside from
-    # the garbage collector meanwhile. Its full passes over them cost about 6 % of each frame's CPU.
-    gc.freeze()
     try:
         # Working ahead on two GL contexts: they draw the next frames while this thread encodes.
         frames = view.render_frames_sync((start - LEAD_IN + k / fps for k in range(count)), lanes=lanes)
@@ -130,7 +126,6 @@ def render_video(
             if on_frame is not None:
                 on_frame(k + 1, count)
     finally:
-        gc.unfreeze()
         if writer is not None:
             e0 = time.perf_counter()
             writer.close()
