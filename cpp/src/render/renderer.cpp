@@ -1118,6 +1118,14 @@ void copy_out(const std::uint8_t* src, std::uint8_t* out, int width, int height)
     for (int y = 0; y < height; ++y) {
         const std::uint8_t* s = src + static_cast<std::size_t>(height - 1 - y) * row;
         std::uint8_t* d = out + static_cast<std::size_t>(y) * row;
+        // An opaque row (every row, on a solid background) is a plain copy: find out with one
+        // vectorizable AND over its alpha bytes, then copy it whole.
+        std::uint8_t alpha = 255;
+        for (std::size_t x = 3; x < row; x += 4) alpha &= s[x];
+        if (alpha == 255) {
+            std::memcpy(d, s, row);
+            continue;
+        }
         for (std::size_t x = 0; x < row; x += 4) {
             const unsigned a = s[x + 3];
             if (a == 255 || a == 0) {
