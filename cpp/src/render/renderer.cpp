@@ -293,7 +293,8 @@ struct Uniforms {
         emissive, metallic, shininess, spec_norm, f0, subsurface, alpha_mode, alpha_cutoff, eye;
 };
 
-// A fragment shader variant: which textures the material has, and whether it discards.
+// A shader variant: which textures the material has, whether it discards, and whether its
+// specular lobe is shaded per vertex.
 enum VariantBits : unsigned {
     kMaskBit = 1,
     kBaseTexBit = 2,
