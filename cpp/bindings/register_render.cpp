@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "avatarkit/renderer.hpp"
+#include "avatarkit/yuv.hpp"
 
 namespace py = pybind11;
 using namespace avatarkit;
@@ -38,9 +39,32 @@ void check_image(const Array<std::uint8_t>& img, const char* name) {
     if (img.ndim() != 3 || img.shape(2) != 4) throw render::RenderError(std::string(name) + " must be (height, width, 4) uint8");
 }
 
+// A writable uint8 plane of exactly rows x cols whose samples are adjacent (rows may be padded).
+render::Plane out_plane(py::array& a, py::ssize_t rows, py::ssize_t cols, const char* name) {
+    if (!a.dtype().is(py::dtype::of<std::uint8_t>()) || a.ndim() != 2 || a.shape(0) != rows || a.shape(1) != cols ||
+        (cols > 1 && a.strides(1) != 1) || a.strides(0) < cols || !a.writeable())
+        throw py::value_error(std::string(name) + " must be a writable uint8 array of shape (" + std::to_string(rows) +
+                              ", " + std::to_string(cols) + ") with adjacent samples in each row");
+    return {static_cast<std::uint8_t*>(a.mutable_data()), a.strides(0)};
+}
+
 }  // namespace
 
 void register_render(py::module_& m) {
+    m.def("rgba_to_i420", [](const Array<std::uint8_t>& rgba, py::array y, py::array u, py::array v) {
+        check_image(rgba, "rgba");
+        const py::ssize_t h = rgba.shape(0), w = rgba.shape(1);
+        if (h > (1 << 20) || w > (1 << 20)) throw py::value_error("rgba is larger than 2^20 pixels on a side");
+        const render::Plane py_ = out_plane(y, h, w, "y"), pu = out_plane(u, (h + 1) / 2, (w + 1) / 2, "u"),
+                            pv = out_plane(v, (h + 1) / 2, (w + 1) / 2, "v");
+        const std::uint8_t* src = rgba.data();
+        py::gil_scoped_release release;
+        render::rgba_to_i420(src, w * 4, static_cast<int>(w), static_cast<int>(h), py_, pu, pv);
+    }, py::arg("rgba"), py::arg("y"), py::arg("u"), py::arg("v"),
+    "Convert a straight-alpha RGBA frame (uint8 (height, width, 4)) to planar YUV 4:2:0 in place: "
+    "BT.601 limited range, as swscale's yuv420p, each chroma sample the mean of its 2x2 pixels, pixels "
+    "that are not opaque composited over black. ``y`` is (height, width); ``u`` and ``v`` are "
+    "(ceil(height / 2), ceil(width / 2)); rows may be padded (PyAV's planes are). Without the GIL.");
     py::register_exception<render::RenderError>(m, "RenderError", PyExc_RuntimeError);
     m.attr("RenderError").attr("__doc__") = "A GL call failed or the renderer was used wrongly (closed, bad ids, bad sizes).";
 
@@ -175,7 +199,7 @@ void register_render(py::module_& m) {
         .def_property_readonly("fxaa", [](PyRenderer& self) { return self.get().fxaa(); },
                                "Whether the post-process edge filter runs.")
         .def_property_readonly("filtered_pixels", [](PyRenderer& self) { return self.get().filtered_pixels(); },
-                               "Pixels the edge filter covered in the last frame: the 16-pixel tiles that a "
+                               "Pixels the edge filter covered in the last frame: the 8-pixel tiles that a "
                                "silhouette or a mesh border crosses, and those under alpha-tested or blended "
                                "meshes (0 without the filter).")
         .def_property_readonly("software", [](PyRenderer& self) { return self.get().software(); },

@@ -12,6 +12,7 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
+from ._core.render import rgba_to_i420
 from .errors import AvatarError, AvatarErrorCode
 
 I16 = npt.NDArray[np.int16]
@@ -19,6 +20,12 @@ U8 = npt.NDArray[np.uint8]
 
 #: Where the demo's speech sample lives (made by scripts/make_demo_speech.py).
 DEMO_SPEECH = pathlib.Path(__file__).parent / "data" / "demo_speech.ogg"
+
+
+def _plane_array(plane: Any) -> U8:
+    """A PyAV plane as a writable ``(height, width)`` uint8 array over its memory (rows may be padded)."""
+    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+    return rows[:, : plane.width]
 
 
 def decode_audio(path: str | pathlib.Path, sample_rate: int = 16000, *, raw_rate: int | None = None) -> I16:
@@ -103,6 +110,7 @@ class VideoWriter:
         # PyAV's stubs type streams as a union; these are always the kinds made here.
         self._container: Any = av.open(str(self.path), "w", format=fmt.container)
         self._video: Any = cast(Any, self._container.add_stream(fmt.video_codec, rate=self.fps))
+        self.width, self.height = width, height
         self._video.width, self._video.height = width, height
         self._video.pix_fmt = fmt.pixel_format
         if fmt.video_codec == "libx264":
@@ -127,15 +135,18 @@ class VideoWriter:
         import av
 
         rgba = np.ascontiguousarray(image)
-        if not self.format.alpha and rgba[..., 3].min() < 255:
-            # Composite over black where the frame is not opaque (H.264 has no alpha), touching only
-            # those pixels: an opaque frame, the usual case, goes to the encoder as it is.
-            rgba = rgba.copy()
-            seen = rgba[..., 3] < 255
-            pixels = rgba[seen].astype(np.uint16)
-            pixels[:, :3] = pixels[:, :3] * pixels[:, 3:4] // 255
-            rgba[seen] = pixels.astype(np.uint8)
-        frame = av.VideoFrame.from_ndarray(rgba, format="rgba")
+        if rgba.shape != (self.height, self.width, 4) or rgba.dtype != np.uint8:
+            raise AvatarError(
+                AvatarErrorCode.INVALID_ARGUMENT,
+                f"a frame must be uint8 ({self.height}, {self.width}, 4), not {rgba.dtype} {rgba.shape}",
+            )
+        if self.format.pixel_format == "yuv420p":
+            # Converted here, straight into the frame's planes (composited over black where a pixel
+            # is not opaque): one pass in C++ instead of swscale's, about 4x less CPU per frame.
+            frame = av.VideoFrame(self.width, self.height, "yuv420p")
+            rgba_to_i420(rgba, *(_plane_array(plane) for plane in frame.planes))
+        else:
+            frame = av.VideoFrame.from_ndarray(rgba, format="rgba")
         frame.pts = self._frames
         frame.time_base = 1 / self.fps
         for packet in self._video.encode(frame):

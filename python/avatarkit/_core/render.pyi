@@ -203,7 +203,7 @@ class Renderer:
     @property
     def filtered_pixels(self) -> int:
         """
-        Pixels the edge filter covered in the last frame: the 16-pixel tiles that a silhouette or a mesh border crosses, and those under alpha-tested or blended meshes (0 without the filter).
+        Pixels the edge filter covered in the last frame: the 8-pixel tiles that a silhouette or a mesh border crosses, and those under alpha-tested or blended meshes (0 without the filter).
         """
     @property
     def fxaa(self) -> bool:
@@ -240,3 +240,13 @@ class Renderer:
         """
         Frame width in pixels.
         """
+
+def rgba_to_i420(
+    rgba: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8],
+    y: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]],
+    u: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]],
+    v: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]],
+) -> None:
+    """
+    Convert a straight-alpha RGBA frame (uint8 (height, width, 4)) to planar YUV 4:2:0 in place: BT.601 limited range, as swscale's yuv420p, each chroma sample the mean of its 2x2 pixels, pixels that are not opaque composited over black. ``y`` is (height, width); ``u`` and ``v`` are (ceil(height / 2), ceil(width / 2)); rows may be padded (PyAV's planes are). Without the GIL.
+    """
