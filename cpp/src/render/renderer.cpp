@@ -1037,8 +1037,6 @@ void Renderer::render() {
     gl.CullFace(GL_BACK);
     gl.FrontFace(GL_CCW);
     I.current = nullptr;  // camera uniforms are set again on first use of each program
-    gl.Enable(GL_BLEND);
-    gl.BlendFuncSeparate(GL_SRC_ALPHA, GL_ONE_MINUS_SRC_ALPHA, GL_ONE, GL_ONE_MINUS_SRC_ALPHA);
     std::vector<const Mesh*> opaque, blended;
     for (const Mesh& mesh : I.meshes) {
         if (!mesh.vao || !mesh.visible) continue;
@@ -1047,9 +1045,14 @@ void Renderer::render() {
     }
     // Opaque meshes near to far, so the depth test rejects hidden pixels before they are shaded.
     std::sort(opaque.begin(), opaque.end(), [&](const Mesh* a, const Mesh* b) { return I.view_depth(*a) > I.view_depth(*b); });
+    // Without blending: opaque and alpha-tested meshes write alpha 1, so blending would give the
+    // same pixels, and a software rasterizer would read and mix the colour buffer for every one.
+    gl.Disable(GL_BLEND);
     for (const Mesh* mesh : opaque) I.draw_mesh(*mesh);
     // Blended meshes far to near (view-space z grows towards the camera).
     std::sort(blended.begin(), blended.end(), [&](const Mesh* a, const Mesh* b) { return I.view_depth(*a) < I.view_depth(*b); });
+    gl.Enable(GL_BLEND);
+    gl.BlendFuncSeparate(GL_SRC_ALPHA, GL_ONE_MINUS_SRC_ALPHA, GL_ONE, GL_ONE_MINUS_SRC_ALPHA);
     gl.DepthMask(GL_FALSE);
     for (const Mesh* mesh : blended) I.draw_mesh(*mesh);
     gl.DepthMask(GL_TRUE);
