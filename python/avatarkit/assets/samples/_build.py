@@ -26,7 +26,7 @@ from ._characters import Character
 from ._geometry import F64, MeshData
 from ._gltf import GltfBuilder
 from ._head import Landmarks, build_head, landmarks
-from ._parts import brows, ears, eyeball, hair, neck, teeth, tongue, torso
+from ._parts import brows, drop_hidden_scalp, ears, eyeball, hair, neck, teeth, tongue, torso
 from ._rig import EYE_LOOK_DOWN, EYE_LOOK_SIDE, EYE_LOOK_UP, JAW_OPEN_ANGLE, FaceRig
 from ._targets import TARGET_NAMES, face_delta, head_targets, lid_edges, rigid_jaw_targets, tongue_targets
 from ._textures import cloth_texture, eye_texture, hair_texture, head_texture
@@ -89,12 +89,18 @@ def _local(mesh: MeshData, offset: F64) -> MeshData:
     return mesh
 
 
-def build_glb(ch: Character) -> bytes:
-    """Build the character's GLB bytes (deterministic)."""
+def build_glb(ch: Character, *, hidden_scalp: bool = False) -> bytes:
+    """Build the character's GLB bytes (deterministic).
+
+    ``hidden_scalp`` keeps the skin the hair shell hides from every viewpoint (the shipped avatars
+    leave it out; a test renders both and finds no pixel of difference).
+    """
     lm = landmarks(ch)
     rig = FaceRig(lm)
     head = build_head(ch, lm)
     head.mesh.targets = head_targets(head, rig)
+    if not hidden_scalp:
+        drop_hidden_scalp(head, ch, lm)
     b = GltfBuilder()
     centre = lm.centre
 

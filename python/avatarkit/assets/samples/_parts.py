@@ -19,7 +19,7 @@ from ._geometry import (
     smoothstep,
     uv_sphere,
 )
-from ._head import FaceVerts, Landmarks, _lid_opening, cast, directions, eyelid_wrap, welded_normals
+from ._head import FaceVerts, Head, Landmarks, _lid_opening, cast, directions, eyelid_wrap, welded_normals
 
 
 def _orient_outward(mesh: MeshData, centre: F64) -> MeshData:
@@ -279,6 +279,10 @@ def _hair_style(ch: Character, lm: Landmarks, phi: F64, theta: F64) -> tuple[F64
     return np.asarray(edge, np.float64), np.asarray(thick, np.float64)
 
 
+#: The hair shell's inner surface climbs from the edge this share of the way to the crown.
+HAIR_INNER_REACH = 0.45
+
+
 def hair(ch: Character, lm: Landmarks) -> MeshData:
     """A sculpted hair shell: outer surface, a rolled edge and an inner surface back into the scalp."""
     cols = 64
@@ -294,12 +298,16 @@ def hair(ch: Character, lm: Landmarks) -> MeshData:
     outer = d_out * r_out[..., None]
     # Inner surface (going back up, inside the head where the hair lies on the scalp).
     s_in = np.linspace(0.0, 1.0, n_in)
-    th_in = edge[None, :] + s_in[:, None] * 0.45 * (np.pi / 2 - edge[None, :])
+    th_in = edge[None, :] + s_in[:, None] * HAIR_INNER_REACH * (np.pi / 2 - edge[None, :])
     ph_in = np.broadcast_to(phi, th_in.shape)
     d_in = directions(ph_in, th_in)
     r_head = cast(ch, d_in.reshape(-1, 3)).reshape(th_in.shape)
     r_o = _hair_radius(ch, lm, ph_in, th_in)
-    r_in = np.maximum(r_head - 0.0025, r_o - 0.013)
+    # Under a curtain that hangs away from the head the inner surface hangs with it; its top row goes
+    # into the scalp, so the shell and the skin below its top close off the skin above (see
+    # drop_hidden_scalp).
+    tuck = (s_in**2)[:, None]
+    r_in = (1.0 - tuck) * np.maximum(r_head - 0.0025, r_o - 0.013) + tuck * (r_head - 0.0025)
     inner = d_in * r_in[..., None]
     # Rolled edge joining them.
     e_out, e_in = outer[-1], inner[0]
@@ -321,6 +329,28 @@ def hair(ch: Character, lm: Landmarks) -> MeshData:
     uv = np.stack(np.broadcast_arrays((phi[None, :] / (2 * np.pi) + 0.5) * 3.0, v[:, None]), -1)
     mesh = _periodic_grid(pts, uv)
     return drop_degenerate(mesh)
+
+
+# How far above the top of the hair's inner surface (radians of elevation) the scalp counts as hidden.
+SCALP_MARGIN = 0.08
+
+
+def drop_hidden_scalp(head: Head, ch: Character, lm: Landmarks) -> int:
+    """Remove the head triangles the hair shell hides from every viewpoint; returns how many.
+
+    The outer surface, the rolled rim, the inner surface and the skin up to where that surface sinks
+    into the scalp enclose the skin above it, so that skin is never seen from anywhere, yet a software
+    rasterizer pays for every one of its triangles. The vertices stay (morph targets index them); only their
+    triangles go.
+    """
+    edge, _ = _hair_style(ch, lm, head.verts.phi, np.zeros_like(head.verts.phi))
+    # Above where the shell's inner surface meets the scalp (its top row, as hair() builds it).
+    top = edge + HAIR_INNER_REACH * (np.pi / 2 - edge)
+    hidden = head.verts.theta > top + SCALP_MARGIN
+    tris = head.mesh.triangles
+    keep = ~hidden[tris].all(axis=1)
+    head.mesh.triangles = np.ascontiguousarray(tris[keep], np.int32)
+    return int((~keep).sum())
 
 
 def _hair_radius(ch: Character, lm: Landmarks, phi: F64, theta: F64) -> F64:
