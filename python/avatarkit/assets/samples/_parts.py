@@ -340,8 +340,8 @@ def drop_hidden_scalp(head: Head, ch: Character, lm: Landmarks) -> int:
 
     The outer surface, the rolled rim, the inner surface and the skin up to where that surface sinks
     into the scalp enclose the skin above it, so that skin is never seen from anywhere, yet a software
-    rasterizer pays for every one of its triangles. The vertices stay (morph targets index them); only their
-    triangles go.
+    rasterizer pays for every one of its triangles. The vertices stay (morph targets index them);
+    only their triangles go.
     """
     edge, _ = _hair_style(ch, lm, head.verts.phi, np.zeros_like(head.verts.phi))
     # Above where the shell's inner surface meets the scalp (its top row, as hair() builds it).
