@@ -114,60 +114,18 @@ def test_bad_input_is_refused() -> None:
         session.push(b"\x00\x01\x02")  # an odd byte count is not PCM16
 
 
-# The face reads loudness around a frame only as far as its look-ahead guarantees, so a short
-# look-ahead (no smoothing after the frame) is as deterministic as the default.
-@pytest.mark.parametrize(
-    "options",
-    [{}, {"smoothing_ahead": 0}, {"smoothing": 0, "smoothing_ahead": 0}, {"low_latency": True}],
-    ids=["default", "no-smoothing-ahead", "no-smoothing", "low-latency"],
-)
-def test_deterministic_whatever_the_chunking(options: dict[str, int]) -> None:
-    audio = noise(3.0, 22050, seed=3)
-    whole = run(audio, 22050, **options)
-    rng = np.random.default_rng(0)
-    sizes = list(rng.integers(1, 2000, 200))
-    chunks, left = [], len(audio)
-    for n in sizes:
-        if left == 0:
-            break
-        chunks.append(min(int(n), left))
-        left -= chunks[-1]
-    if left:
-        chunks.append(left)
-    np.testing.assert_array_equal(whole, run(audio, 22050, chunks, **options))
-    np.testing.assert_array_equal(whole, run(audio, 22050, [1] * len(audio), **options))
-
-
-@pytest.mark.parametrize(
-    ("rate", "options", "lookahead"),
-    [
-        (8000, {}, 80.0),
-        (22050, {}, 80.0),
-        (48000, {}, 80.0),
-        (16000, {"smoothing_ahead": 0}, 60.0),
-        (44100, {"smoothing_ahead": 1}, 70.0),
-        (16000, {"low_latency": True}, 0.0),
-        (48000, {"low_latency": True}, 0.0),
-        (8000, {"low_latency": True, "smoothing_ahead": 1}, 10.0),
-    ],
-)
-def test_lookahead_bound(rate: int, options: dict[str, int], lookahead: float) -> None:
-    session = EngineSession(rate, **options)
-    assert session.lookahead_ms == lookahead
-    audio = noise(2.0, rate)
-    step = rate // 1000  # 1 ms pieces
-    frame = rate / 25
-    got = 0
-    for at in range(0, len(audio), step):
-        received = min(at + step, len(audio))
-        out = session.push(audio[at:received])
-        for k in range(got, got + len(out)):
-            late_ms = (received - (k + 1) * frame) / rate * 1000
-            assert late_ms <= session.lookahead_ms + 1.0 + 1e-6, f"frame {k} came {late_ms:.1f} ms after its end"
-        got += len(out)
-        # Frame `got` may not be ready yet only if its look-ahead audio has not arrived.
-        assert received < (got + 1) * frame + session.lookahead_ms * rate / 1000 + step
-    assert got + len(session.flush()) == math.ceil(len(audio) / frame)
+def test_stereo_is_refused_not_flattened() -> None:
+    """A 2-D array (stereo) is an error, never reinterpreted as mono of twice the length."""
+    session = EngineSession(16000)
+    stereo = np.zeros((1600, 2), np.int16)
+    with pytest.raises(ValueError, match="mono"):
+        session.push(stereo)
+    with pytest.raises(ValueError, match="mono"):
+        session.push(np.zeros((1, 1600), np.int16))
+    assert session.frames_emitted == 0
+    # The refused push left nothing behind: 0.2 s of mono still gives exactly 5 frames.
+    out = np.concatenate([session.push(np.zeros(3200, np.int16)), session.flush()])
+    assert out.shape == (5, len(CANONICAL_NAMES))
 
 
 # ------------------------------------------------------------------------------------------ the face

@@ -114,17 +114,26 @@ class EngineSession:
         return int(self._session.frames_emitted)
 
     def push(self, pcm: bytes | bytearray | memoryview | npt.NDArray[np.int16]) -> F32:
-        """Add PCM16 mono samples (little-endian bytes or int16); returns the frames that became complete.
+        """Add PCM16 mono samples (little-endian bytes or a 1-D int16 array); returns the frames that became complete.
 
-        The result is ``n x len(channels)`` float32, possibly with ``n == 0``.
+        The result is ``n x len(channels)`` float32, possibly with ``n == 0``. Multi-channel audio
+        (a 2-D array, e.g. stereo) is refused with ``ValueError``, never reinterpreted as longer
+        mono: mix it down first (for example ``pcm.mean(axis=1).astype(np.int16)``).
         """
         if isinstance(pcm, bytes | bytearray | memoryview):
+            if len(pcm) % 2:
+                raise ValueError("PCM16 audio needs an even number of bytes")
             samples = np.frombuffer(pcm, "<i2")
         else:
             samples = np.asarray(pcm)
             if samples.dtype != np.int16:
                 raise ValueError("pcm must be 16-bit signed samples")
-        return np.asarray(self._session.push(samples.reshape(-1)), np.float32)
+            if samples.ndim != 1:
+                raise ValueError(
+                    f"pcm must be mono: a 1-D array of samples, not an array of shape {samples.shape}; "
+                    "mix multi-channel audio down first"
+                )
+        return np.asarray(self._session.push(samples), np.float32)
 
     def flush(self) -> F32:
         """End of the request: the remaining frames, so the total is ``ceil(duration / 0.04)``."""

@@ -31,6 +31,9 @@ def _plane_array(plane: Any) -> U8:
 def decode_audio(path: str | pathlib.Path, sample_rate: int = 16000, *, raw_rate: int | None = None) -> I16:
     """Decode a speech file (wav, mp3, ogg, flac, ... or raw PCM16 with ``raw_rate``) to mono int16.
 
+    A file with several channels (stereo, 5.1) is mixed down to mono on purpose, by FFmpeg's
+    channel-layout downmix, and resampled to ``sample_rate``; raw PCM is read as mono.
+
     Raises:
         AvatarError: ``invalidArgument`` when the file is missing or not decodable audio.
     """
