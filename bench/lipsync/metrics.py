@@ -104,6 +104,20 @@ class Tally:
         np.add.at(self.confusion, (truth[:n], pred[:n]), 1)
         self.utterances += 1
 
+    def merge(self, other: Tally) -> None:
+        """Add another tally's utterances to this one (pooled figures)."""
+        self.hits += other.hits
+        self.frames += other.frames
+        self.closures_found += other.closures_found
+        self.closures_total += other.closures_total
+        self.jaw += other.jaw
+        self.openness += other.openness
+        self.per_utterance_r += other.per_utterance_r
+        self.confusion += other.confusion
+        self.audio_seconds += other.audio_seconds
+        self.compute_seconds += other.compute_seconds
+        self.utterances += other.utterances
+
     @property
     def accuracy(self) -> float:
         """Viseme accuracy with a one-frame tolerance."""

