@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import math
 import os
@@ -30,6 +31,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 # One BLAS thread: the small matrices here gain nothing from threads, and on a shared machine
 # threads that spin while waiting for a core make training several times slower.
@@ -38,12 +40,14 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 import numpy.typing as npt
 from scipy import signal
+from tqdm import tqdm
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from lipsync import corpus, dataset  # noqa: E402
+from lipsync import corpus, dataset, neural, sounds  # noqa: E402
 from lipsync.dataset import Labelled  # noqa: E402
+from lipsync.synth import Flite  # noqa: E402
 from lipsync.visemes import PP, SIL, VISEMES, Segment, label_grid  # noqa: E402
 
 from avatarkit._core import engine  # noqa: E402
@@ -64,9 +68,12 @@ class Config:
     espeak: int = 1600
     festival: int = 700  # per English training voice
     foreign: int = 250  # per non-English training voice (skipped when not installed)
+    flite: int = 500  # per flite training voice (skipped when not installed)
+    kokoro: int = 700  # Kokoro utterances over its training voices (skipped when not installed)
+    not_speech: float = 0.08  # non-speech clips (tones, music, noise) per speech utterance, labelled silence
     copies: int = 1  # augmented copies of each utterance
-    projection: int = 32
-    hidden: int = 192
+    projection: int = 48
+    hidden: int = 256
     epochs: int = 10
     batch: int = 2048  # frames per step
     run: int = 64  # consecutive frames per run in a batch
@@ -96,18 +103,32 @@ def _cached(path: pathlib.Path, make: Callable[[], list[Labelled]]) -> list[Labe
     return items
 
 
-def synthesize(cfg: Config, cache: pathlib.Path) -> list[Labelled]:
-    """Training utterances from espeak and the festival training voices (cached per source)."""
+def synthesize(cfg: Config, cache: pathlib.Path, exclude: frozenset[str] = frozenset()) -> list[Labelled]:
+    """Training utterances from every installed synthesizer's training voices (cached per source).
+
+    ``exclude`` names synthesizer families (``dataset.FAMILIES``) to leave out (leave-one-family-out).
+    """
     lexicon = corpus.lexicon_words()
-    out = _cached(cache / f"espeak-{cfg.espeak}-s{cfg.seed}-v{LABELS_VERSION}.pkl",
-                  lambda: dataset.espeak_train(cfg.espeak, cfg.seed, lexicon))  # fmt: skip
+    out: list[Labelled] = []
+    if "formant" not in exclude:
+        out += _cached(cache / f"espeak-{cfg.espeak}-s{cfg.seed}-v{LABELS_VERSION}.pkl",
+                       lambda: dataset.espeak_train(cfg.espeak, cfg.seed, lexicon))  # fmt: skip
     voices = [(v, cfg.festival) for v in dataset.FESTIVAL_TRAIN_VOICES]
     voices += [
         (v, cfg.foreign) for v in dataset.FESTIVAL_FOREIGN_VOICES if cfg.foreign and dataset.festival_available(v)
     ]
     for i, (voice, count) in enumerate(voices):
+        if dataset.family("festival", voice) in exclude:
+            continue
         make = functools.partial(dataset.festival_train, voice, count, cfg.seed * 100 + i, lexicon)
         out += _cached(cache / f"festival-{voice}-{count}-s{cfg.seed}-v{LABELS_VERSION}.pkl", make)
+    for i, voice in enumerate(dataset.FLITE_TRAIN_VOICES):
+        if cfg.flite and "parametric" not in exclude and Flite.available(voice):
+            make = functools.partial(dataset.flite_train, voice, cfg.flite, cfg.seed * 200 + i, lexicon)
+            out += _cached(cache / f"flite-{voice}-{cfg.flite}-s{cfg.seed}-v{LABELS_VERSION}.pkl", make)
+    if cfg.kokoro and "neural" not in exclude and neural.available():
+        make = functools.partial(dataset.kokoro_train, cfg.kokoro, cfg.seed * 300, lexicon)
+        out += _cached(cache / f"kokoro-{cfg.kokoro}-s{cfg.seed}-v{LABELS_VERSION}.pkl", make)
     return out
 
 
@@ -123,10 +144,16 @@ def _rir(rng: np.random.Generator, rate: int) -> F32:
 
 
 def augment(item: Labelled, rng: np.random.Generator) -> tuple[F32, int, list[Segment], float]:
-    """A perturbed copy: (float samples, rate, segments on the new time axis, duration)."""
+    """A perturbed copy: (float samples, rate, segments on the new time axis, duration).
+
+    Speed (which also moves pitch and formants, like another vocal tract), a random supported
+    rate, microphone tilt, a room, a speech level from -50 to -3 dBFS, background (music or noise
+    0-20 dB under the speech, or faint noise), and now and then clipping, the telephone band or a
+    lossy codec round trip (Opus or MP3).
+    """
     utt = item.utt
     x = utt.audio.astype(np.float32) / 32768.0
-    speed = rng.uniform(0.9, 1.1) if rng.random() < 0.7 else 1.0
+    speed = rng.uniform(0.88, 1.12) if rng.random() < 0.7 else 1.0
     rate = int(rng.choice(RATES, p=RATE_WEIGHTS))
     # One polyphase resampling does both: new length = len * (rate / utt.rate) / speed.
     ratio = rate / utt.rate / speed
@@ -136,23 +163,44 @@ def augment(item: Labelled, rng: np.random.Generator) -> tuple[F32, int, list[Se
     if rng.random() < 0.5:  # microphone tilt
         a = rng.uniform(-0.6, 0.9)
         x = signal.lfilter([1.0, -a], [1.0], x).astype(np.float32)
-    if rng.random() < 0.25:  # a room
+    if rng.random() < 0.15:  # a peaking EQ band: a resonant or dull microphone or room
+        hz = float(np.exp(rng.uniform(np.log(200), np.log(min(6000, 0.4 * rate)))))
+        b, a2 = _peaking(hz, rng.uniform(-12, 12), rng.uniform(0.5, 2.0), rate)
+        x = signal.lfilter(b, a2, x).astype(np.float32)
+    if rng.random() < 0.3:  # a room
         x = signal.fftconvolve(x, _rir(rng, rate))[: len(x)].astype(np.float32)
-    active = x[np.abs(x) > 0.02 * (np.abs(x).max() + 1e-9)]
-    rms = float(np.sqrt(np.mean(active**2))) if len(active) else 1e-3
-    x *= 10 ** (rng.uniform(-38.0, -12.0) / 20) / max(rms, 1e-6)
-    if rng.random() < 0.6:  # noise: white or pink, 10-45 dB below the speech
+    level = rng.uniform(-50.0, -3.0)
+    x = sounds.at_level(x, level)
+    r = rng.random()
+    if r < 0.25:  # music or noise under the speech
+        x = x + sounds.background(rng, rate, len(x), level - rng.uniform(0.0, 20.0))
+    elif r < 0.6:  # faint noise: white or pink, 10-45 dB below the speech
         noise = rng.standard_normal(len(x)).astype(np.float32)
         if rng.random() < 0.5:
             noise = signal.lfilter([1.0], [1.0, -0.95], noise).astype(np.float32)
-        noise *= (
-            10 ** (-rng.uniform(10.0, 45.0) / 20) * 10 ** (rng.uniform(-38.0, -12.0) / 20) / float(noise.std() + 1e-9)
-        )
+        noise *= 10 ** ((level - rng.uniform(10.0, 45.0)) / 20) / float(noise.std() + 1e-9)
         x = x + noise
+    if rng.random() < 0.05:
+        x = sounds.clip(x, rng.uniform(6.0, 30.0))
+    if rng.random() < 0.05:
+        x = sounds.telephone(x, rate)
+    if rng.random() < 0.06:
+        codec = "opus" if rng.random() < 0.6 else "mp3"
+        x = sounds.codec_roundtrip(x, rate, codec, int(rng.choice([16000, 24000, 32000, 48000])))[0]
     x = np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.float32) / 32768.0
     scale = 1.0 / speed
     segs = [Segment(s.viseme, s.start * scale, s.end * scale, s.phone) for s in item.segs]
     return x, rate, segs, len(x) / rate
+
+
+def _peaking(hz: float, gain_db: float, q: float, rate: int) -> tuple[F32, F32]:
+    """RBJ peaking-EQ biquad coefficients."""
+    a = 10 ** (gain_db / 40)
+    w = 2 * math.pi * hz / rate
+    alpha = math.sin(w) / (2 * q)
+    b = np.array([1 + alpha * a, -2 * math.cos(w), 1 - alpha * a])
+    den = np.array([1 + alpha / a, -2 * math.cos(w), 1 - alpha / a])
+    return (b / den[0]).astype(np.float32), (den / den[0]).astype(np.float32)
 
 
 def _fraction(ratio: float) -> tuple[int, int]:
@@ -161,13 +209,24 @@ def _fraction(ratio: float) -> tuple[int, int]:
     return up // g, down // g
 
 
-def featurize(items: list[Labelled], copies: int, seed: int) -> tuple[list[F32], list[npt.NDArray[np.int8]], list[str]]:
-    """Features and 10 ms labels of ``copies`` augmented versions of each utterance."""
+def source_name(item: Labelled) -> str:
+    """What the dev accuracy is reported by: the synthesizer (espeak, kokoro) or the voice."""
+    return item.utt.source if item.utt.source in ("espeak", "kokoro") else f"{item.utt.source}:{item.utt.voice}"
+
+
+def featurize(
+    items: list[Labelled], copies: int, seed: int, not_speech: float = 0.0
+) -> tuple[list[F32], list[npt.NDArray[np.int8]], list[str], list[str]]:
+    """Features, 10 ms labels, source names and families of augmented copies of each utterance.
+
+    ``not_speech`` clips (tones, beeps, hum, noise, music-like sound) per utterance are added,
+    labelled silence throughout, with family ``"not speech"``.
+    """
     rng = np.random.default_rng(seed)
-    feats, labels, sources = [], [], []
-    for item in items:
+    feats, labels, sources, families = [], [], [], []
+    for item in tqdm(items, desc="features", unit="utt", mininterval=5):
         for c in range(copies):
-            if c == 0 and rng.random() < 0.3:  # some clean copies at their own rate
+            if c == 0 and rng.random() < 0.2:  # some clean copies at their own rate
                 x, rate, segs, dur = (
                     item.utt.audio.astype(np.float32) / 32768.0,
                     item.utt.rate,
@@ -181,8 +240,23 @@ def featurize(items: list[Labelled], copies: int, seed: int) -> tuple[list[F32],
             n = min(len(f), len(lab))
             feats.append(f[:n])
             labels.append(lab[:n].astype(np.int8))
-            sources.append(item.utt.source if item.utt.source == "espeak" else item.utt.voice)
-    return feats, labels, sources
+            sources.append(source_name(item))
+            families.append(dataset.family(item.utt.source, item.utt.voice))
+    for _ in range(round(not_speech * len(items))):
+        rate = int(rng.choice(RATES, p=RATE_WEIGHTS))
+        x = sounds.not_speech(rng, rate, rng.uniform(1.0, 6.0))
+        if rng.random() < 0.3:  # with silence around it
+            x = np.concatenate([np.zeros(int(rng.uniform(0, 0.5) * rate), np.float32), x,
+                                np.zeros(int(rng.uniform(0, 0.5) * rate), np.float32)])  # fmt: skip
+        if rng.random() < 0.05:
+            x = sounds.codec_roundtrip(x, rate, "opus", 24000)[0]
+        x = np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.float32) / 32768.0
+        f = engine.log_mel(x, rate)
+        feats.append(f)
+        labels.append(np.zeros(len(f), np.int8))
+        sources.append("not speech")
+        families.append("not speech")
+    return feats, labels, sources, families
 
 
 # ------------------------------------------------------------------------------------------ model
@@ -368,6 +442,47 @@ def evaluate(net: Net, data: Runs, names: list[str]) -> dict[str, float]:
     return {name: float(correct[i] / max(total[i], 1)) for i, name in enumerate(names)}
 
 
+FEATURES_VERSION = 3  # bump when augmentation or featurization changes: the feature cache is keyed on it
+
+
+def features(cfg: Config, data: pathlib.Path, cache: bool) -> tuple[Any, ...]:
+    """Training and dev features of every installed source (train: augmented copies, dev: one).
+
+    The dev utterances are a random 4 % of the synthesized ones. With ``cache``, the result is kept
+    under ``data`` keyed by the data configuration, so leave-one-family-out runs featurize once.
+    """
+    key = {
+        k: getattr(cfg, k) for k in ("espeak", "festival", "foreign", "flite", "kokoro", "copies", "not_speech", "seed")
+    }
+    key.update(labels=LABELS_VERSION, features=FEATURES_VERSION, flite=Flite.available(), kokoro=neural.available())
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    path = data / f"features-{digest}.pkl"
+    if cache and path.is_file():
+        print(f"features: from {path}")
+        with path.open("rb") as f:
+            return tuple(pickle.load(f))
+    items = synthesize(cfg, data)
+    rng = np.random.default_rng(cfg.seed)
+    order = rng.permutation(len(items))
+    n_dev = max(2, len(items) // 25)
+    dev_items = [items[i] for i in order[:n_dev]]
+    train_items = [items[i] for i in order[n_dev:]]
+    t0 = time.time()
+    train = featurize(train_items, cfg.copies, cfg.seed, cfg.not_speech)
+    dev = featurize(dev_items, 1, cfg.seed + 7, cfg.not_speech)
+    print(
+        f"features: {sum(len(f) for f in train[0])} train / {sum(len(f) for f in dev[0])} dev frames "
+        f"({time.time() - t0:.0f} s)"
+    )
+    out = (*train, *dev)
+    if cache:
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("wb") as f:
+            pickle.dump(out, f, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(path)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Synthesize, augment, train, write."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -378,14 +493,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--espeak", type=int)
     ap.add_argument("--festival", type=int)
     ap.add_argument("--hidden", type=int)
+    ap.add_argument("--projection", type=int)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--future", type=int, help="keep context offsets up to +N frames of 10 ms (default 6)")
     ap.add_argument("--offsets", help="comma-separated context offsets instead (ascending, 0 included)")
+    ap.add_argument("--exclude-family", help="comma-separated synthesizer families to leave out of training")
+    ap.add_argument("--no-cache-features", dest="cache_features", action="store_false",
+                    help="do not keep the augmented features under --data (they are reused by later runs)")  # fmt: skip
     args = ap.parse_args(argv)
     cfg = Config(seed=args.seed)
     if args.quick:
         cfg.espeak, cfg.festival, cfg.foreign, cfg.epochs, cfg.copies = 60, 20, 4, 2, 1
-    for name in ("epochs", "espeak", "festival", "hidden"):
+        cfg.flite, cfg.kokoro = 10, 10
+    for name in ("epochs", "espeak", "festival", "hidden", "projection"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if args.future is not None:
@@ -394,20 +514,18 @@ def main(argv: list[str] | None = None) -> int:
         cfg.offsets = tuple(int(o) for o in args.offsets.split(","))
     print("config:", cfg)
 
-    items = synthesize(cfg, args.data)
+    exclude = frozenset(f for f in (args.exclude_family or "").split(",") if f)
+    unknown = exclude - set(dataset.FAMILIES)
+    if unknown:
+        ap.error(f"unknown families {sorted(unknown)}; choose from {dataset.FAMILIES}")
+    feats, labels, src, fams, dfeats, dlabels, dsrc, dfams = features(cfg, args.data, args.cache_features)
+    keep = [i for i, f in enumerate(fams) if f not in exclude]
+    dkeep = [i for i, f in enumerate(dfams) if f not in exclude]
+    feats, labels, src = [feats[i] for i in keep], [labels[i] for i in keep], [src[i] for i in keep]
+    dfeats, dlabels, dsrc = [dfeats[i] for i in dkeep], [dlabels[i] for i in dkeep], [dsrc[i] for i in dkeep]
+    if exclude:
+        print(f"left out: {sorted(exclude)}; {len(feats)} training clips remain")
     rng = np.random.default_rng(cfg.seed)
-    order = rng.permutation(len(items))
-    n_dev = max(2, len(items) // 25)
-    dev_items = [items[i] for i in order[:n_dev]]
-    train_items = [items[i] for i in order[n_dev:]]
-
-    t0 = time.time()
-    feats, labels, src = featurize(train_items, cfg.copies, cfg.seed)
-    dfeats, dlabels, dsrc = featurize(dev_items, 1, cfg.seed + 7)
-    print(
-        f"features: {sum(len(f) for f in feats)} train / {sum(len(f) for f in dfeats)} dev frames "
-        f"({time.time() - t0:.0f} s)"
-    )
     names = sorted(set(src) | set(dsrc))
     train = Runs(feats, labels, [names.index(x) for x in src], cfg.offsets)
     dev = Runs(dfeats, dlabels, [names.index(x) for x in dsrc], cfg.offsets)
@@ -450,6 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     info = {"config": cfg.__dict__, "offsets": list(cfg.offsets), "train_frames": int(counts.sum()),
+            "excluded_families": sorted(exclude),
             "dev_accuracy_10ms": acc, "script": "scripts/train_lipsync.py"}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     net.save(args.out, info)
