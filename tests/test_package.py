@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import pathlib
 import shutil
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -34,6 +36,44 @@ def test_extension_does_not_link_gl() -> None:
     assert "libc.so" in out or "libstdc++" in out, out  # ldd really listed the dependencies
     for lib in ("libGL.", "libEGL.", "libGLdispatch.", "libGLX.", "libOpenGL."):
         assert lib not in out, f"{so.name} links {lib}: GL must come from a proc address at run time\n{out}"
+
+
+#: What ``import avatarkit`` and ``avatarkit --version`` must not load: they come with the parts that use them.
+HEAVY_MODULES = (
+    "aiohttp",
+    "aiohttp.web",
+    "av",
+    "avatarkit.server",
+    "avatarkit.gl",
+    "avatarkit.gl.egl",
+    "glfw",
+    "google.protobuf",
+    "numpy",
+)
+
+
+def _modules_after(code: str) -> set[str]:
+    """``sys.modules`` of a fresh interpreter after it ran ``code`` (the installed package, not the source tree)."""
+    script = f"import json, sys\ntry:\n{textwrap.indent(code, '    ')}\nexcept SystemExit:\n    pass\n"
+    script += "print(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO / "tests")
+    assert result.returncode == 0, result.stderr
+    names = set(json.loads(result.stdout.splitlines()[-1]))
+    assert "avatarkit._core" in names
+    return names
+
+
+def test_import_and_version_load_nothing_heavy() -> None:
+    """``import avatarkit`` and ``avatarkit --version`` leave aiohttp, PyAV, protobuf, numpy, the service and
+    the GL loader unloaded; the public names still resolve, and import their module, when first used."""
+    assert not _modules_after("import avatarkit").intersection(HEAVY_MODULES)
+    # What the ``avatarkit`` console script runs.
+    assert not _modules_after("from avatarkit.cli import main\nmain(['--version'])").intersection(HEAVY_MODULES)
+    used = _modules_after("import avatarkit\navatarkit.AvatarView\nfrom avatarkit import codec, AvatarSDK")
+    assert {"avatarkit.view", "avatarkit.codec", "avatarkit.sdk", "numpy"} <= used
+    check = "import avatarkit; assert set(avatarkit.__all__) <= set(dir(avatarkit)); avatarkit.no_such_name"
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=REPO / "tests")
+    assert "AttributeError: module 'avatarkit' has no attribute 'no_such_name'" in result.stderr, result.stderr
 
 
 def test_stubs_match_the_built_module() -> None:

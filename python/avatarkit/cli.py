@@ -12,20 +12,30 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
-
-from . import __version__, codec
+from . import __version__
+from ._core.codec import CodecError
 from .commands import UserError, register
 from .errors import AvatarError
-from .protocol import parse_message
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+# Each command imports what it needs when it runs (numpy, protobuf, aiohttp, PyAV, the GL loader),
+# so `avatarkit --version` and `--help` load none of them.
 
 log = logging.getLogger("avatarkit")
 
 
 def _official_keyframes(path: pathlib.Path) -> tuple[npt.NDArray[np.float32], list[int]]:
     """Keyframes of a recording in the commercial Android demo's JSON format, and message sizes."""
+    import numpy as np
+
+    from . import codec
+    from .protocol import parse_message
+
     try:
         doc = json.loads(path.read_text())
         messages = [base64.b64decode(m) for m in doc["animation_messages_base64"]]
@@ -39,6 +49,10 @@ def _official_keyframes(path: pathlib.Path) -> tuple[npt.NDArray[np.float32], li
 
 
 def _roundtrip(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from . import codec
+
     fps = 25
     if args.source is None:
         from ._synthetic import speech_like
@@ -203,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as err:
         print(f"avatarkit: error: {err}", file=sys.stderr)
         return 2
-    except codec.CodecError as err:
+    except CodecError as err:
         print(f"avatarkit: error: {err} ({err.code})", file=sys.stderr)
         return 2
     except AvatarError as err:
