@@ -89,6 +89,12 @@ class Limits:
     handshake_timeout_seconds: float = 10.0
     #: Audio bytes received but not yet processed, per session, before the server stops reading.
     queued_audio_bytes: int = 4 * 1024 * 1024
+    #: Messages of all kinds a session may send per second, averaged over 5 s (bursts of 5 s worth);
+    #: more closes it (``ServerError 400``, close code 4000).
+    messages_per_second: float = 2000.0
+    #: Messages other than ``ClientAudioInput`` (interrupts, pause, resume, unknown types) per second,
+    #: averaged the same way; more closes the session the same way.
+    control_messages_per_second: float = 100.0
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):

@@ -91,15 +91,27 @@ from .usage import Refusal, Usage
 
 log = logging.getLogger(__name__)
 
-__all__ = ["INGRESS_PATH", "CloseCode", "ErrorCode", "Ingress", "new_connection_id"]
+__all__ = ["INGRESS_PATH", "OVER_CAPACITY_KEY", "CloseCode", "ErrorCode", "Ingress", "new_connection_id"]
 
 T = TypeVar("T")
 
 INGRESS_PATH = "/v2/driveningress/websocket"
+#: Set on a request (``request[OVER_CAPACITY_KEY] = True``) when the process is over its connection
+#: cap: the WebSocket then answers ``ServerError 4503`` and closes with 4503.
+OVER_CAPACITY_KEY = "avatarkit_over_capacity"
 _MAX_REQ_ID = 128
 _MAX_QUEUED_ITEMS = 4096
 _REMEMBERED_REQUESTS = 256
-_SEND_TIMEOUT = 5.0
+#: Time a session has, once it must end, to send its ServerError and close handshake; then the
+#: connection is aborted (a client that does not read cannot hold it open).
+_CLOSE_GRACE = 2.0
+#: The same when the server shuts down: the whole shutdown stays within about a second.
+_SHUTDOWN_GRACE = 0.8
+#: The read loop yields to the event loop after this many messages or this much time (seconds).
+_YIELD_EVERY = 16
+_YIELD_AFTER = 0.001
+#: Message-rate caps average over this many seconds (the bucket holds this many seconds of messages).
+_RATE_WINDOW = 5.0
 _NANOID_ALPHABET = "_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
@@ -296,6 +308,12 @@ class _Connection:
         self.peak_queued_bytes = 0
         self._space = asyncio.Event()
         self._space.set()
+        self._stopped = asyncio.Event()
+        #: Refused at once (4503): the process is over its connection cap.
+        self._over_capacity = bool(request.get(OVER_CAPACITY_KEY, False))
+        # message-rate caps (token buckets)
+        self._all_rate = _Bucket(self._limits.messages_per_second)
+        self._control_rate = _Bucket(self._limits.control_messages_per_second)
         # deadlines (loop time)
         self._session_deadline = 0.0
         self._idle_deadline = 0.0
@@ -306,7 +324,7 @@ class _Connection:
         auth_error = self._authenticate()
         limits = self._limits
         ws = web.WebSocketResponse(
-            max_msg_size=2 * limits.message_bytes, compress=False, timeout=_SEND_TIMEOUT, autoping=True
+            max_msg_size=2 * limits.message_bytes, compress=False, timeout=_CLOSE_GRACE, autoping=True
         )
         self._ws = ws
         await ws.prepare(self._request)
@@ -314,6 +332,10 @@ class _Connection:
         try:
             if auth_error is not None:
                 raise auth_error
+            if self._over_capacity:
+                raise _Fatal(
+                    ErrorCode.UPSTREAM_UNAVAILABLE, "server at capacity; retry later", CloseCode.UPSTREAM_UNAVAILABLE
+                )
             self._admit()
             if not await self._handshake():
                 return ws
@@ -323,32 +345,70 @@ class _Connection:
             tasks = [
                 asyncio.create_task(self._worker(), name=f"avatarkit-worker-{self.connection_id}"),
                 asyncio.create_task(self._watchdog(), name=f"avatarkit-watchdog-{self.connection_id}"),
+                asyncio.create_task(self._reader(), name=f"avatarkit-reader-{self.connection_id}"),
             ]
-            await self._read_loop()
+            # Whatever ends the session first (the client, a failed send, a limit, an error, the
+            # server stopping) sets this, and the cleanup below runs.
+            await self._stopped.wait()
         except _Fatal as fatal:
             await self._fail(fatal)
+        except (ConnectionError, asyncio.TimeoutError) as err:
+            log.debug("session %s: connection lost: %s", self.connection_id, err)
         except Exception:
             log.exception("session %s failed", self.connection_id)
             await self._fail(_Fatal(ErrorCode.UPSTREAM_UNAVAILABLE, "internal error", CloseCode.UPSTREAM_UNAVAILABLE))
         finally:
-            self._closing = True
-            self._space.set()
-            for task in tasks:
-                if task is not self._closer:
-                    task.cancel()
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
-            if not ws.closed:
-                await ws.close()
-            if self._opened and self._app is not None:
-                self._ingress.usage.close(self._app)
-                self._opened = False
+            try:
+                self._mark_closing()
+                closer = self._closer
+                for task in tasks:
+                    if task is not closer:
+                        task.cancel()
+                if tasks:
+                    # The closer (if one of these) is bounded by its grace period.
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                if closer is not None and closer not in tasks and closer is not asyncio.current_task():
+                    # shut_down() from the server's on_shutdown: bounded as well.
+                    await asyncio.wait({closer}, timeout=2 * _CLOSE_GRACE)
+                if not ws.closed:
+                    await self._close_ws(CloseCode.NORMAL, b"", _CLOSE_GRACE)
+            finally:
+                if self._opened and self._app is not None:
+                    self._ingress.usage.close(self._app)
+                    self._opened = False
             log.debug("session %s closed (code %s)", self.connection_id, ws.close_code)
         return ws
 
+    def _mark_closing(self) -> None:
+        """The session is ending: stop reading and working, wake whatever waits."""
+        self._closing = True
+        self._space.set()
+        self._stopped.set()
+
+    def _abort(self) -> None:
+        """Drop the TCP connection without a close handshake."""
+        transport = self._request.transport
+        if transport is not None and not transport.is_closing():
+            transport.abort()
+
+    async def _close_ws(self, code: int, reason: bytes, timeout: float) -> None:
+        """The close handshake within ``timeout`` seconds, else abort the connection."""
+        ws = self._ws
+        assert ws is not None
+        try:
+            await asyncio.wait_for(ws.close(code=code, message=reason), max(timeout, 0.05))
+        except (ConnectionError, RuntimeError, asyncio.TimeoutError) as err:
+            log.debug(
+                "session %s: close failed (%s); aborting the connection", self.connection_id, err or type(err).__name__
+            )
+            self._abort()
+
     async def shut_down(self) -> None:
-        """End the session because the server stops."""
-        await self._fail(_Fatal(ErrorCode.SHUTTING_DOWN, "server is shutting down; reconnect", CloseCode.GOING_AWAY))
+        """End the session because the server stops (within about a second, whatever the client does)."""
+        await self._fail(
+            _Fatal(ErrorCode.SHUTTING_DOWN, "server is shutting down; reconnect", CloseCode.GOING_AWAY),
+            grace=_SHUTDOWN_GRACE,
+        )
 
     def _authenticate(self) -> _Fatal | None:
         request, config = self._request, self._ingress.config
@@ -380,6 +440,8 @@ class _Connection:
             )
         self._app = app
         self._limits = app.limits
+        self._all_rate = _Bucket(app.limits.messages_per_second)
+        self._control_rate = _Bucket(app.limits.control_messages_per_second)
         return None
 
     def _admit(self) -> None:
@@ -504,10 +566,27 @@ class _Connection:
 
     # ------------------------------------------------------------------ reading
 
+    async def _reader(self) -> None:
+        """The read loop as a task of its own; any way it ends ends the session."""
+        try:
+            await self._read_loop()
+        except _Fatal as fatal:
+            await self._fail(fatal)
+        except (ConnectionError, asyncio.TimeoutError) as err:
+            log.debug("session %s: connection lost: %s", self.connection_id, err)
+        except Exception:
+            log.exception("session %s: reading failed", self.connection_id)
+            await self._fail(_Fatal(ErrorCode.UPSTREAM_UNAVAILABLE, "internal error", CloseCode.UPSTREAM_UNAVAILABLE))
+        finally:
+            self._stopped.set()
+
     async def _read_loop(self) -> None:
         ws = self._ws
         assert ws is not None
         limits = self._limits
+        loop = self._loop
+        since_yield = 0
+        slice_start = time.perf_counter()
         while not self._closing:
             msg = await ws.receive()
             if msg.type == WSMsgType.BINARY:
@@ -516,17 +595,38 @@ class _Connection:
                     message = parse_message(msg.data)
                 except (ValueError, DecodeError) as err:
                     raise _invalid(f"failed to unmarshal message: {err}") from None
+                self._check_rate(message.type, loop.time())
                 await self._dispatch(message)
                 while not self._closing and (
                     self._queued_bytes > limits.queued_audio_bytes or self._queue.qsize() >= _MAX_QUEUED_ITEMS
                 ):
                     self._space.clear()
-                    await self._space.wait()
+                    await self._space.wait()  # set by the worker, and when the session ends
+                    since_yield, slice_start = 0, time.perf_counter()
             elif msg.type == WSMsgType.TEXT:
                 raise _invalid("expected binary protobuf message, got a text frame")
             else:  # CLOSE, CLOSING, CLOSED, ERROR (aiohttp has answered a too-large message with 1009)
                 self._log_end(msg)
                 return
+            # Messages already buffered are returned without suspending: yield now and then so that
+            # a connection sending many small messages cannot keep the loop from other sessions.
+            since_yield += 1
+            if since_yield >= _YIELD_EVERY or time.perf_counter() - slice_start >= _YIELD_AFTER:
+                await asyncio.sleep(0)
+                since_yield, slice_start = 0, time.perf_counter()
+
+    def _check_rate(self, kind: int, now: float) -> None:
+        """Close a session that sends more messages than its limits allow (400, close code 4000)."""
+        limits = self._limits
+        if not self._all_rate.take(now):
+            raise _invalid(
+                f"too many messages: more than {limits.messages_per_second:g} per second; closing the session"
+            )
+        if kind != MessageType.MESSAGE_CLIENT_AUDIO_INPUT and not self._control_rate.take(now):
+            raise _invalid(
+                f"too many control messages: more than {limits.control_messages_per_second:g} per second; "
+                "closing the session"
+            )
 
     async def _dispatch(self, message: Message) -> None:
         kind = message.type
@@ -742,6 +842,8 @@ class _Connection:
         await self._send(message)
 
     async def _watchdog(self) -> None:
+        # The limits hold even while a send waits for a client that does not read: _fail's sends and
+        # close are bounded, and then the connection is aborted.
         try:
             while not self._closing:
                 now = self._loop.time()
@@ -772,10 +874,12 @@ class _Connection:
             if ws.closed:
                 return
             try:
+                # Waits while the client does not read: this session stalls, no other. The watchdog's
+                # limits (idle, session) still end it.
                 await ws.send_bytes(data)
             except (ConnectionError, RuntimeError) as err:
                 log.debug("session %s: send failed: %s", self.connection_id, err)
-                self._closing = True
+                self._mark_closing()
 
     async def _error(self, code: int, text: str, req_id: str = "") -> None:
         message = Message(type=MessageType.MESSAGE_SERVER_ERROR)
@@ -786,17 +890,37 @@ class _Connection:
         error.message = text
         await self._send(message)
 
-    async def _fail(self, fatal: _Fatal) -> None:
-        """Send ``ServerError`` and close with the fatal error's close code (once per session)."""
+    async def _fail(self, fatal: _Fatal, grace: float = _CLOSE_GRACE) -> None:
+        """Send ``ServerError`` and close with the fatal error's close code (once per session).
+
+        Both have ``grace`` seconds in all; a connection that has not closed by then is aborted.
+        """
         if self._closing or self._ws is None:
             return
-        self._closing = True
+        self._mark_closing()
         self._closer = asyncio.current_task()
-        self._space.set()
-        ws = self._ws
+        deadline = self._loop.time() + grace
         log.debug("session %s: closing %d: %s", self.connection_id, fatal.close_code, fatal.message)
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._error(fatal.code, fatal.message), _SEND_TIMEOUT)
+            await asyncio.wait_for(self._error(fatal.code, fatal.message), grace)
         reason = fatal.message.encode()[:120]
-        with contextlib.suppress(ConnectionError, RuntimeError, asyncio.TimeoutError):
-            await ws.close(code=fatal.close_code, message=reason)
+        await self._close_ws(fatal.close_code, reason, deadline - self._loop.time())
+
+
+class _Bucket:
+    """A token bucket: ``rate`` messages per second on average, bursts of ``_RATE_WINDOW`` seconds' worth."""
+
+    def __init__(self, rate: float) -> None:
+        self._rate = rate
+        self._capacity = rate * _RATE_WINDOW
+        self._tokens = self._capacity
+        self._stamp = time.monotonic()
+
+    def take(self, now: float) -> bool:
+        """Take one token (False: the bucket is empty)."""
+        self._tokens = min(self._capacity, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True

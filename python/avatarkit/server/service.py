@@ -47,7 +47,8 @@ __all__ = [
 ]
 
 TOKEN_PATHS = ("/v1/auth/session-token", "/v1/console/session-tokens")
-#: Liveness for load balancers and process managers: ``{"status": "ok", "worker": ..., "sessions": n}``.
+#: Liveness for load balancers and process managers: ``{"status": "ok", "worker": ..., "sessions": n,
+#: "open_sessions": m}`` (WebSocket connections in progress; sessions counted against the limits).
 HEALTH_PATH = "/v1/health"
 #: This process's name in health replies: ``AVATARKIT_WORKER`` if set, else host name and process id.
 WORKER_NAME = os.environ.get("AVATARKIT_WORKER") or f"{platform.node()}:{os.getpid()}"
@@ -131,7 +132,14 @@ def add_driving_service(app: web.Application, config: ServiceConfig) -> DrivingS
     app.router.add_get(INGRESS_PATH, ingress.handle)
 
     async def health(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "worker": WORKER_NAME, "sessions": len(ingress.connections)})
+        return web.json_response(
+            {
+                "status": "ok",
+                "worker": WORKER_NAME,
+                "sessions": len(ingress.connections),
+                "open_sessions": usage.open_sessions(),
+            }
+        )
 
     app.router.add_get(HEALTH_PATH, health)
     app.on_shutdown.append(ingress.on_shutdown)
