@@ -498,3 +498,15 @@ def test_development_config_is_generated_once(tmp_path: pathlib.Path) -> None:
     given, _ = development_config(api_key="ak_given-key", directory=tmp_path)
     assert given.apps["demo"].api_key == "ak_given-key"
     assert development_config(directory=tmp_path)[0].apps["demo"].api_key == first.apps["demo"].api_key
+
+
+def test_development_credentials_are_private_whatever_existed(tmp_path: pathlib.Path) -> None:
+    from avatarkit.server.config import development_config
+
+    folder = tmp_path / "config"
+    _, stored = development_config(directory=folder)
+    stored.chmod(0o644)  # as an older version, or a user, left them
+    folder.chmod(0o755)
+    development_config(directory=folder)  # nothing to write: the modes are fixed all the same
+    assert stored.stat().st_mode & 0o777 == 0o600
+    assert folder.stat().st_mode & 0o777 == 0o700

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import itertools
+import logging
 import math
 import os
 import pathlib
@@ -312,6 +313,8 @@ async def test_official_client_sees_bad_sample_rate_and_egress(server: Backgroun
         ({"X-App-ID": "nobody", "X-Session-Key": "t"}, None, "app id unrecognized"),
         ({"X-App-ID": "demo", "X-Session-Key": "a.b.c"}, None, "invalid session token"),
         (None, "appId=demo&sessionKey=bad.sig", "invalid session token"),
+        (None, "appId=demo&sessionKey=a.%C3%A9", "invalid session token: malformed"),  # was HTTP 500
+        (None, "appId=demo&sessionKey=%E2%80%94.%00", "invalid session token: malformed"),
     ],
 )
 async def test_authentication_failures(
@@ -997,3 +1000,101 @@ async def test_control_message_flood_is_closed(server: BackgroundServer) -> None
                 await raw.send(interrupt)
         await raw.expect_error(400, "too many control messages")
         await raw.expect_close(4000)
+
+
+async def raw_http(srv: Any, request: bytes, *, linger: float = 0.0) -> bytes:
+    """Send ``request`` as it is on a fresh connection; the answer's bytes (all of them)."""
+    reader, writer = await asyncio.open_connection(srv.host, srv.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        if linger:
+            await asyncio.sleep(linger)
+        return await asyncio.wait_for(reader.read(), 30)
+    finally:
+        writer.close()
+
+
+def token_request(headers: bytes, body: bytes = b'{"expireAt": 4000000000}', length: int | None = None) -> bytes:
+    n = len(body) if length is None else length
+    return (
+        b"POST /v1/auth/session-token HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        + headers
+        + f"Content-Type: application/json\r\nContent-Length: {n}\r\n\r\n".encode()
+        + body
+    )
+
+
+@pytest.mark.asyncio
+async def test_api_key_that_is_not_utf8_is_401(server: BackgroundServer) -> None:
+    for key in (b"X-Api-Key: \xff\xfe\xfd-not-utf8\r\n", b"X-Api-Key: ak_\xc3\xa9\r\n"):
+        answer = await raw_http(server, token_request(key))
+        assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+        assert b"invalidApiKey" in answer
+
+
+@pytest.mark.asyncio
+async def test_client_hanging_up_mid_body_logs_no_traceback(
+    avatars: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with own_server(avatars) as srv:
+        caplog.set_level("DEBUG")
+        for _ in range(3):
+            _, writer = await asyncio.open_connection(srv.host, srv.port)
+            writer.write(token_request(f"X-Api-Key: {API_KEY}\r\n".encode(), b'{"expir', length=100))
+            await writer.drain()
+            await asyncio.sleep(0.1)
+            writer.transport.abort()
+        await asyncio.sleep(0.3)
+        body = {"expireAt": int(time.time()) + 60}
+        async with (
+            aiohttp.ClientSession() as http,  # and the server still answers
+            http.post(srv.url + "/v1/auth/session-token", headers={"X-Api-Key": API_KEY}, json=body) as resp,
+        ):
+            assert resp.status == 200
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR], caplog.text
+
+
+@pytest.mark.asyncio
+async def test_token_body_has_a_deadline(avatars: pathlib.Path) -> None:
+    with own_server(avatars, body_timeout_seconds=0.5) as srv:
+        request = token_request(f"X-Api-Key: {API_KEY}\r\n".encode(), b"{", length=30)  # 29 bytes never come
+        answer = await raw_http(srv, request)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+
+
+@pytest.mark.asyncio
+async def test_wrong_api_keys_are_throttled_per_address(avatars: pathlib.Path) -> None:
+    with own_server(avatars, auth_failures_per_minute=3) as srv:
+        url = srv.url + "/v1/auth/session-token"
+        body = {"expireAt": int(time.time()) + 60}
+        async with aiohttp.ClientSession() as http:
+            for _ in range(3):
+                async with http.post(url, headers={"X-Api-Key": "ak_wrong-key"}, json=body) as resp:
+                    assert resp.status == 401
+            for key in ("ak_wrong-key", API_KEY):  # even the right key waits: the address is throttled
+                async with http.post(url, headers={"X-Api-Key": key}, json=body) as resp:
+                    assert resp.status == 429
+                    assert 0 < int(resp.headers["Retry-After"]) <= 60
+                    assert (await resp.json())["errors"][0]["code"] == "tooManyRequests"
+
+
+@pytest.mark.asyncio
+async def test_connection_cap(avatars: pathlib.Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("WARNING", logger="avatarkit.server.service")
+    with own_server(avatars, max_connections=2) as srv:
+        async with connect(srv) as one, connect(srv) as two:
+            await one.configure()
+            await two.configure()
+            for _ in range(3):
+                async with aiohttp.ClientSession() as http, http.get(srv.url + "/v1/avatars") as resp:
+                    assert resp.status == 503 and resp.headers["Retry-After"] == "1"
+            async with connect(srv) as three:
+                await three.expect_error(4503, "server at capacity")
+                await three.expect_close(4503)
+            assert await one.request("r", SPEECH) == frames_for(SPEECH)
+        await wait_until_no_sessions(srv)
+        async with aiohttp.ClientSession() as http, http.get(srv.url + "/v1/avatars") as resp:
+            assert resp.status == 200
+    warnings = [r for r in caplog.records if "connection cap" in r.getMessage()]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]  # once per interval, not per refusal

@@ -91,14 +91,11 @@ from .usage import Refusal, Usage
 
 log = logging.getLogger(__name__)
 
-__all__ = ["INGRESS_PATH", "OVER_CAPACITY_KEY", "CloseCode", "ErrorCode", "Ingress", "new_connection_id"]
+__all__ = ["INGRESS_PATH", "CloseCode", "ErrorCode", "Ingress", "new_connection_id"]
 
 T = TypeVar("T")
 
 INGRESS_PATH = "/v2/driveningress/websocket"
-#: Set on a request (``request[OVER_CAPACITY_KEY] = True``) when the process is over its connection
-#: cap: the WebSocket then answers ``ServerError 4503`` and closes with 4503.
-OVER_CAPACITY_KEY = "avatarkit_over_capacity"
 _MAX_REQ_ID = 128
 _MAX_QUEUED_ITEMS = 4096
 _REMEMBERED_REQUESTS = 256
@@ -223,6 +220,10 @@ class Ingress:
         #: The engine's look-ahead in ms, standard (False) and low latency (True).
         self.lookahead_ms = {low: EngineSession(16000, low_latency=low).lookahead_ms for low in (False, True)}
 
+    async def refuse(self, request: web.Request) -> web.StreamResponse:
+        """Answer a WebSocket while the process is over its connection cap: ``ServerError 4503``, close 4503."""
+        return await _Connection(self, request, over_capacity=True).run()
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """The aiohttp handler of ``GET /v2/driveningress/websocket``."""
         connection = _Connection(self, request)
@@ -279,7 +280,7 @@ def _invalid(message: str) -> _Fatal:
 class _Connection:
     """One WebSocket session."""
 
-    def __init__(self, ingress: Ingress, request: web.Request) -> None:
+    def __init__(self, ingress: Ingress, request: web.Request, *, over_capacity: bool = False) -> None:
         self._ingress = ingress
         self._request = request
         self._loop = asyncio.get_running_loop()
@@ -309,8 +310,9 @@ class _Connection:
         self._space = asyncio.Event()
         self._space.set()
         self._stopped = asyncio.Event()
+        self._transport: asyncio.Transport | None = None
         #: Refused at once (4503): the process is over its connection cap.
-        self._over_capacity = bool(request.get(OVER_CAPACITY_KEY, False))
+        self._over_capacity = over_capacity
         # message-rate caps (token buckets)
         self._all_rate = _Bucket(self._limits.messages_per_second)
         self._control_rate = _Bucket(self._limits.control_messages_per_second)
@@ -328,6 +330,7 @@ class _Connection:
         )
         self._ws = ws
         await ws.prepare(self._request)
+        self._transport = self._request.transport
         tasks: list[asyncio.Task[None]] = []
         try:
             if auth_error is not None:
@@ -372,6 +375,9 @@ class _Connection:
                     await asyncio.wait({closer}, timeout=2 * _CLOSE_GRACE)
                 if not ws.closed:
                     await self._close_ws(CloseCode.NORMAL, b"", _CLOSE_GRACE)
+                transport = self._transport
+                if transport is not None and transport.get_write_buffer_size():
+                    self._abort()  # closed with data the client never read: do not wait for it
             finally:
                 if self._opened and self._app is not None:
                     self._ingress.usage.close(self._app)
@@ -387,8 +393,10 @@ class _Connection:
 
     def _abort(self) -> None:
         """Drop the TCP connection without a close handshake."""
-        transport = self._request.transport
-        if transport is not None and not transport.is_closing():
+        # Also when closing: a transport closed with unsent data (a client that does not read) would
+        # wait for it for ever.
+        transport = self._transport
+        if transport is not None:
             transport.abort()
 
     async def _close_ws(self, code: int, reason: bytes, timeout: float) -> None:
