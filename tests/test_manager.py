@@ -396,3 +396,46 @@ async def test_stalled_or_slow_download_fails_and_leaves_the_cache_consistent(
         mode["files"] = "normal"
         avatar = await manager.load("sam")
         assert manager.retrieve("sam") is not None and avatar.model_path.stat().st_size == 120_000
+
+
+async def test_endpoint_serves_only_regular_files_inside_the_bundle(
+    bundles: pathlib.Path, tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    glb = bundles / "default" / "avatar.glb"
+    outside = tmp_path / "outside.glb"  # the same bytes: only where it lives is wrong
+    outside.write_bytes(glb.read_bytes())
+    glb.unlink()
+    glb.symlink_to(outside)
+    idle = bundles / "default" / "idle.ak1"
+    idle.write_bytes(idle.read_bytes() + b"x")  # not the manifest's size
+    inside = bundles / "sam" / "avatar.glb"  # a symlink that stays inside the bundle is fine
+    (bundles / "sam" / "real.glb").write_bytes(inside.read_bytes())
+    inside.unlink()
+    inside.symlink_to(bundles / "sam" / "real.glb")
+    with serve(bundles, Recorder()) as s:
+        async with aiohttp.ClientSession() as session:
+            for name in ("avatar.glb", "idle.ak1"):
+                async with session.get(f"{s.url}/v1/avatars/default/{name}") as r:
+                    assert r.status == 404, name
+            async with session.get(f"{s.url}/v1/avatars/sam/avatar.glb") as r:
+                assert r.status == 200 and len(await r.read()) == 120_000
+    refusals = [r.getMessage() for r in caplog.records if "refusing to serve" in r.getMessage()]
+    assert any("leads out of the bundle" in m for m in refusals) and any("not the manifest's" in m for m in refusals)
+
+
+async def test_endpoint_range_follows_rfc_9110(server: BackgroundServer) -> None:
+    url = f"{server.url}/v1/avatars/sam/avatar.glb"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url, headers={"Range": "bytes=-0"}) as r:
+            assert r.status == 416 and r.headers["Content-Range"] == "bytes */120000"
+        async with session.get(url) as r:
+            etag, modified = r.headers["ETag"], r.headers["Last-Modified"]
+        for if_range, status, length in (
+            ('"stale-etag"', 200, 120_000),  # the file changed: the whole of it, not a piece
+            ('W/"' + etag.strip('"') + '"', 200, 120_000),  # weak tags never match If-Range
+            ("Thu, 01 Jan 2004 00:00:00 GMT", 200, 120_000),
+            (etag, 206, 100),
+            (modified, 206, 100),
+        ):
+            async with session.get(url, headers={"Range": "bytes=0-99", "If-Range": if_range}) as r:
+                assert (r.status, len(await r.read())) == (status, length), if_range
