@@ -24,10 +24,12 @@ SDKs that classify by message recognise. Close codes:
 1009    a message over ``message_bytes`` (``ServerError 413`` first when it is at most twice
         the limit; aiohttp refuses larger ones without reading them)
 4000    the request is invalid and retrying will not help: bad handshake, unsupported sample
-        rate / format / egress, unknown avatar, a text frame, malformed protobuf
+        rate / format / egress, unknown avatar, a text frame, malformed protobuf, more messages
+        than ``messages_per_second`` / ``control_messages_per_second`` allow
 4001    credits exhausted            4002  session time limit (reconnect)
 4003    concurrency limit            4010  authentication failed (bad, expired or missing token)
-4503    engine failure or the process is at capacity (retry with backoff)
+4503    engine failure or the process is at capacity: ``max_sessions`` or the connection cap
+        (retry with backoff)
 ======  ===============================================================================
 
 Errors that concern one request do not end the session: audio that cannot be decoded, a request
@@ -48,7 +50,12 @@ interrupted request is ignored without an error.
 Flow control: messages are read as they arrive and control messages act at once; audio waits in
 a queue of at most ``queued_audio_bytes`` per session, beyond which the server stops reading
 that connection until the engine catches up (TCP backpressure). Sends wait for the socket to
-drain, so a client that does not read stalls only its own session. Engine work runs in slices of
+drain, so a client that does not read stalls only its own session, until the idle or session
+limit ends it. A session that must end has ``_CLOSE_GRACE`` seconds (``_SHUTDOWN_GRACE`` when the
+server stops) for its ``ServerError`` and close handshake, then the connection is aborted; however
+it ends, its slot is released. The read loop yields to the event loop every ``_YIELD_EVERY``
+messages or ``_YIELD_AFTER`` seconds, so a flood of small messages cannot starve other sessions;
+the message-rate caps (token buckets over 5 s) close a flooding session. Engine work runs in slices of
 at most ``engine_inline_ms`` on the event loop (interrupts act between slices), or on a thread
 pool when the engine is too heavy for that.
 
