@@ -510,3 +510,18 @@ def test_development_credentials_are_private_whatever_existed(tmp_path: pathlib.
     development_config(directory=folder)  # nothing to write: the modes are fixed all the same
     assert stored.stat().st_mode & 0o777 == 0o600
     assert folder.stat().st_mode & 0o777 == 0o700
+
+
+def test_accept_errors_at_the_descriptor_limit_are_logged_once_per_interval() -> None:
+    import logging
+
+    from avatarkit.server.service import AcceptErrorFilter
+
+    accept_filter = AcceptErrorFilter(interval=3600)
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("asyncio", logging.ERROR, __file__, 1, message, None, None)
+
+    passed = [accept_filter.filter(record("socket.accept() out of system resource")) for _ in range(1000)]
+    assert passed == [True] + [False] * 999
+    assert accept_filter.filter(record("Task exception was never retrieved"))  # other errors untouched

@@ -48,6 +48,7 @@ from .usage import Usage
 __all__ = [
     "SERVICE_KEY",
     "TOKEN_PATHS",
+    "AcceptErrorFilter",
     "DrivingService",
     "add_driving_service",
     "create_service_app",
@@ -115,6 +116,34 @@ class _RateLimitedWarning:
         if now - self._last >= self._interval:
             log.warning(message + " (%d times in the last %g s)", *args, self._count, self._interval)
             self._last, self._count = now, 0
+
+
+class AcceptErrorFilter(logging.Filter):
+    """Lets asyncio's "socket.accept() out of system resource" error through once per ``interval``.
+
+    At the file-descriptor limit asyncio logs it, with a traceback, on every accept it retries; the
+    service's connection cap keeps it rare, and this filter keeps it from flooding the log.
+    Install it on the ``asyncio`` logger (``avatarkit serve`` does).
+    """
+
+    def __init__(self, interval: float = _CAP_LOG_INTERVAL) -> None:
+        super().__init__()
+        self._interval = interval
+        self._last = -math.inf
+        self._dropped = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a repeat within the interval."""
+        if "socket.accept() out of system resource" not in str(record.msg):
+            return True
+        now = time.monotonic()
+        if now - self._last < self._interval:
+            self._dropped += 1
+            return False
+        if self._dropped:
+            record.msg = f"{record.msg} ({self._dropped} more since the last report)"
+        self._last, self._dropped = now, 0
+        return True
 
 
 @dataclasses.dataclass
