@@ -260,15 +260,16 @@ def _connection_cap(service: DrivingService) -> Callable[..., Awaitable[web.Stre
     async def middleware(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if service.in_progress >= cap:
-            warn("at the connection cap (%d requests and sessions in progress): refusing new ones", cap)
-            if request.path != INGRESS_PATH:
+        over = service.in_progress >= cap
+        service.in_progress += 1  # refusals too: a refused WebSocket holds its descriptor while it closes
+        try:
+            if over:
+                warn("at the connection cap (%d requests and sessions in progress): refusing new ones", cap)
+                if request.path == INGRESS_PATH:
+                    return await service.ingress.refuse(request)  # ServerError 4503, close 4503
                 response = _error(503, "serverBusy", "Server busy", "the server is at capacity; retry later")
                 response.headers["Retry-After"] = "1"
                 return response
-            return await service.ingress.refuse(request)  # ServerError 4503, close 4503
-        service.in_progress += 1
-        try:
             return await handler(request)
         finally:
             service.in_progress -= 1
