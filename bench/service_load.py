@@ -9,16 +9,29 @@ look-ahead the engine needs. Reports p50/p99 per N and the server's CPU use.
 
     python bench/service_load.py                  # N = 1, 10, 50
     python bench/service_load.py --n 1 50 100 150 --seconds 10
+
+``--abuse``: one healthy real-time session beside each kind of abusive neighbour in turn, the
+neighbour in a process of its own (as an attacker would be): ``control`` (ClientInterrupt as fast as
+it can, reconnecting whenever the rate cap closes it), ``bulk`` (audio as fast as the server takes
+it, 64 kB messages), ``churn`` (sessions opened and closed back to back), ``malformed`` (invalid
+protobuf and text frames, reconnecting after each close). Reports the healthy session's p50/p99
+beside each, then the server's RSS and open descriptors before and after 1,000 sessions
+(``--sessions``), then how long SIGTERM takes with a client that does not read and one that streams
+faster than real time still connected.
+
+    python bench/service_load.py --abuse --seconds 10
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import multiprocessing
 import os
 import pathlib
+import signal
 import socket
 import subprocess
 import sys
@@ -153,6 +166,201 @@ def _client(args: tuple[str, int, int, int, float, int, int, float]) -> tuple[li
     return latencies, time.process_time() - start
 
 
+# ------------------------------------------------------------------------------- abusive neighbours
+
+
+async def _open(http: aiohttp.ClientSession, url: str, key: str) -> aiohttp.ClientWebSocketResponse:
+    ws_url = url.replace("http", "ws") + "/v2/driveningress/websocket?id=bench"
+    ws = await http.ws_connect(ws_url, headers={"X-App-ID": "bench", "X-Session-Key": key}, max_msg_size=0)
+    configure = Message(type=MessageType.MESSAGE_CLIENT_CONFIGURE_SESSION)
+    configure.client_configure_session.sample_rate = 16000
+    await ws.send_bytes(configure.SerializeToString())
+    await ws.receive(timeout=10)
+    return ws
+
+
+async def _drain(ws: aiohttp.ClientWebSocketResponse) -> None:
+    while not ws.closed:
+        msg = await ws.receive()
+        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+            return
+
+
+def _audio(req_id: str, audio: bytes, end: bool) -> bytes:
+    message = Message(type=MessageType.MESSAGE_CLIENT_AUDIO_INPUT)
+    message.client_audio_input.req_id = req_id
+    message.client_audio_input.audio = audio
+    message.client_audio_input.end = end
+    return message.SerializeToString()
+
+
+async def abuse(url: str, kind: str, seconds: float) -> dict[str, int]:
+    """Misbehave as ``kind`` says for ``seconds``; counts of what was sent and how often it was closed."""
+    key = await token(url)
+    sent = closed = opened = 0
+    end = time.monotonic() + seconds
+    interrupt = Message(type=MessageType.MESSAGE_CLIENT_INTERRUPT).SerializeToString()
+    audio = speech_like(8.0, 16000, seed=3).tobytes()
+    short = audio[:6400]
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < end:
+            ws = await _open(http, url, key)
+            opened += 1
+            drain = asyncio.create_task(_drain(ws))
+            try:
+                if kind == "control":
+                    while not ws.closed and time.monotonic() < end:
+                        for _ in range(100):
+                            await ws.send_bytes(interrupt)
+                        sent += 100
+                        await asyncio.sleep(0)  # lets the reader see a close
+                elif kind == "bulk":
+                    k = 0
+                    while not ws.closed and time.monotonic() < end:
+                        for i in range(0, len(audio), 65536):
+                            await ws.send_bytes(_audio(f"bulk{k}", audio[i : i + 65536], i + 65536 >= len(audio)))
+                            sent += 1
+                        k += 1
+                elif kind == "churn":
+                    await ws.send_bytes(_audio("churn", short, True))
+                    sent += 1
+                    await ws.close()
+                elif kind == "malformed":
+                    await ws.send_bytes(b"\xff\xff\xff\xff" if sent % 2 else b"\x08\x99\x01\x12")
+                    if sent % 3 == 0:
+                        await ws.send_str("not protobuf")
+                    sent += 1
+                    await asyncio.wait_for(drain, 10)
+                else:
+                    raise ValueError(f"unknown kind {kind!r}")
+            except (ConnectionError, RuntimeError, asyncio.TimeoutError):
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(drain), 1)
+            if ws.close_code not in (None, 1000):
+                closed += 1
+            drain.cancel()
+            await asyncio.gather(drain, return_exceptions=True)
+            await ws.close()
+    return {"sent": sent, "closed": closed, "opened": opened}
+
+
+def _abuse_proc(args: tuple[str, str, float, int]) -> dict[str, int]:
+    url, kind, seconds, niceness = args
+    if niceness:
+        os.nice(niceness)  # tells the CPU the neighbour takes from the rest apart from the server's own cost
+    return asyncio.run(abuse(url, kind, seconds))
+
+
+def server_stats(pid: int) -> tuple[float, int]:
+    """The server's resident memory (MB) and open file descriptors."""
+    status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    rss_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+    return rss_kb / 1024, len(os.listdir(f"/proc/{pid}/fd"))
+
+
+async def many_sessions(url: str, count: int, parallel: int = 50) -> None:
+    """``count`` short sessions, ``parallel`` at a time: configure, 0.2 s of audio, its frames, close."""
+    key = await token(url)
+    audio = speech_like(0.2, 16000, seed=4).tobytes()
+    done = 0
+
+    async def one(http: aiohttp.ClientSession) -> None:
+        ws = await _open(http, url, key)
+        await ws.send_bytes(_audio("s", audio, True))
+        while True:
+            msg = await ws.receive(timeout=30)
+            if parse_message(msg.data).server_response_animation.end:
+                break
+        await ws.close()
+
+    async with aiohttp.ClientSession() as http:
+        while done < count:
+            batch = min(parallel, count - done)
+            await asyncio.gather(*(one(http) for _ in range(batch)))
+            done += batch
+
+
+async def misbehaving_clients(url: str) -> list[socket.socket]:
+    """A client that never reads (raw socket, tiny buffer) and one streaming faster than real time."""
+    key = await token(url)
+    host, port = url.removeprefix("http://").split(":")
+    socks = []
+    audio = speech_like(8.0, 16000, seed=5).tobytes()
+    for _ in range(2):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect((host, int(port)))
+        sock.sendall(
+            f"GET /v2/driveningress/websocket?id=bench HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            f"X-App-ID: bench\r\nX-Session-Key: {key}\r\n\r\n".encode()
+        )
+        sock.setblocking(False)
+        configure = Message(type=MessageType.MESSAGE_CLIENT_CONFIGURE_SESSION)
+        configure.client_configure_session.sample_rate = 16000
+        frames = [configure.SerializeToString()] + [
+            _audio(f"r{k}", audio[i : i + 16000], i + 16000 >= len(audio))
+            for k in range(8)
+            for i in range(0, len(audio), 16000)
+        ]
+        for payload in frames:
+            n = len(payload)
+            size = bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big")
+            try:
+                sock.send(b"\x82" + size + b"\0\0\0\0" + payload)  # what the buffers take; never read
+            except BlockingIOError:
+                break
+        socks.append(sock)
+    await asyncio.sleep(1.0)
+    return socks
+
+
+def abuse_report(
+    url: str,
+    server: subprocess.Popen[bytes],
+    seconds: float,
+    sessions: int,
+    lookahead: float,
+    kinds: list[str],
+    niceness: int = 0,
+) -> None:
+    print(f"healthy real-time session ({seconds:g} s, 40 ms chunks) beside one abusive connection")
+    print(f"{'neighbour':>10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'sent':>9} {'sessions':>8} {'closed':>7}")
+    context = multiprocessing.get_context("spawn")
+    for kind in kinds:
+        with context.Pool(1) as pool:
+            job = (url, kind, seconds + 2, niceness)
+            pending = None if kind == "none" else pool.apply_async(_abuse_proc, (job,))
+            time.sleep(1.0)
+            ms = np.array(asyncio.run(run(url, 1, seconds, 16000, 40, lookahead))) * 1000
+            counts = pending.get(timeout=seconds + 60) if pending else {"sent": 0, "closed": 0, "opened": 0}
+        print(
+            f"{kind:>10} {np.percentile(ms, 50):>8.1f} {np.percentile(ms, 99):>8.1f} {ms.max():>8.1f} "
+            f"{counts['sent']:>9} {counts['opened']:>8} {counts['closed']:>7}",
+            flush=True,
+        )
+    rss0, fds0 = server_stats(server.pid)
+    t0 = time.perf_counter()
+    asyncio.run(many_sessions(url, sessions))
+    took = time.perf_counter() - t0
+    time.sleep(1.0)
+    rss1, fds1 = server_stats(server.pid)
+    print(f"{sessions} sessions in {took:.1f} s: server RSS {rss0:.0f} -> {rss1:.0f} MB, open fds {fds0} -> {fds1}")
+
+    async def stop() -> float:
+        socks = await misbehaving_clients(url)
+        start = time.perf_counter()
+        server.send_signal(signal.SIGTERM)
+        await asyncio.get_running_loop().run_in_executor(None, server.wait, 120)
+        for sock in socks:
+            sock.close()
+        return time.perf_counter() - start
+
+    print(
+        f"SIGTERM with a client that does not read and a fast streamer connected: exit in {asyncio.run(stop()):.2f} s"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=[1, 10, 50])
@@ -160,6 +368,12 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=16000)
     parser.add_argument("--chunk-ms", type=int, default=40)
     parser.add_argument("--procs", type=int, default=1, help="client processes (default 1)")
+    parser.add_argument("--abuse", action="store_true", help="a healthy session beside abusive neighbours")
+    parser.add_argument("--sessions", type=int, default=1000, help="sessions for the RSS / fd check (--abuse)")
+    parser.add_argument(
+        "--kinds", nargs="+", default=["none", "control", "bulk", "churn", "malformed"], help="neighbours (--abuse)"
+    )
+    parser.add_argument("--nice", type=int, default=0, help="niceness of the abusive neighbour's process (--abuse)")
     args = parser.parse_args()
 
     lookahead = EngineSession(args.rate).lookahead_ms
@@ -181,6 +395,9 @@ def main() -> None:
                         break
                 except OSError:
                     time.sleep(0.1)
+            if args.abuse:
+                abuse_report(url, server, args.seconds, args.sessions, lookahead, args.kinds, args.nice)
+                return
             print(f"engine look-ahead {lookahead:g} ms; {args.chunk_ms} ms chunks at {args.rate} Hz, real time")
             print(f"{'N':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'chunks':>8} {'server CPU':>11} {'clients':>8}")
             for n in args.n:

@@ -1232,3 +1232,24 @@ def test_vroid_avatar_loads_with_visemes() -> None:
     for image in model.images[:3]:
         assert image.mime_type == "image/webp"
         assert image.rgba().shape[2] == 4
+
+
+@pytest.mark.parametrize(
+    ("key", "count", "item"),
+    [
+        ("nodes", 200_000, {}),  # #18: a million empty nodes took 1.2 GB and 10 s
+        ("meshes", 10_001, {"primitives": []}),
+        ("accessors", 100_001, {"componentType": 5126, "count": 1, "type": "SCALAR"}),
+        ("images", 1_001, {"uri": "x.png"}),
+    ],
+)
+def test_object_counts_are_capped(key: str, count: int, item: dict[str, Any]) -> None:
+    doc = {"asset": {"version": "2.0"}, key: [item] * count}
+    fails(json.dumps(doc).encode(), f"{key} has {count} entries, more than this loader accepts")
+    doc[key] = [item] * 3  # under the cap, the same objects get past it (to load, or to their own checks)
+    message = ""
+    try:
+        load_gltf(json.dumps(doc).encode())
+    except AvatarError as err:
+        message = err.message
+    assert "more than this loader accepts" not in message

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import pathlib
+import zlib
 from collections.abc import Iterator
 
 import aiohttp
@@ -320,3 +321,121 @@ async def test_list_remote_is_callable_on_the_class_like_the_other_shared_method
     finally:
         AvatarManager._shared_instance = None
         AvatarSDK.cleanup()
+
+
+def hostile_endpoint(root: pathlib.Path, mode: dict[str, str]) -> web.Application:
+    """An asset endpoint that misbehaves as ``mode["files"]`` says: ``trickle`` (a byte every 50 ms),
+    ``slow`` (2 kB every 100 ms), or ``normal``; manifests always come in two TCP segments and the
+    listing is a gzip bomb."""
+    app = web.Application()
+
+    async def manifest(request: web.Request) -> web.StreamResponse:
+        data = (root / request.match_info["id"] / "manifest.json").read_bytes()
+        response = web.StreamResponse(headers={"Content-Length": str(len(data)), "Content-Type": "application/json"})
+        await response.prepare(request)
+        await response.write(data[: len(data) // 2])
+        await asyncio.sleep(0.1)  # the client has seen the first segment alone
+        await response.write(data[len(data) // 2 :])
+        return response
+
+    async def file(request: web.Request) -> web.StreamResponse:
+        data = (root / request.match_info["id"] / request.match_info["file"]).read_bytes()
+        response = web.StreamResponse(headers={"Content-Length": str(len(data))})
+        await response.prepare(request)
+        step, pause = {"trickle": (1, 0.05), "slow": (2048, 0.1)}.get(mode["files"], (len(data), 0.0))
+        for i in range(0, len(data), step):
+            await response.write(data[i : i + step])
+            await asyncio.sleep(pause)
+        return response
+
+    async def listing(request: web.Request) -> web.Response:
+        gz = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip: 64 MB of JSON spaces in about 64 kB
+        payload = gz.compress(b'{"avatars": [') + gz.compress(b" " * (64 << 20)) + gz.compress(b"]}") + gz.flush()
+        return web.Response(body=payload, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+
+    app.router.add_get("/v1/avatars", listing)
+    app.router.add_get("/v1/avatars/{id}/manifest.json", manifest)
+    app.router.add_get("/v1/avatars/{id}/{file}", file)
+    return app
+
+
+async def test_manifest_in_two_segments_loads(bundles: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    with run_in_background(hostile_endpoint(bundles, {"files": "normal"})) as s:
+        avatar = await AvatarManager(asset_url=s.url, cache_dir=tmp_path / "cache").load("sam")
+    assert avatar.id == "sam" and not avatar.is_from_cache
+
+
+async def test_listing_gzip_bomb_is_capped(bundles: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    with run_in_background(hostile_endpoint(bundles, {"files": "normal"})) as s, pytest.raises(AvatarError) as info:
+        await AvatarManager(asset_url=s.url, cache_dir=tmp_path / "cache").list_remote()
+    assert info.value.code is AvatarErrorCode.FAILED_TO_FETCH_AVATAR_METADATA
+    assert "larger than" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("files", "options", "phrase"),
+    [
+        ("trickle", {"timeout": 0.5}, "stalled"),  # a byte now and then keeps no download alive
+        ("slow", {"timeout": 0.5, "file_timeout": 1.0}, "took longer than 1 s"),  # 20 kB/s: too slow in all
+    ],
+)
+async def test_stalled_or_slow_download_fails_and_leaves_the_cache_consistent(
+    bundles: pathlib.Path, tmp_path: pathlib.Path, files: str, options: dict[str, float], phrase: str
+) -> None:
+    mode = {"files": files}
+    cache = tmp_path / "cache"
+    with run_in_background(hostile_endpoint(bundles, mode)) as s:
+        manager = AvatarManager(asset_url=s.url, cache_dir=cache, **options)  # type: ignore[arg-type]
+        with pytest.raises(AvatarError) as info:
+            await manager.load("sam")
+        assert info.value.code is AvatarErrorCode.FAILED_TO_DOWNLOAD_AVATAR_ASSETS
+        assert phrase in info.value.message
+        # Nothing half-done counts as cached; the next load (the server well again) completes it.
+        assert manager.retrieve("sam") is None and manager.cached_ids() == []
+        assert not (cache / "sam" / "manifest.json").exists()
+        mode["files"] = "normal"
+        avatar = await manager.load("sam")
+        assert manager.retrieve("sam") is not None and avatar.model_path.stat().st_size == 120_000
+
+
+async def test_endpoint_serves_only_regular_files_inside_the_bundle(
+    bundles: pathlib.Path, tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    glb = bundles / "default" / "avatar.glb"
+    outside = tmp_path / "outside.glb"  # the same bytes: only where it lives is wrong
+    outside.write_bytes(glb.read_bytes())
+    glb.unlink()
+    glb.symlink_to(outside)
+    idle = bundles / "default" / "idle.ak1"
+    idle.write_bytes(idle.read_bytes() + b"x")  # not the manifest's size
+    inside = bundles / "sam" / "avatar.glb"  # a symlink that stays inside the bundle is fine
+    (bundles / "sam" / "real.glb").write_bytes(inside.read_bytes())
+    inside.unlink()
+    inside.symlink_to(bundles / "sam" / "real.glb")
+    with serve(bundles, Recorder()) as s:
+        async with aiohttp.ClientSession() as session:
+            for name in ("avatar.glb", "idle.ak1"):
+                async with session.get(f"{s.url}/v1/avatars/default/{name}") as r:
+                    assert r.status == 404, name
+            async with session.get(f"{s.url}/v1/avatars/sam/avatar.glb") as r:
+                assert r.status == 200 and len(await r.read()) == 120_000
+    refusals = [r.getMessage() for r in caplog.records if "refusing to serve" in r.getMessage()]
+    assert any("leads out of the bundle" in m for m in refusals) and any("not the manifest's" in m for m in refusals)
+
+
+async def test_endpoint_range_follows_rfc_9110(server: BackgroundServer) -> None:
+    url = f"{server.url}/v1/avatars/sam/avatar.glb"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url, headers={"Range": "bytes=-0"}) as r:
+            assert r.status == 416 and r.headers["Content-Range"] == "bytes */120000"
+        async with session.get(url) as r:
+            etag, modified = r.headers["ETag"], r.headers["Last-Modified"]
+        for if_range, status, length in (
+            ('"stale-etag"', 200, 120_000),  # the file changed: the whole of it, not a piece
+            ('W/"' + etag.strip('"') + '"', 200, 120_000),  # weak tags never match If-Range
+            ("Thu, 01 Jan 2004 00:00:00 GMT", 200, 120_000),
+            (etag, 206, 100),
+            (modified, 206, 100),
+        ):
+            async with session.get(url, headers={"Range": "bytes=0-99", "If-Range": if_range}) as r:
+                assert (r.status, len(await r.read())) == (status, length), if_range

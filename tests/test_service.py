@@ -498,3 +498,30 @@ def test_development_config_is_generated_once(tmp_path: pathlib.Path) -> None:
     given, _ = development_config(api_key="ak_given-key", directory=tmp_path)
     assert given.apps["demo"].api_key == "ak_given-key"
     assert development_config(directory=tmp_path)[0].apps["demo"].api_key == first.apps["demo"].api_key
+
+
+def test_development_credentials_are_private_whatever_existed(tmp_path: pathlib.Path) -> None:
+    from avatarkit.server.config import development_config
+
+    folder = tmp_path / "config"
+    _, stored = development_config(directory=folder)
+    stored.chmod(0o644)  # as an older version, or a user, left them
+    folder.chmod(0o755)
+    development_config(directory=folder)  # nothing to write: the modes are fixed all the same
+    assert stored.stat().st_mode & 0o777 == 0o600
+    assert folder.stat().st_mode & 0o777 == 0o700
+
+
+def test_accept_errors_at_the_descriptor_limit_are_logged_once_per_interval() -> None:
+    import logging
+
+    from avatarkit.server.service import AcceptErrorFilter
+
+    accept_filter = AcceptErrorFilter(interval=3600)
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("asyncio", logging.ERROR, __file__, 1, message, None, None)
+
+    passed = [accept_filter.filter(record("socket.accept() out of system resource")) for _ in range(1000)]
+    assert passed == [True] + [False] * 999
+    assert accept_filter.filter(record("Task exception was never retrieved"))  # other errors untouched

@@ -108,7 +108,7 @@ def _serve(args: argparse.Namespace) -> int:
     from .server import AvatarStore, create_app
     from .server.config import AppConfig, ConfigError, development_config, load_config, new_api_key
     from .server.samples import ensure_samples
-    from .server.service import add_driving_service
+    from .server.service import AcceptErrorFilter, add_driving_service
 
     try:
         if args.config:
@@ -149,6 +149,7 @@ def _serve(args: argparse.Namespace) -> int:
         "(assets /v1/avatars, tokens /v1/auth/session-token, WebSocket /v2/driveningress/websocket)",
         flush=True,
     )
+    logging.getLogger("asyncio").addFilter(AcceptErrorFilter())  # at the fd limit: once per 10 s
     web.run_app(app, sock=sock, print=None, access_log=None)
     return 0
 

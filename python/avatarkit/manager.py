@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 
 _ETAG_NAME = ".etag"
 _CHUNK = 64 * 1024
+#: The largest manifest and avatar listing read (bytes after decompression).
+_MAX_MANIFEST = 1 << 20
+_MAX_LISTING = 8 << 20
+#: A download that brings fewer bytes than this within ``timeout`` seconds has stalled.
+_STALL_BYTES = 1024
 
 
 class LoadState(enum.Enum):
@@ -143,7 +148,9 @@ class AvatarManager:
             environment ``AvatarSDK.initialize`` configured.
         cache_dir: where avatars are cached; by default ``<user cache dir>/avatarkit/avatars``, or
             ``$AVATARKIT_CACHE_DIR/avatars`` when that variable is set.
-        timeout: seconds allowed for each HTTP request to start answering.
+        timeout: seconds allowed for each HTTP request to start answering, and the stall deadline of
+            a download: one that brings less than 1 kB in that time fails (a trickle does not hold it).
+        file_timeout: seconds allowed for downloading one file, start to end (None: no limit).
     """
 
     _shared_instance: ClassVar[AvatarManager | None] = None
@@ -155,6 +162,7 @@ class AvatarManager:
         cache_dir: str | os.PathLike[str] | None = None,
         *,
         timeout: float = 30.0,
+        file_timeout: float | None = 600.0,
     ) -> None:
         self._asset_url = asset_url.rstrip("/") if asset_url else None
         if cache_dir is None:
@@ -162,6 +170,7 @@ class AvatarManager:
             cache_dir = pathlib.Path(root) / "avatars"
         self.cache_dir = pathlib.Path(cache_dir)
         self._timeout = timeout
+        self._file_timeout = file_timeout
         self._loads: dict[str, asyncio.Task[Avatar]] = {}
         self._listeners: dict[str, list[ProgressCallback]] = {}
 
@@ -277,7 +286,14 @@ class AvatarManager:
                     fraction = (base + n) / total if total else 1.0
                     self._report(avatar_id, LoadProgress(LoadState.DOWNLOADING, min(fraction, 1.0), base + n, total))
 
-                await self._download(session, avatar_id, directory, entry.path, entry.size, entry.sha256, progress)
+                download = self._download(session, avatar_id, directory, entry.path, entry.size, entry.sha256, progress)
+                try:
+                    await asyncio.wait_for(download, self._file_timeout)
+                except asyncio.TimeoutError:
+                    raise AvatarError(
+                        AvatarErrorCode.FAILED_TO_DOWNLOAD_AVATAR_ASSETS,
+                        f"downloading {avatar_id}/{entry.path} took longer than {self._file_timeout:g} s",
+                    ) from None
                 done += entry.size
         # The manifest goes in last: a cache folder with a manifest is complete.
         _atomic_write(directory / MANIFEST_NAME, manifest.to_json())
@@ -314,7 +330,14 @@ class AvatarManager:
                         AvatarErrorCode.FAILED_TO_FETCH_AVATAR_METADATA,
                         f"GET {url} answered {resp.status} {resp.reason}",
                     )
-                body = await resp.content.read((1 << 20) + 1)
+                # Read to the end: one read() returns only what has arrived (a manifest may come in
+                # several TCP segments).
+                body = await _read_capped(resp, _MAX_MANIFEST)
+                if body is None:
+                    raise AvatarError(
+                        AvatarErrorCode.FAILED_TO_FETCH_AVATAR_METADATA,
+                        f"the manifest at {url} is larger than {_MAX_MANIFEST} bytes",
+                    )
                 return parse_manifest(body, expected_id=avatar_id), resp.headers.get("ETag")
         except (aiohttp.ClientError, asyncio.TimeoutError) as err:
             if cached is not None and all(f.matches(directory / f.path) for f in cached.files):
@@ -365,8 +388,18 @@ class AvatarManager:
                         with part.open(mode) as f:
                             got = have
                             progress(got)
+                            window_start, window_got = time.monotonic(), got
                             async for block in resp.content.iter_chunked(_CHUNK):
                                 got += len(block)
+                                now = time.monotonic()
+                                if now - window_start >= self._timeout:
+                                    if got - window_got < min(_STALL_BYTES, size - window_got):
+                                        raise AvatarError(
+                                            AvatarErrorCode.FAILED_TO_DOWNLOAD_AVATAR_ASSETS,
+                                            f"downloading {url} stalled: {got - window_got} bytes in "
+                                            f"{now - window_start:.1f} s",
+                                        )
+                                    window_start, window_got = now, got
                                 if got > size:
                                     raise AvatarError(
                                         AvatarErrorCode.FAILED_TO_DOWNLOAD_AVATAR_ASSETS,
@@ -509,14 +542,38 @@ class AvatarManager:
                 with an error; ``sdkNotInitialized`` when no asset endpoint is configured.
         """
         url = f"{self.asset_url}/v1/avatars"
+        timeout = aiohttp.ClientTimeout(total=self._file_timeout, sock_connect=self._timeout, sock_read=self._timeout)
         try:
-            async with aiohttp.ClientSession() as session, session.get(url) as resp:
+            async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as resp:
                 resp.raise_for_status()
-                doc = await resp.json()
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as err:
+                body = await _read_capped(resp, _MAX_LISTING)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+            raise AvatarError(
+                AvatarErrorCode.FAILED_TO_FETCH_AVATAR_METADATA, f"cannot list {url}: {err or type(err).__name__}"
+            ) from err
+        if body is None:
+            raise AvatarError(
+                AvatarErrorCode.FAILED_TO_FETCH_AVATAR_METADATA,
+                f"cannot list {url}: the listing is larger than {_MAX_LISTING} bytes",
+            )
+        try:
+            doc = json.loads(body)
+        except ValueError as err:
             raise AvatarError(AvatarErrorCode.FAILED_TO_FETCH_AVATAR_METADATA, f"cannot list {url}: {err}") from err
         avatars = doc.get("avatars") if isinstance(doc, dict) else None
         return list(avatars) if isinstance(avatars, list) else []
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes | None:
+    """The whole body (decompressed), or None as soon as it passes ``cap`` bytes."""
+    parts: list[bytes] = []
+    size = 0
+    async for block in resp.content.iter_chunked(_CHUNK):
+        size += len(block)
+        if size > cap:
+            return None
+        parts.append(block)
+    return b"".join(parts)
 
 
 def _atomic_write(path: pathlib.Path, data: bytes) -> None:

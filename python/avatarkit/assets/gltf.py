@@ -49,6 +49,8 @@ import re
 import struct
 import urllib.parse
 import warnings
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Final, NoReturn
 
 import numpy as np
@@ -58,6 +60,7 @@ from ..errors import AvatarError, AvatarErrorCode
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_COUNTS",
     "DEFAULT_MAX_ELEMENTS",
     "DEFAULT_MAX_IMAGE_PIXELS",
     "DEFAULT_MAX_VERTICES",
@@ -93,6 +96,24 @@ DEFAULT_MAX_VERTICES: Final = 10_000_000
 #: given: 64 bytes for each byte of input, and at least this. Real avatars need a few times their size
 #: (quantized or compressed ones more); a tiny file that asks for gigabytes of zeros is refused.
 DEFAULT_MIN_DECODED_BYTES: Final = 64 << 20
+#: The most objects of each kind one asset may have (an avatar has a few hundred at most): a small file
+#: of a million empty nodes would otherwise take gigabytes and seconds to load.
+DEFAULT_MAX_COUNTS: Final[Mapping[str, int]] = MappingProxyType(
+    {
+        "nodes": 100_000,
+        "meshes": 10_000,
+        "accessors": 100_000,
+        "bufferViews": 100_000,
+        "buffers": 1_000,
+        "images": 1_000,
+        "textures": 1_000,
+        "samplers": 1_000,
+        "materials": 10_000,
+        "skins": 1_000,
+        "animations": 1_000,
+        "scenes": 1_000,
+    }
+)
 #: The largest image (width times height) that :meth:`Image.rgba` decodes: 8192 x 8192, 256 MiB as RGBA.
 DEFAULT_MAX_IMAGE_PIXELS: Final = 1 << 26
 
@@ -1857,6 +1878,10 @@ def _load(
     unsupported = [e for e in required if e not in SUPPORTED_EXTENSIONS]
     if unsupported:
         _fail(f"the asset requires unsupported glTF extension(s): {', '.join(unsupported)}")
+    for key, cap in DEFAULT_MAX_COUNTS.items():
+        items = doc.get(key)
+        if isinstance(items, list) and len(items) > cap:
+            _fail(f"{key} has {len(items)} entries, more than this loader accepts ({cap})")
 
     source = _Source(base_dir, budget)
     buffers: list[memoryview | None] = []

@@ -7,10 +7,12 @@ import logging
 import os
 import pathlib
 import socket
+import stat
 import threading
 from collections.abc import Iterable, Iterator
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 
 from ..assets.bundle import MANIFEST_NAME, Manifest, parse_manifest, validate_avatar_id
 from ..errors import AvatarError
@@ -85,18 +87,75 @@ async def list_avatars(request: web.Request) -> web.Response:
     return response
 
 
+class _BundleFileResponse(web.FileResponse):
+    """A FileResponse that can be told to ignore the request's ``Range`` (a failed ``If-Range``)."""
+
+    def __init__(self, path: pathlib.Path, *, whole: bool, headers: dict[str, str]) -> None:
+        super().__init__(path, headers=headers)
+        self._whole = whole
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        # If-Range is decided already (aiohttp's own test refuses the exact Last-Modified date, as the
+        # file's time has fractions of a second): drop it, and Range too when it failed.
+        dropped = ("range", "if-range") if self._whole else ("if-range",)
+        if any(name in request.headers for name in dropped):
+            headers = {k: v for k, v in request.headers.items() if k.lower() not in dropped}
+            request = request.clone(headers=headers)
+        return await super().prepare(request)
+
+
+def _if_range_holds(request: web.Request, st: os.stat_result) -> bool:
+    """RFC 9110 13.1.5: a Range applies only when ``If-Range`` (if any) names the current file.
+
+    An entity tag must match the current ETag strongly; a date must be the Last-Modified time.
+    """
+    value = request.headers.get("If-Range")
+    if value is None:
+        return True
+    value = value.strip()
+    if value.startswith(("W/", '"')):
+        return value == f'"{st.st_mtime_ns:x}-{st.st_size:x}"'  # aiohttp's ETag of the file
+    date = request.if_range
+    # Last-Modified has whole seconds (aiohttp rounds the file's time up): the same second matches.
+    return date is not None and abs(date.timestamp() - st.st_mtime) < 1
+
+
 async def avatar_file(request: web.Request) -> web.StreamResponse:
-    """``GET /v1/avatars/{id}/{file}``: the manifest or a file it lists (ETag, Range, conditional GET)."""
+    """``GET /v1/avatars/{id}/{file}``: the manifest or a file it lists (ETag, Range, conditional GET).
+
+    Only regular files inside the bundle folder are served (a symlink that leads out of it is refused),
+    and a listed file only when its size is the manifest's.
+    """
     store = request.app[STORE_KEY]
     avatar_id, name = request.match_info["avatar_id"], request.match_info["file"]
     manifest = store.manifest(avatar_id)
     directory = store.directory(avatar_id)
     if manifest is None or directory is None:
         return _error(404, "avatarNotFound", "Avatar not found", f"no avatar {avatar_id!r}")
-    if name != MANIFEST_NAME and name not in {f.path for f in manifest.files}:
+    sizes = {f.path: f.size for f in manifest.files}
+    if name != MANIFEST_NAME and name not in sizes:
         return _error(404, "fileNotFound", "File not found", f"avatar {avatar_id!r} has no file {name!r}")
+    try:
+        path = (directory / name).resolve(strict=True)
+        inside = path.is_relative_to(directory.resolve(strict=True))
+        st = path.stat()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop
+        return _error(404, "fileNotFound", "File not found", f"avatar {avatar_id!r} has no file {name!r}")
+    if not inside or not stat.S_ISREG(st.st_mode) or (name in sizes and st.st_size != sizes[name]):
+        why = (
+            "leads out of the bundle"
+            if not inside
+            else "is no regular file"
+            if not stat.S_ISREG(st.st_mode)
+            else (f"has {st.st_size} bytes, not the manifest's {sizes.get(name)}")
+        )
+        log.warning("avatar %r: refusing to serve %s: it %s", avatar_id, name, why)
+        return _error(404, "fileNotFound", "File not found", f"avatar {avatar_id!r} has no file {name!r}")
+    rng = request.headers.get("Range", "").strip().replace(" ", "")
+    if rng.lower() == "bytes=-0":  # a suffix of no bytes: unsatisfiable (RFC 9110 14.1.1)
+        raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{st.st_size}"})
     # FileResponse answers Range (206), If-None-Match / If-Modified-Since (304) and HEAD itself.
-    return web.FileResponse(directory / name, headers={"Cache-Control": "no-cache"})
+    return _BundleFileResponse(path, whole=not _if_range_holds(request, st), headers={"Cache-Control": "no-cache"})
 
 
 def create_app(store: AvatarStore) -> web.Application:

@@ -5,6 +5,10 @@ A config file is TOML::
     token_secret = "at least 16 characters, the same in every process of a deployment"
     avatars = ["/srv/avatars"]        # folders of avatar bundles, besides the bundled samples
     max_sessions = 1000               # WebSocket sessions per process, all apps (4503 above it)
+    max_connections = 4000            # requests and sessions in progress (503 / 4503 above it);
+                                      # default: 90 % of the file-descriptor limit less 32
+    auth_failures_per_minute = 20     # wrong API keys per client address and minute (then 429)
+    body_timeout_seconds = 10         # time to send a token request's body (then 408)
     engine_inline_ms = 2.0            # engine work predicted longer than this goes to a thread pool
     engine_threads = 2                # that pool's size (default: one per core)
     low_latency = false               # true: look-ahead 0 ms instead of 80 for sessions that don't choose
@@ -89,6 +93,12 @@ class Limits:
     handshake_timeout_seconds: float = 10.0
     #: Audio bytes received but not yet processed, per session, before the server stops reading.
     queued_audio_bytes: int = 4 * 1024 * 1024
+    #: Messages of all kinds a session may send per second, averaged over 5 s (bursts of 5 s worth);
+    #: more closes it (``ServerError 400``, close code 4000).
+    messages_per_second: float = 2000.0
+    #: Messages other than ``ClientAudioInput`` (interrupts, pause, resume, unknown types) per second,
+    #: averaged the same way; more closes the session the same way.
+    control_messages_per_second: float = 100.0
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -147,6 +157,11 @@ class ServiceConfig:
         avatar_roots: folders of avatar bundles to serve (the CLI adds the bundled samples).
         check_avatars: reject WebSocket sessions for avatar ids the asset store does not have.
         max_sessions: WebSocket sessions per process over all apps (then close code 4503).
+        max_connections: HTTP requests and WebSocket sessions in progress per process, over which
+            requests get 503 and WebSockets 4503; None: 90 % of the file-descriptor limit less 32.
+        auth_failures_per_minute: wrong API keys one client address may send per minute to the
+            token endpoint; more get 429 with ``Retry-After`` until the minute is over.
+        body_timeout_seconds: time a client has to send a token request's body (then 408).
         max_token_seconds: how far ahead ``expireAt`` may be (24 h).
         engine_inline_ms: engine work predicted to take longer than this runs on a thread pool
             instead of the event loop.
@@ -161,6 +176,9 @@ class ServiceConfig:
     avatar_roots: tuple[pathlib.Path, ...] = ()
     check_avatars: bool = True
     max_sessions: int = 1000
+    max_connections: int | None = None
+    auth_failures_per_minute: int = 20
+    body_timeout_seconds: float = 10.0
     max_token_seconds: int = 24 * 3600
     engine_inline_ms: float = 2.0
     engine_threads: int | None = None
@@ -177,11 +195,34 @@ class ServiceConfig:
             raise ConfigError("two apps share an API key")
         if self.max_sessions < 1:
             raise ConfigError("max_sessions must be at least 1")
+        if self.max_connections is not None and self.max_connections < 1:
+            raise ConfigError("max_connections must be at least 1")
+        if self.auth_failures_per_minute < 1:
+            raise ConfigError("auth_failures_per_minute must be at least 1")
+        if not self.body_timeout_seconds > 0:
+            raise ConfigError("body_timeout_seconds must be positive")
+
+    def connection_cap(self) -> int:
+        """``max_connections``, or the default below this process's file-descriptor limit."""
+        if self.max_connections is not None:
+            return self.max_connections
+        try:
+            import resource
+
+            soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        except (ImportError, OSError, ValueError):  # pragma: no cover - not Unix
+            return 4096
+        if soft == resource.RLIM_INFINITY:
+            return 65536
+        return max(16, int(soft * 0.9) - 32)
 
     def app_for_key(self, api_key: str) -> AppConfig | None:
         """The app whose API key is ``api_key`` (compared in constant time), or None."""
         found = None
-        given = api_key.encode()
+        try:
+            given = api_key.encode()
+        except UnicodeEncodeError:  # a header that was not UTF-8 (aiohttp keeps its bytes as surrogates)
+            return None
         for app in self.apps.values():
             if hmac.compare_digest(app.api_key.encode(), given):
                 found = app
@@ -209,7 +250,7 @@ def _number(table: Mapping[str, Any], name: str, where: str, default: Any) -> An
 def config_from_mapping(doc: Mapping[str, Any], *, base_dir: pathlib.Path | None = None) -> ServiceConfig:
     """Build a :class:`ServiceConfig` from a parsed TOML document (see the module docstring)."""
     known = {"token_secret", "avatars", "max_sessions", "limits", "apps", "check_avatars", "engine_inline_ms"}
-    known |= {"engine_threads", "low_latency"}
+    known |= {"engine_threads", "low_latency", "max_connections", "auth_failures_per_minute", "body_timeout_seconds"}
     unknown = sorted(set(doc) - known)
     if unknown:
         raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -273,8 +314,17 @@ def config_from_mapping(doc: Mapping[str, Any], *, base_dir: pathlib.Path | None
     low_latency = doc.get("low_latency", False)
     if not isinstance(low_latency, bool):
         raise ConfigError("low_latency must be true or false")
+    max_connections = doc.get("max_connections")
+    if max_connections is not None and (isinstance(max_connections, bool) or not isinstance(max_connections, int)):
+        raise ConfigError("max_connections must be an integer")
+    failures = doc.get("auth_failures_per_minute", 20)
+    if isinstance(failures, bool) or not isinstance(failures, int):
+        raise ConfigError("auth_failures_per_minute must be an integer")
     return ServiceConfig(
         apps=apps,
+        max_connections=max_connections,
+        auth_failures_per_minute=failures,
+        body_timeout_seconds=float(_number(doc, "body_timeout_seconds", "config", 10.0)),
         token_secret=secret_bytes,
         engine_inline_ms=float(inline_ms),
         engine_threads=threads,
@@ -307,8 +357,19 @@ def config_dir() -> pathlib.Path:
     return pathlib.Path(override) if override else pathlib.Path(platformdirs.user_config_dir("avatarkit", False))
 
 
+def _make_private(path: pathlib.Path) -> None:
+    """The credentials file 0600 in a 0700 folder, whatever modes they had."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for target, mode in ((path.parent, 0o700), (path, 0o600)):
+        try:
+            if target.exists() and (target.stat().st_mode & 0o777) != mode:
+                os.chmod(target, mode)
+        except OSError as err:
+            log.warning("cannot make %s private (mode %o): %s", target, mode, err)
+
+
 def _write_private(path: pathlib.Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_private(path)
     scratch = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
     fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -325,7 +386,8 @@ def development_config(
     """The development setup: one app (``demo`` unless ``app_id``), default limits.
 
     Its API key (unless ``api_key`` is given) and the token secret are generated on first use and
-    kept in ``<config folder>/service-dev.json`` (mode 0600), so restarts and other local processes
+    kept in ``<config folder>/service-dev.json`` (mode 0600, in a folder of mode 0700: both are set
+    each time, whatever they were), so restarts and other local processes
     accept the same keys and tokens. Returns the config and that file's path.
     """
     path = pathlib.Path(directory) if directory is not None else config_dir()
@@ -355,5 +417,7 @@ def development_config(
             changed = True
     if changed:
         _write_private(path, json.dumps({"token_secret": secret, "apps": keys}, indent=2) + "\n")
+    else:
+        _make_private(path)
     app = AppConfig(app_id=app_id, api_key=api_key)
     return ServiceConfig(apps={app_id: app}, token_secret=secret.encode()), path

@@ -24,10 +24,12 @@ SDKs that classify by message recognise. Close codes:
 1009    a message over ``message_bytes`` (``ServerError 413`` first when it is at most twice
         the limit; aiohttp refuses larger ones without reading them)
 4000    the request is invalid and retrying will not help: bad handshake, unsupported sample
-        rate / format / egress, unknown avatar, a text frame, malformed protobuf
+        rate / format / egress, unknown avatar, a text frame, malformed protobuf, more messages
+        than ``messages_per_second`` / ``control_messages_per_second`` allow
 4001    credits exhausted            4002  session time limit (reconnect)
 4003    concurrency limit            4010  authentication failed (bad, expired or missing token)
-4503    engine failure or the process is at capacity (retry with backoff)
+4503    engine failure or the process is at capacity: ``max_sessions`` or the connection cap
+        (retry with backoff)
 ======  ===============================================================================
 
 Errors that concern one request do not end the session: audio that cannot be decoded, a request
@@ -48,7 +50,12 @@ interrupted request is ignored without an error.
 Flow control: messages are read as they arrive and control messages act at once; audio waits in
 a queue of at most ``queued_audio_bytes`` per session, beyond which the server stops reading
 that connection until the engine catches up (TCP backpressure). Sends wait for the socket to
-drain, so a client that does not read stalls only its own session. Engine work runs in slices of
+drain, so a client that does not read stalls only its own session, until the idle or session
+limit ends it. A session that must end has ``_CLOSE_GRACE`` seconds (``_SHUTDOWN_GRACE`` when the
+server stops) for its ``ServerError`` and close handshake, then the connection is aborted; however
+it ends, its slot is released. The read loop yields to the event loop every ``_YIELD_EVERY``
+messages or ``_YIELD_AFTER`` seconds, so a flood of small messages cannot starve other sessions;
+the message-rate caps (token buckets over 5 s) close a flooding session. Engine work runs in slices of
 at most ``engine_inline_ms`` on the event loop (interrupts act between slices), or on a thread
 pool when the engine is too heavy for that.
 
@@ -99,7 +106,16 @@ INGRESS_PATH = "/v2/driveningress/websocket"
 _MAX_REQ_ID = 128
 _MAX_QUEUED_ITEMS = 4096
 _REMEMBERED_REQUESTS = 256
-_SEND_TIMEOUT = 5.0
+#: Time a session has, once it must end, to send its ServerError and close handshake; then the
+#: connection is aborted (a client that does not read cannot hold it open).
+_CLOSE_GRACE = 2.0
+#: The same when the server shuts down: the whole shutdown stays within about a second.
+_SHUTDOWN_GRACE = 0.8
+#: The read loop yields to the event loop after this many messages or this much time (seconds).
+_YIELD_EVERY = 16
+_YIELD_AFTER = 0.001
+#: Message-rate caps average over this many seconds (the bucket holds this many seconds of messages).
+_RATE_WINDOW = 5.0
 _NANOID_ALPHABET = "_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
@@ -211,6 +227,10 @@ class Ingress:
         #: The engine's look-ahead in ms, standard (False) and low latency (True).
         self.lookahead_ms = {low: EngineSession(16000, low_latency=low).lookahead_ms for low in (False, True)}
 
+    async def refuse(self, request: web.Request) -> web.StreamResponse:
+        """Answer a WebSocket while the process is over its connection cap: ``ServerError 4503``, close 4503."""
+        return await _Connection(self, request, over_capacity=True).run()
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """The aiohttp handler of ``GET /v2/driveningress/websocket``."""
         connection = _Connection(self, request)
@@ -267,7 +287,7 @@ def _invalid(message: str) -> _Fatal:
 class _Connection:
     """One WebSocket session."""
 
-    def __init__(self, ingress: Ingress, request: web.Request) -> None:
+    def __init__(self, ingress: Ingress, request: web.Request, *, over_capacity: bool = False) -> None:
         self._ingress = ingress
         self._request = request
         self._loop = asyncio.get_running_loop()
@@ -296,6 +316,13 @@ class _Connection:
         self.peak_queued_bytes = 0
         self._space = asyncio.Event()
         self._space.set()
+        self._stopped = asyncio.Event()
+        self._transport: asyncio.Transport | None = None
+        #: Refused at once (4503): the process is over its connection cap.
+        self._over_capacity = over_capacity
+        # message-rate caps (token buckets)
+        self._all_rate = _Bucket(self._limits.messages_per_second)
+        self._control_rate = _Bucket(self._limits.control_messages_per_second)
         # deadlines (loop time)
         self._session_deadline = 0.0
         self._idle_deadline = 0.0
@@ -306,14 +333,19 @@ class _Connection:
         auth_error = self._authenticate()
         limits = self._limits
         ws = web.WebSocketResponse(
-            max_msg_size=2 * limits.message_bytes, compress=False, timeout=_SEND_TIMEOUT, autoping=True
+            max_msg_size=2 * limits.message_bytes, compress=False, timeout=_CLOSE_GRACE, autoping=True
         )
         self._ws = ws
         await ws.prepare(self._request)
+        self._transport = self._request.transport
         tasks: list[asyncio.Task[None]] = []
         try:
             if auth_error is not None:
                 raise auth_error
+            if self._over_capacity:
+                raise _Fatal(
+                    ErrorCode.UPSTREAM_UNAVAILABLE, "server at capacity; retry later", CloseCode.UPSTREAM_UNAVAILABLE
+                )
             self._admit()
             if not await self._handshake():
                 return ws
@@ -323,32 +355,75 @@ class _Connection:
             tasks = [
                 asyncio.create_task(self._worker(), name=f"avatarkit-worker-{self.connection_id}"),
                 asyncio.create_task(self._watchdog(), name=f"avatarkit-watchdog-{self.connection_id}"),
+                asyncio.create_task(self._reader(), name=f"avatarkit-reader-{self.connection_id}"),
             ]
-            await self._read_loop()
+            # Whatever ends the session first (the client, a failed send, a limit, an error, the
+            # server stopping) sets this, and the cleanup below runs.
+            await self._stopped.wait()
         except _Fatal as fatal:
             await self._fail(fatal)
+        except (ConnectionError, asyncio.TimeoutError) as err:
+            log.debug("session %s: connection lost: %s", self.connection_id, err)
         except Exception:
             log.exception("session %s failed", self.connection_id)
             await self._fail(_Fatal(ErrorCode.UPSTREAM_UNAVAILABLE, "internal error", CloseCode.UPSTREAM_UNAVAILABLE))
         finally:
-            self._closing = True
-            self._space.set()
-            for task in tasks:
-                if task is not self._closer:
-                    task.cancel()
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
-            if not ws.closed:
-                await ws.close()
-            if self._opened and self._app is not None:
-                self._ingress.usage.close(self._app)
-                self._opened = False
+            try:
+                self._mark_closing()
+                closer = self._closer
+                for task in tasks:
+                    if task is not closer:
+                        task.cancel()
+                if tasks:
+                    # The closer (if one of these) is bounded by its grace period.
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                if closer is not None and closer not in tasks and closer is not asyncio.current_task():
+                    # shut_down() from the server's on_shutdown: bounded as well.
+                    await asyncio.wait({closer}, timeout=2 * _CLOSE_GRACE)
+                if not ws.closed:
+                    await self._close_ws(CloseCode.NORMAL, b"", _CLOSE_GRACE)
+                transport = self._transport
+                if transport is not None and transport.get_write_buffer_size():
+                    self._abort()  # closed with data the client never read: do not wait for it
+            finally:
+                if self._opened and self._app is not None:
+                    self._ingress.usage.close(self._app)
+                    self._opened = False
             log.debug("session %s closed (code %s)", self.connection_id, ws.close_code)
         return ws
 
+    def _mark_closing(self) -> None:
+        """The session is ending: stop reading and working, wake whatever waits."""
+        self._closing = True
+        self._space.set()
+        self._stopped.set()
+
+    def _abort(self) -> None:
+        """Drop the TCP connection without a close handshake."""
+        # Also when closing: a transport closed with unsent data (a client that does not read) would
+        # wait for it for ever.
+        transport = self._transport
+        if transport is not None:
+            transport.abort()
+
+    async def _close_ws(self, code: int, reason: bytes, timeout: float) -> None:
+        """The close handshake within ``timeout`` seconds, else abort the connection."""
+        ws = self._ws
+        assert ws is not None
+        try:
+            await asyncio.wait_for(ws.close(code=code, message=reason), max(timeout, 0.05))
+        except (ConnectionError, RuntimeError, asyncio.TimeoutError) as err:
+            log.debug(
+                "session %s: close failed (%s); aborting the connection", self.connection_id, err or type(err).__name__
+            )
+            self._abort()
+
     async def shut_down(self) -> None:
-        """End the session because the server stops."""
-        await self._fail(_Fatal(ErrorCode.SHUTTING_DOWN, "server is shutting down; reconnect", CloseCode.GOING_AWAY))
+        """End the session because the server stops (within about a second, whatever the client does)."""
+        await self._fail(
+            _Fatal(ErrorCode.SHUTTING_DOWN, "server is shutting down; reconnect", CloseCode.GOING_AWAY),
+            grace=_SHUTDOWN_GRACE,
+        )
 
     def _authenticate(self) -> _Fatal | None:
         request, config = self._request, self._ingress.config
@@ -380,6 +455,8 @@ class _Connection:
             )
         self._app = app
         self._limits = app.limits
+        self._all_rate = _Bucket(app.limits.messages_per_second)
+        self._control_rate = _Bucket(app.limits.control_messages_per_second)
         return None
 
     def _admit(self) -> None:
@@ -504,10 +581,27 @@ class _Connection:
 
     # ------------------------------------------------------------------ reading
 
+    async def _reader(self) -> None:
+        """The read loop as a task of its own; any way it ends ends the session."""
+        try:
+            await self._read_loop()
+        except _Fatal as fatal:
+            await self._fail(fatal)
+        except (ConnectionError, asyncio.TimeoutError) as err:
+            log.debug("session %s: connection lost: %s", self.connection_id, err)
+        except Exception:
+            log.exception("session %s: reading failed", self.connection_id)
+            await self._fail(_Fatal(ErrorCode.UPSTREAM_UNAVAILABLE, "internal error", CloseCode.UPSTREAM_UNAVAILABLE))
+        finally:
+            self._stopped.set()
+
     async def _read_loop(self) -> None:
         ws = self._ws
         assert ws is not None
         limits = self._limits
+        loop = self._loop
+        since_yield = 0
+        slice_start = time.perf_counter()
         while not self._closing:
             msg = await ws.receive()
             if msg.type == WSMsgType.BINARY:
@@ -516,17 +610,38 @@ class _Connection:
                     message = parse_message(msg.data)
                 except (ValueError, DecodeError) as err:
                     raise _invalid(f"failed to unmarshal message: {err}") from None
+                self._check_rate(message.type, loop.time())
                 await self._dispatch(message)
                 while not self._closing and (
                     self._queued_bytes > limits.queued_audio_bytes or self._queue.qsize() >= _MAX_QUEUED_ITEMS
                 ):
                     self._space.clear()
-                    await self._space.wait()
+                    await self._space.wait()  # set by the worker, and when the session ends
+                    since_yield, slice_start = 0, time.perf_counter()
             elif msg.type == WSMsgType.TEXT:
                 raise _invalid("expected binary protobuf message, got a text frame")
             else:  # CLOSE, CLOSING, CLOSED, ERROR (aiohttp has answered a too-large message with 1009)
                 self._log_end(msg)
                 return
+            # Messages already buffered are returned without suspending: yield now and then so that
+            # a connection sending many small messages cannot keep the loop from other sessions.
+            since_yield += 1
+            if since_yield >= _YIELD_EVERY or time.perf_counter() - slice_start >= _YIELD_AFTER:
+                await asyncio.sleep(0)
+                since_yield, slice_start = 0, time.perf_counter()
+
+    def _check_rate(self, kind: int, now: float) -> None:
+        """Close a session that sends more messages than its limits allow (400, close code 4000)."""
+        limits = self._limits
+        if not self._all_rate.take(now):
+            raise _invalid(
+                f"too many messages: more than {limits.messages_per_second:g} per second; closing the session"
+            )
+        if kind != MessageType.MESSAGE_CLIENT_AUDIO_INPUT and not self._control_rate.take(now):
+            raise _invalid(
+                f"too many control messages: more than {limits.control_messages_per_second:g} per second; "
+                "closing the session"
+            )
 
     async def _dispatch(self, message: Message) -> None:
         kind = message.type
@@ -742,6 +857,8 @@ class _Connection:
         await self._send(message)
 
     async def _watchdog(self) -> None:
+        # The limits hold even while a send waits for a client that does not read: _fail's sends and
+        # close are bounded, and then the connection is aborted.
         try:
             while not self._closing:
                 now = self._loop.time()
@@ -772,10 +889,12 @@ class _Connection:
             if ws.closed:
                 return
             try:
+                # Waits while the client does not read: this session stalls, no other. The watchdog's
+                # limits (idle, session) still end it.
                 await ws.send_bytes(data)
             except (ConnectionError, RuntimeError) as err:
                 log.debug("session %s: send failed: %s", self.connection_id, err)
-                self._closing = True
+                self._mark_closing()
 
     async def _error(self, code: int, text: str, req_id: str = "") -> None:
         message = Message(type=MessageType.MESSAGE_SERVER_ERROR)
@@ -786,17 +905,37 @@ class _Connection:
         error.message = text
         await self._send(message)
 
-    async def _fail(self, fatal: _Fatal) -> None:
-        """Send ``ServerError`` and close with the fatal error's close code (once per session)."""
+    async def _fail(self, fatal: _Fatal, grace: float = _CLOSE_GRACE) -> None:
+        """Send ``ServerError`` and close with the fatal error's close code (once per session).
+
+        Both have ``grace`` seconds in all; a connection that has not closed by then is aborted.
+        """
         if self._closing or self._ws is None:
             return
-        self._closing = True
+        self._mark_closing()
         self._closer = asyncio.current_task()
-        self._space.set()
-        ws = self._ws
+        deadline = self._loop.time() + grace
         log.debug("session %s: closing %d: %s", self.connection_id, fatal.close_code, fatal.message)
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._error(fatal.code, fatal.message), _SEND_TIMEOUT)
+            await asyncio.wait_for(self._error(fatal.code, fatal.message), grace)
         reason = fatal.message.encode()[:120]
-        with contextlib.suppress(ConnectionError, RuntimeError, asyncio.TimeoutError):
-            await ws.close(code=fatal.close_code, message=reason)
+        await self._close_ws(fatal.close_code, reason, deadline - self._loop.time())
+
+
+class _Bucket:
+    """A token bucket: ``rate`` messages per second on average, bursts of ``_RATE_WINDOW`` seconds' worth."""
+
+    def __init__(self, rate: float) -> None:
+        self._rate = rate
+        self._capacity = rate * _RATE_WINDOW
+        self._tokens = self._capacity
+        self._stamp = time.monotonic()
+
+    def take(self, now: float) -> bool:
+        """Take one token (False: the bucket is empty)."""
+        self._tokens = min(self._capacity, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True

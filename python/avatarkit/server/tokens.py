@@ -77,7 +77,8 @@ def verify_token(secret: bytes, token: str, *, now: float | None = None) -> Toke
     """
     if not token:
         raise TokenError("empty token")
-    if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:
+    # Validated before anything compares it: compare_digest refuses non-ASCII text (TypeError).
+    if len(token) > MAX_TOKEN_LENGTH or not token.isascii() or token.count(".") != 1:
         raise TokenError("invalid session token: malformed")
     payload, signature = token.split(".")
     try:
