@@ -269,6 +269,25 @@ def test_speech_then_silence_returns_to_neutral(low_latency: bool) -> None:
 
 @needs_espeak
 @ENGINES
+@pytest.mark.parametrize("under_db", [38.0, 45.0])
+def test_a_pause_with_room_noise_rests_the_face(low_latency: bool, under_db: float) -> None:
+    """A pause that is not digital silence (breath, a room, a faint background) rests the face."""
+    _bench()
+    from lipsync import sounds
+
+    audio, rate, _ = speak("Hello there, how are you today?")
+    x = sounds.at_level(audio.astype(np.float32) / 32768.0, -20.0)
+    pause = sounds.noise(np.random.default_rng(8), rate, 1.2, "pink", -20.0 - under_db)
+    pcm = np.clip(np.round(np.concatenate([x, pause]) * 32767), -32768, 32767).astype(np.int16)
+    frames = run(pcm, rate, low_latency=low_latency)
+    assert frames[:, COL["jawOpen"]].max() > 0.3
+    tail = frames[-(len(pause) * 25 // rate) + 5 :]  # the pause from 200 ms in
+    assert np.all(tail[:, COL["viseme_sil"]] > 0.95)
+    assert tail[:, [COL[n] for n in MOUTH]].max() < 0.03
+
+
+@needs_espeak
+@ENGINES
 def test_pa_pa_pa_closes_the_lips(low_latency: bool) -> None:
     audio, rate, phones = speak("pa pa pa pa")
     frames = run(audio, rate, low_latency=low_latency)

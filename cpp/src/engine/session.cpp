@@ -88,6 +88,7 @@ constexpr PoseValue kPoses[] = {
 };
 
 constexpr float kJawGain = 0.8f;
+constexpr float kQuietDb = 35.0f;  // a frame this far under the running speech level is quiet
 constexpr float kPi = 3.14159265f;
 
 // SplitMix64: a small, well-mixed, portable random sequence.
@@ -124,6 +125,7 @@ struct Session::Face {
     float gaze_x = 0.0f, gaze_y = 0.0f, gaze_tx = 0.0f, gaze_ty = 0.0f;
     std::array<float, 4> phase{};
     float prev_level = -84.0f;
+    int quiet_frames = 0;          // consecutive frames far under the running speech level
 };
 
 Session::Session(std::shared_ptr<const Model> model, int sample_rate, FaceOptions options)
@@ -284,12 +286,24 @@ void Session::frame(std::int64_t k, float* out) {
     float next_level = -84.0f;
     for (int s = kSubframes; s < 2 * kSubframes && kSubframes * k + s < horizon; ++s)
         next_level = std::max(next_level, loudness_db(kSubframes * k + s));
-    const float speech = 1.0f - p[kSil];
+    float speech = 1.0f - p[kSil];
     if (speech > 0.5f) {
         if (level > face.level_ref) face.level_ref += 0.3f * (level - face.level_ref);
         else face.level_ref += 0.01f * (level - face.level_ref);
     }
     const float intensity = clamp01((level - (face.level_ref - 25.0f)) / 22.0f);
+
+    // A pause rests the face: once the level has stayed kQuietDb under the running speech level for
+    // more than two frames (a stop's closure is shorter, so its PP frames stay), what the
+    // classifier reads in breath, room noise or a faint background fades to silence over two frames.
+    if (level < face.level_ref - kQuietDb) ++face.quiet_frames;
+    else face.quiet_frames = 0;
+    const float rest = clamp01(static_cast<float>(face.quiet_frames - 2) / 2.0f);
+    if (rest > 0.0f) {
+        for (int v = 0; v < kVisemes; ++v) p[static_cast<std::size_t>(v)] *= 1.0f - rest;
+        p[kSil] += rest;
+        speech = 1.0f - p[kSil];
+    }
 
     std::fill(out, out + kChannels, 0.0f);
 
