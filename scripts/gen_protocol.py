@@ -1,7 +1,8 @@
 """Regenerate python/avatarkit/protocol/driveningress_v2_pb2.py(i) from the .proto.
 
-Needs the `dev` dependency group (grpcio-tools, mypy-protobuf). The generated files are committed so
-that users need only the protobuf runtime.
+Needs the `dev` dependency group: grpcio-tools pinned to 1.75.1, whose protoc 31.1 writes code that
+every protobuf runtime from 6.31.1 to 7.x accepts (a newer protoc would raise the floor), and
+mypy-protobuf. The generated files are committed so that users need only the protobuf runtime.
 """
 
 from __future__ import annotations

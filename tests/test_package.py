@@ -180,3 +180,25 @@ def test_cli_serve_port_in_use_is_one_line() -> None:
     assert result.returncode == 2
     assert result.stderr.strip().startswith("avatarkit: error: cannot listen")
     assert "serving" not in result.stdout
+
+
+def test_protobuf_floor_is_the_gencode_version() -> None:
+    """The committed gencode refuses runtimes older than the protoc that wrote it: the dependency's
+    floor is that version, and it stays under 7 so the package installs beside pipecat (protobuf < 7)."""
+    import re
+
+    pyproject = (REPO / "pyproject.toml").read_text()
+    floor = re.search(r'"protobuf>=([0-9.]+),<8"', pyproject)
+    gencode = re.search(
+        r"# Protobuf Python Version: ([0-9.]+)",
+        (REPO / "python" / "avatarkit" / "protocol" / "driveningress_v2_pb2.py").read_text(),
+    )
+    assert floor and gencode
+    assert floor.group(1) == gencode.group(1)
+    assert int(floor.group(1).split(".")[0]) < 7
+    from google.protobuf import __version__ as runtime
+
+    from avatarkit.protocol import driveningress_v2_pb2  # imports under the installed runtime
+
+    assert driveningress_v2_pb2.DESCRIPTOR.name == "driveningress_v2.proto"
+    assert tuple(int(x) for x in runtime.split(".")[:2]) >= tuple(int(x) for x in floor.group(1).split(".")[:2])
