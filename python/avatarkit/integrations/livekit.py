@@ -232,20 +232,20 @@ class AvatarKitVideoGenerator(VideoGenerator):
             sample_rate=self._out_rate,
             idle_audio=False,
         ):
-            if frame.end_of_utterance and self._segment_ended(frame.conversation_id, frame.interrupted):
+            if frame.end_of_utterance and self._segment_ended(frame.ended_conversation_id):
                 yield AudioSegmentEnd()
             image = frame.image
             yield rtc.VideoFrame(image.shape[1], image.shape[0], buffer_type, image.tobytes())
             if len(frame.audio):
                 yield rtc.AudioFrame(frame.audio.tobytes(), frame.sample_rate, 1, len(frame.audio))
 
-    def _segment_ended(self, conversation: str | None, interrupted: bool) -> bool:
+    def _segment_ended(self, conversation: str | None) -> bool:
         """Whether the end of ``conversation`` ends the segment playing (then the next one starts)."""
-        if conversation is not None and conversation in self._cleared:
+        if conversation in self._cleared:
             self._cleared.discard(conversation)
             return False  # cut short by clear_buffer: the runner has reported it
         ours = self._playing if self._playing is not None else self._open
-        if ours is None or (conversation is not None and conversation != ours):
+        if ours is None or conversation != ours:
             return False
         self._playing = self._open = None
         self._start_waiting()
@@ -288,7 +288,7 @@ class AvatarSession:
     """An AvatarKit avatar in a LiveKit Agents session, rendered in the agent's process.
 
     ``avatar``: an :class:`~avatarkit.Avatar`, a path to a bundle or a ``.glb``/``.gltf`` (for
-    :meth:`AvatarManager.derive <avatarkit.manager.AvatarManager.derive>`), or ``None`` for the built-in
+    :meth:`~avatarkit.manager.AvatarManager.derive`), or ``None`` for the built-in
     sample avatar. ``width`` x ``height`` at ``fps`` is the published video; ``audio_sample_rate`` the
     published audio's rate (``None``: the controller's, the configured ``AudioFormat``).
 
