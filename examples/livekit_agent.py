@@ -35,7 +35,7 @@ INSTRUCTIONS = "You are a friendly assistant with a face. Keep your answers shor
 server = AgentServer()
 
 
-def make_session() -> AgentSession:
+def make_session() -> AgentSession[None]:
     """The agent's pipeline: LiveKit Inference models (swap in any plugin's objects)."""
     return AgentSession(
         stt="deepgram/nova-3",
