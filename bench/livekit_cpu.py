@@ -88,7 +88,8 @@ async def stream(avatar: Any, size: int, fps: float, until: float, speech: np.nd
 
 
 async def main(seconds: float, size: int, fps: float, streams: int) -> int:
-    AvatarSDK.initialize("bench", Configuration(driving_service_mode="local", audio_format=AudioFormat(sample_rate=RATE)))
+    config = Configuration(driving_service_mode="local", audio_format=AudioFormat(sample_rate=RATE))
+    AvatarSDK.initialize("bench", config)
     avatar = AvatarManager.derive(ensure_samples() / "default")
     speech = decode_audio(DEMO_SPEECH, RATE)[: 4 * RATE]  # 4 s utterances
     loop = asyncio.get_running_loop()
