@@ -380,6 +380,46 @@ def test_avatar_session_takes_the_agent_sessions_audio_output(avatar: Any) -> No
     asyncio.run(run())
 
 
+def test_an_agent_sessions_speech_plays_through_the_avatar(avatar: Any) -> None:
+    """LiveKit's AgentSession speaks through it: say() waits for the avatar to play the speech out, and
+    an interrupted say() ends at once, marked interrupted in the chat history."""
+    from livekit.agents import Agent
+
+    async def speech(seconds: float, seed: int) -> AsyncIterator[rtc.AudioFrame]:
+        for frame in frames_of(speech_like(seconds, RATE, seed=seed), RATE):
+            yield frame
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        session: AgentSession[None] = AgentSession(vad=None)
+        helper = AvatarSession(avatar, width=SIZE, height=SIZE, fps=FPS)
+        await helper.start(session, Room())  # type: ignore[arg-type]
+        await session.start(Agent(instructions="Say things."))  # no room: the avatar is the audio output
+        try:
+            started = loop.time()
+            handle = session.say("One second of speech.", audio=speech(1.0, 0))
+            await asyncio.wait_for(handle.wait_for_playout(), 10)
+            assert not handle.interrupted
+            assert loop.time() - started > 1.0  # it waited for the avatar, not for the queue
+
+            handle = session.say("Three seconds of speech, cut short.", audio=speech(3.0, 1))
+            await asyncio.sleep(1.0)
+            interrupted = loop.time()
+            handle.interrupt()
+            await asyncio.wait_for(handle.wait_for_playout(), 10)
+            assert handle.interrupted
+            assert loop.time() - interrupted < 0.5
+            assert helper.controller is not None
+            assert helper.controller.conversation_state is ConversationState.IDLE
+            said = [(m.text_content, m.interrupted) for m in session.history.items if m.type == "message"]
+            assert [interrupted for _, interrupted in said] == [False, True]
+        finally:
+            await session.aclose()
+            await helper.aclose()
+
+    asyncio.run(run())
+
+
 def load_example() -> Any:
     spec = importlib.util.spec_from_file_location("example_livekit_agent", EXAMPLES / "livekit_agent.py")
     assert spec is not None and spec.loader is not None
