@@ -195,6 +195,26 @@ def test_an_utterance_plays_out_with_its_audio_then_ends(avatar: Any) -> None:
     asyncio.run(run())
 
 
+def test_audio_out_at_a_fixed_rate(avatar: Any) -> None:
+    """``audio_sample_rate=48000``: the speech comes out at 48 kHz (what the runner's AudioSource takes)."""
+
+    async def run() -> None:
+        async with Started(avatar) as s:
+            generator = AvatarKitVideoGenerator(s.controller, fps=FPS, audio_sample_rate=48000)
+            assert generator.audio_sample_rate == 48000
+            collect = Collect(generator)
+            for frame in frames_of(speech_like(0.6, RATE), RATE):
+                await generator.push_audio(frame)
+            await generator.push_audio(AudioSegmentEnd())
+            await collect.until(lambda items: ends(items) == 1)
+            await collect.stop()
+            audio = collect.of(rtc.AudioFrame)
+            assert audio and all(f.sample_rate == 48000 and f.num_channels == 1 for f in audio)
+            assert whole(audio_seconds(audio), 0.6)
+
+    asyncio.run(run())
+
+
 def test_clear_buffer_stops_the_speech_and_yields_no_segment_end(avatar: Any) -> None:
     async def run() -> None:
         async with Started(avatar) as s:

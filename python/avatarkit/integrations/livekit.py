@@ -187,6 +187,7 @@ class AvatarKitVideoGenerator(VideoGenerator):
         if self._playing is not None or self._waiting:
             # The previous segment still plays: this one starts when it has played out.
             if not self._waiting or self._waiting[-1].ended:
+                log.debug("a segment waits for conversation %s to play out", self._playing)
                 self._waiting.append(_Segment())
             self._waiting[-1].chunks.append(pcm)
             return
@@ -229,7 +230,7 @@ class AvatarKitVideoGenerator(VideoGenerator):
             fps=self._fps,
             realtime=True,
             pixel_format=self._pixel_format,
-            sample_rate=self._out_rate,
+            sample_rate=self.audio_sample_rate,
             idle_audio=False,
         ):
             if frame.end_of_utterance and self._segment_ended(frame.ended_conversation_id):
