@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from avatarkit import AvatarManager, AvatarSDK, AvatarView, Configuration, Environment
-from avatarkit.commands import _session_token, embedded_service
+from avatarkit.commands import development_session_token, embedded_service
 from avatarkit.media import decode_audio
 from avatarkit.view import HeadlessSurface
 
@@ -86,7 +86,7 @@ async def measure(
         config = Configuration(environment=Environment.local(port=server.port), low_latency=low_latency)
         AvatarSDK.initialize(app_id, config)
         try:
-            AvatarSDK.session_token = await _session_token(server.url, app_id)
+            AvatarSDK.session_token = await development_session_token(server.url, app_id)
             avatar = await AvatarManager.load("default")
             view = AvatarView(HeadlessSurface(size, size), avatar, fps=fps)
             controller = view.avatar_controller
@@ -99,7 +99,7 @@ async def measure(
             original = controller.sample
 
             def sample(t: float) -> Any:
-                conv = controller._conversation
+                conv = controller.conversation()
                 start = conv.start if conv is not None else None
                 last = conv.timeline.last_index if conv is not None and len(conv.timeline) else -1
                 sampled.append((t, start, last))
@@ -125,7 +125,7 @@ async def measure(
                 await asyncio.sleep(max(0.0, deadline - controller.clock()))
                 sent.append(controller.clock())
                 controller.send(speech[i : i + chunk], end=i + chunk >= len(speech))
-            conv = controller._conversation
+            conv = controller.conversation()
             assert conv is not None
             assert conv.start is not None
             end = conv.start + conv.duration + 0.3
@@ -133,12 +133,12 @@ async def measure(
                 await asyncio.sleep(0.05)
             stop.set()
             await renderer
-            lookahead = 1000 * (controller._lookahead or 0.0)
+            lookahead = 1000 * (controller.lookahead or 0.0)
             await controller.close()
             view.destroy()
         finally:
             AvatarSDK.cleanup()
-            AvatarManager._shared_instance = None
+            AvatarManager.reset_shared()
 
     start = conv.start
     latencies = []
