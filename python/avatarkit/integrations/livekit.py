@@ -237,7 +237,9 @@ class AvatarKitVideoGenerator(VideoGenerator):
                 yield AudioSegmentEnd()
             image = frame.image
             yield rtc.VideoFrame(image.shape[1], image.shape[0], buffer_type, image.tobytes())
-            if len(frame.audio):
+            # A frame rendered before a clear_buffer took effect may still carry the cleared speech:
+            # it is left out, or the runner would count it into the next segment's position.
+            if len(frame.audio) and frame.conversation_id not in self._cleared:
                 yield rtc.AudioFrame(frame.audio.tobytes(), frame.sample_rate, 1, len(frame.audio))
 
     def _segment_ended(self, conversation: str | None) -> bool:
