@@ -256,6 +256,33 @@ def test_segments_pushed_back_to_back_play_in_turn(avatar: Any) -> None:
     asyncio.run(run())
 
 
+def test_clear_buffer_drops_a_waiting_segment_too(avatar: Any) -> None:
+    """A clear while one segment plays and the next waits drops both; the segment after plays in full."""
+
+    async def run() -> None:
+        async with Started(avatar) as s:
+            generator = AvatarKitVideoGenerator(s.controller, fps=FPS)
+            collect = Collect(generator)
+            for seconds in (1.5, 0.5):
+                for frame in frames_of(speech_like(seconds, RATE, seed=int(seconds * 10)), RATE):
+                    await generator.push_audio(frame)
+                await generator.push_audio(AudioSegmentEnd())
+            await collect.until(lambda items: audio_seconds(items) >= 0.3)
+            generator.clear_buffer()
+            cleared = len(collect.items)
+            for frame in frames_of(speech_like(0.4, RATE, seed=7), RATE):
+                await generator.push_audio(frame)
+            await generator.push_audio(AudioSegmentEnd())
+            await collect.until(lambda items: ends(items) == 1)
+            await asyncio.sleep(0.3)
+            await collect.stop()
+            after = [item for _, item in collect.items[cleared:]]
+            assert ends(after) == 1
+            assert whole(audio_seconds(after), 0.4)  # only the new segment: nothing of the 0.5 s that waited
+
+    asyncio.run(run())
+
+
 # -- the framework's runner and audio output -------------------------------------------------------
 
 
