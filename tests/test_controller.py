@@ -566,6 +566,10 @@ async def test_host_mode_plays_the_official_recording(official_recording, offici
         jaw = conv.timeline.values[:, c.channels.index("jawOpen")]
         head = conv.timeline.values[:, c.channels.index("headPitch")]
         assert jaw.max() > 0.2 and jaw.std() > 0.03 and head.std() > 0.005
+        # The lip shapes the service sends in its FLAME expression reach the mouth, not just the jaw.
+        for name in ("mouthFunnel", "mouthPucker", "viseme_PP", "viseme_O", "mouthSmileLeft"):
+            shape = conv.timeline.values[:, c.channels.index(name)]
+            assert shape.std() > 0.02 and abs(np.corrcoef(shape, jaw)[0, 1]) < 0.9, name
         assert parse_message(official_messages[0]).server_response_animation.req_id != conv_id
     AvatarSDK.cleanup()
 
