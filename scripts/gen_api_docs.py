@@ -63,6 +63,7 @@ MODULES: list[tuple[str, list[str] | None]] = [
     ("avatarkit.transport", None),
     ("avatarkit.playback", None),
     ("avatarkit.mixer", None),
+    ("avatarkit.emotions", None),
     ("avatarkit.events", ["EventHub"]),
     ("avatarkit.audio", None),
     ("avatarkit.media", ["DEMO_SPEECH", "decode_audio", "VideoFormat", "VideoWriter"]),

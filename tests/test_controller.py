@@ -566,6 +566,10 @@ async def test_host_mode_plays_the_official_recording(official_recording, offici
         jaw = conv.timeline.values[:, c.channels.index("jawOpen")]
         head = conv.timeline.values[:, c.channels.index("headPitch")]
         assert jaw.max() > 0.2 and jaw.std() > 0.03 and head.std() > 0.005
+        # The lip shapes the service sends in its FLAME expression reach the mouth, not just the jaw.
+        for name in ("mouthFunnel", "mouthPucker", "viseme_PP", "viseme_O", "mouthSmileLeft"):
+            shape = conv.timeline.values[:, c.channels.index(name)]
+            assert shape.std() > 0.02 and abs(np.corrcoef(shape, jaw)[0, 1]) < 0.9, name
         assert parse_message(official_messages[0]).server_response_animation.req_id != conv_id
     AvatarSDK.cleanup()
 
@@ -717,3 +721,23 @@ def server_bundle(server: BackgroundServer) -> pathlib.Path:
     directory = server._app[STORE_KEY].directory("tiny")
     assert directory is not None
     return directory
+
+
+@pytest.mark.asyncio
+async def test_send_queues_in_order_and_drain_waits_for_the_socket(view: AvatarView) -> None:
+    c = view.controller
+    await c.drain()  # nothing to wait for before start
+    await c.start()
+    pcm = speech_like(2.0)
+    for i in range(0, len(pcm), 320):  # 100 chunks of 20 ms, at once: faster than any network
+        conv = c.send(pcm[i : i + 320], end=i + 320 >= len(pcm))
+    transport = c._transport
+    assert transport is not None
+    queued = transport.pending_bytes  # type: ignore[attr-defined]
+    assert queued > len(pcm) * 2 * 0.5  # most of it is still queued: send() never blocked
+    await c.drain()
+    assert transport.pending_bytes == 0  # type: ignore[attr-defined]
+    # In order: the service got every chunk of the conversation and answered with all its motion.
+    await wait_until(lambda: c.conversation(conv) is not None and c.conversation(conv).motion_ended)  # type: ignore[union-attr]
+    motion = c.conversation_motion(conv)
+    assert motion is not None and len(motion) == 50

@@ -223,3 +223,34 @@ async def test_local_mode_needs_no_token_and_host_mode_cannot_start(sample_avata
     finally:
         view.destroy()
         AvatarSDK.cleanup()
+
+
+@pytest.mark.asyncio
+async def test_set_emotion_shows_on_the_face_and_leaves_the_lips_to_speech(view: AvatarView) -> None:
+    from avatarkit.emotions import EMOTION_TOOL, EMOTIONS
+
+    c = view.controller
+    assert c.emotion == ("neutral", 0.0)
+    for bad in (("joyful", 1.0, 0.1), ("happy", 1.5, 0.1), ("happy", 0.5, -1.0)):
+        with pytest.raises(AvatarError) as info:
+            c.set_emotion(*bad)
+        assert info.value.code is AvatarErrorCode.INVALID_ARGUMENT
+    assert set(EMOTION_TOOL["parameters"]["properties"]["emotion"]["enum"]) == set(EMOTIONS)
+    t = c.clock() + 1.0
+    neutral = view.render_frame_sync(t).image.astype(int)
+    for name in ("happy", "sad", "surprised", "angry", "thinking"):
+        c.set_emotion(name, 1.0, fade=0.2)
+        assert c.emotion == (name, 1.0)
+        changed = np.abs(view.render_frame_sync(t).image.astype(int) - neutral).sum(axis=2) > 24
+        assert changed.sum() > 20, name  # the face shows it
+    await c.start()
+    c.set_emotion("angry", 0.8, fade=0.0)
+    conv_id = await stream(c, speech_like(0.8), end=True)
+    conv = c.conversation(conv_id)
+    assert conv is not None and conv.start is not None
+    mid = conv.start + 0.4
+    jaw = c.channels.index("jawOpen")
+    shown = c.sample(mid)
+    expected = conv.timeline.sample(mid)
+    assert expected is not None and shown[jaw] == pytest.approx(expected[jaw], abs=1e-5)
+    assert shown[c.channels.index("browDownLeft")] > 0.5

@@ -236,3 +236,37 @@ def test_pcm16_refuses_what_it_would_misread() -> None:
     for bad in (b"\x01", np.zeros((2, 2), np.int16), np.zeros(3, np.int32)):
         with pytest.raises(AvatarError):
             pcm16(bad)
+
+
+def test_an_emotion_fades_in_moves_no_lip_shape_and_gives_way_to_speech() -> None:
+    from avatarkit.emotions import EMOTIONS, LIP_CORNER_CHANNELS
+
+    mixer = Mixer(CANONICAL_NAMES, seed=5)
+    mixer.idle.sample = lambda t: np.zeros(len(CANONICAL_NAMES), np.float32)  # type: ignore[method-assign]
+    happy = np.zeros(len(CANONICAL_NAMES), np.float32)
+    for name, value in EMOTIONS["happy"].items():
+        happy[CANONICAL_NAMES.index(name)] = value
+    smile = CANONICAL_NAMES.index("mouthSmileLeft")
+    cheek = CANONICAL_NAMES.index("cheekSquintLeft")
+    mixer.set_expression(happy, at=10.0, fade=0.5)
+    assert mixer.sample(9.9)[smile] == 0.0
+    assert 0.0 < mixer.sample(10.25)[smile] < happy[smile]
+    assert mixer.sample(10.6)[smile] == pytest.approx(happy[smile])
+    # Speech: the lips are the layer's, untouched; the corners are halved, the cheeks are not.
+    timeline = ChannelTimeline(CANONICAL_NAMES, 25.0, start=20.0)
+    speech = jaw_motion(50, 0.7)
+    speech[:, CANONICAL_NAMES.index("viseme_PP")] = 0.9
+    timeline.append(speech, np.arange(50))
+    mixer.add(MotionLayer(timeline, 25.0))
+    during = mixer.sample(21.0)
+    lips = [i for i, n in enumerate(CANONICAL_NAMES) if n.startswith("viseme_") or n in ("jawOpen", "mouthClose")]
+    np.testing.assert_allclose(during[lips], speech[0, lips], atol=1e-6)
+    assert during[smile] == pytest.approx(happy[smile] / 2)
+    assert during[cheek] == pytest.approx(happy[cheek])
+    assert not set(EMOTIONS["happy"]) & {"jawOpen", "mouthClose", "mouthFunnel", "mouthPucker"}
+    assert {"mouthSmileLeft", "mouthFrownRight"} <= LIP_CORNER_CHANNELS
+    # Back to neutral: it fades out the same way.
+    mixer.set_expression(np.zeros(len(CANONICAL_NAMES), np.float32), at=30.0, fade=0.2)
+    assert mixer.sample(30.3)[cheek] == 0.0
+    with pytest.raises(ValueError):
+        mixer.set_expression(np.zeros(3, np.float32), at=0.0, fade=0.0)

@@ -169,6 +169,7 @@ class AvatarController:
         #: Why the last connection was lost (the end reason of conversations it left audio only).
         self._lost_reason = StateReason.NETWORK_ERROR
         self._audio_output: DeviceAudioOutput | None = None
+        self._emotion = ("neutral", 0.0)
 
     # -- the parts -------------------------------------------------------------------------------
 
@@ -389,6 +390,37 @@ class AvatarController:
         pcm = pcm16(audio)
         rate = self.sample_rate if sample_rate is None else sample_rate
         return self._playback.play(pcm, motion, names, sample_rate=rate, fps=fps, start=start)
+
+    def set_emotion(self, name: str, intensity: float = 1.0, fade: float = 0.5) -> None:
+        """Show an emotion under and around speech, fading to it over ``fade`` seconds.
+
+        ``name`` is one of :data:`avatarkit.emotions.EMOTIONS`: ``neutral``, ``happy``, ``sad``,
+        ``surprised``, ``angry``, ``thinking``. The pose moves brows, eyes, cheeks, nose, the mouth's
+        corners and the head a little, never the lip shapes, so speech keeps its visemes; the
+        corners are halved while the avatar speaks. It stays until another emotion is set
+        (``neutral`` to clear). :data:`avatarkit.emotions.EMOTION_TOOL` offers this to an LLM.
+
+        Raises:
+            AvatarError: ``invalidArgument`` for an unknown name, an intensity outside 0..1 or a
+                negative fade.
+        """
+        from .emotions import EMOTIONS
+
+        if name not in EMOTIONS:
+            raise AvatarError(AvatarErrorCode.INVALID_ARGUMENT, f"unknown emotion {name!r}; one of {list(EMOTIONS)}")
+        if not 0.0 <= intensity <= 1.0 or not fade >= 0.0:
+            raise AvatarError(AvatarErrorCode.INVALID_ARGUMENT, "intensity must be within 0..1 and fade at least 0")
+        pose = np.zeros(len(self.channels), np.float32)
+        for channel, value in EMOTIONS[name].items():
+            if channel in self.channels:
+                pose[self.channels.index(channel)] = value * intensity
+        self._mixer.set_expression(pose, at=self.clock(), fade=fade)
+        self._emotion = (name, float(intensity))
+
+    @property
+    def emotion(self) -> tuple[str, float]:
+        """The emotion set last and its intensity (``("neutral", 0.0)`` at first)."""
+        return self._emotion
 
     def stop_motion(self) -> None:
         """Return to idle, blending out from the pose on screen."""
@@ -619,6 +651,18 @@ class AvatarController:
                 self._open_request = None
             transport.send_audio(conv.id, pcm, end)
             return conv.id
+
+    async def drain(self) -> None:
+        """Wait until the speech handed to :meth:`send` has left this process (SDK mode: written to the socket).
+
+        ``send`` never blocks: it queues, and a writer sends the queue in order as fast as the
+        socket takes it. A producer faster than the network (a TTS that makes speech ahead of time)
+        can ``await controller.drain()`` between chunks to keep the queue short. In local mode it
+        returns at once.
+        """
+        transport = self._transport
+        if transport is not None:
+            await transport.drain()
 
     def _send_audio_only(self, pcm: I16, end: bool) -> str:
         """Audio-only fallback for ``send``: play the audio without motion."""

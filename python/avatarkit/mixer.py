@@ -4,7 +4,8 @@ It knows nothing of audio, connections or conversations: playback hands it a
 :class:`~avatarkit.animation.MotionLayer` per conversation, the app may add motion of its own
 (:meth:`Mixer.play_motion`), and the view asks for the channel values of each frame it renders
 (:meth:`Mixer.sample`). Layers stack oldest first over idle life, each with its own fade in and
-out; blinks stay with idle life; pinned channels go on top of everything.
+out; blinks stay with idle life; an emotion's pose (:mod:`avatarkit.emotions`) is added on top,
+its mouth corners halved while a layer speaks; pinned channels go on top of everything.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from .animation import ChannelTimeline, IdleLife, MotionLayer
+from .animation import ChannelTimeline, IdleLife, MotionLayer, smoothstep
+from .emotions import LIP_CORNER_CHANNELS
 
 F32 = npt.NDArray[np.float32]
 
@@ -50,6 +52,11 @@ class Mixer:
         self._local: MotionLayer | None = None
         self._overrides: dict[int, float] = {}
         self._lock = threading.Lock()
+        zero = np.zeros(len(self.channels), np.float32)
+        #: The expression (emotion pose) fading from one pose to another: (from, to, start, fade seconds).
+        self._expression: tuple[F32, F32, float, float] = (zero, zero, 0.0, 0.0)
+        self._corners = np.array([n in LIP_CORNER_CHANNELS for n in self.channels])
+        self._head = np.array([n.startswith("head") for n in self.channels])
 
     def add(self, layer: MotionLayer) -> None:
         """Put ``layer`` on top (a conversation's motion, as its audio starts)."""
@@ -96,6 +103,22 @@ class Mixer:
         with self._lock:
             self._overrides = {self._col[k]: float(v) for k, v in (values or {}).items() if k in self._col}
 
+    def set_expression(self, pose: F32, *, at: float, fade: float) -> None:
+        """Fade the expression (values added to the face, per channel) to ``pose`` from time ``at`` in ``fade`` s."""
+        target = np.asarray(pose, np.float32)
+        if target.shape != (len(self.channels),):
+            raise ValueError(f"an expression pose has one value per channel ({len(self.channels)})")
+        with self._lock:
+            self._expression = (self._expression_at(at), target.copy(), float(at), max(0.0, float(fade)))
+
+    def _expression_at(self, t: float) -> F32:
+        start_pose, end_pose, start, fade = self._expression
+        w = 1.0 if fade <= 0.0 else smoothstep((t - start) / fade)
+        if w >= 1.0:
+            return end_pose
+        blended: F32 = start_pose * (1.0 - w) + end_pose * w
+        return blended
+
     @property
     def pinned(self) -> dict[str, float]:
         """The channels pinned by :meth:`set_channels`."""
@@ -118,6 +141,12 @@ class Mixer:
                 col = self._col.get(name)
                 if col is not None:
                     out[col] = max(out[col], idle[col])
+            expression = self._expression_at(t)
+            if expression.any():
+                # The mouth corners give way to speech: halved while a layer speaks.
+                speaking = max((layer.weight(t) for layer in self._layers), default=0.0)
+                pose = np.where(self._corners, expression * (1.0 - 0.5 * speaking), expression)
+                out = np.where(self._head, out + pose, np.clip(out + pose, 0.0, 1.0)).astype(np.float32)
             # Forget layers that faded out long ago (kept a while for renders of the recent past).
             self._layers = [layer for layer in self._layers if not layer.finished(t - KEEP_SECONDS)]
             for col, value in self._overrides.items():
