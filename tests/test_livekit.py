@@ -377,6 +377,23 @@ def test_runner_reports_playback_finished_after_a_completed_and_an_interrupted_u
     asyncio.run(run())
 
 
+def test_a_tts_slower_than_real_time_plays_whole(avatar: Any) -> None:
+    """Speech that stalls mid-segment (a slow TTS) plays whole, ends once, and counts all its audio."""
+
+    async def run() -> None:
+        async with Started(avatar) as s, running(s.controller) as r:
+            await r.say(speech_like(0.6, RATE), flush=False)
+            await asyncio.sleep(1.2)  # everything so far has played out: the TTS stalls
+            await r.say(speech_like(0.6, RATE, seed=3))
+            event = await asyncio.wait_for(r.output.wait_for_playout(), 10)
+            assert not event.interrupted
+            # All 1.2 s; each edge of the stall may add part of a frame period of silence too.
+            assert 1.2 - 0.005 <= event.playback_position < 1.2 + 4 / FPS
+            assert len(r.finished) == 1
+
+    asyncio.run(run())
+
+
 def test_pause_and_resume_through_the_audio_output(avatar: Any) -> None:
     async def run() -> None:
         async with Started(avatar) as s, running(s.controller) as r:
