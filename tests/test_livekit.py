@@ -387,8 +387,9 @@ def test_a_tts_slower_than_real_time_plays_whole(avatar: Any) -> None:
             await r.say(speech_like(0.6, RATE, seed=3))
             event = await asyncio.wait_for(r.output.wait_for_playout(), 10)
             assert not event.interrupted
-            # All 1.2 s; each edge of the stall may add part of a frame period of silence too.
-            assert 1.2 - 0.005 <= event.playback_position < 1.2 + 4 / FPS
+            # All 1.2 s, once. Each edge of a stall may add part of a frame period of silence, and a
+            # loaded machine may stall the 20 ms frames more often: far less than a repeat of 0.6 s.
+            assert 1.2 - 0.005 <= event.playback_position < 1.2 + 0.4
             assert len(r.finished) == 1
 
     asyncio.run(run())
