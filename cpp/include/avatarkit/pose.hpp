@@ -18,8 +18,9 @@
 // - the channel columns that are always zero (the mouth set an avatar does not use);
 // - skins (joint nodes, inverse bind matrices) and primitives (a MorphMesh with the channel column
 //   of each target, and optionally a skin with JOINTS_0/WEIGHTS_0).
-// Everything is checked when it is added; pose() then cannot fail. pose() serializes with every
-// other member on an internal mutex, so calls from several threads are safe (they take turns).
+// Everything is checked when it is added; pose() then fails only on a wrong number of values.
+// pose() serializes with every other member on an internal mutex, so calls from several threads
+// are safe (they take turns). Readers of the outputs on other threads may see a frame half written.
 #pragma once
 
 #include <array>
