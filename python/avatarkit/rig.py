@@ -2,9 +2,10 @@
 
 Channels (ARKit-52, visemes, head rotation) are mapped *by name* to the morph targets of every mesh
 that carries them and to the joints that carry head rotation, jaw opening and gaze. ``AvatarRig``
-then poses the avatar for one frame of channel values: morph targets are blended in C++
-(:class:`avatarkit._core.rig.MorphMesh`), node transforms follow the joints, and skinned meshes are
-skinned in C++ (linear blend skinning).
+then poses the avatar for one frame of channel values in one C++ call without the GIL
+(:class:`avatarkit._core.rig.Poser`): node transforms follow the joints, the relaxed rest pose and
+body life, morph targets are blended (:class:`avatarkit._core.rig.MorphMesh`) and skinned meshes are
+skinned (linear blend skinning). Python only describes the rig to it, once.
 """
 
 from __future__ import annotations
@@ -157,7 +158,8 @@ class RigPrimitive:
     #: For each target of the primitive, the channel column that drives it (-1: none).
     target_channels: npt.NDArray[np.int64]
     skinned: bool
-    #: The posed vertices of the last :meth:`AvatarRig.pose`.
+    #: The posed vertices of the last :meth:`AvatarRig.pose`: for a morphed or skinned primitive,
+    #: read-only views of the rig's buffers, which each pose overwrites in place (copy to keep them).
     positions: F32
     normals: F32
     #: The rest normals (the file's, or computed when it has none).
@@ -179,6 +181,9 @@ class AvatarRig:
     :data:`ARKIT_SPEECH_MOUTH`, is not applied), ``arkit`` (the visemes are not applied), or
     ``auto``, the default: ``visemes`` when the model's own targets answer to at least
     :data:`AUTO_VISEMES_MIN` visemes and to ``jawOpen`` (Ready Player Me), else ``both``.
+
+    The rig is described to its C++ poser once, when it is made: :meth:`pose` is then one call
+    without the GIL, and changing ``joints``, ``drives`` or ``rest_pose`` afterwards changes nothing.
 
     Args:
         model: the loaded glTF model.
@@ -241,7 +246,7 @@ class AvatarRig:
                     scale = float(entry["scale"])
                 except (KeyError, TypeError, ValueError):
                     continue  # a malformed or unknown entry drives nothing
-                if len(axis) == 3 and math.isfinite(scale):
+                if len(axis) == 3 and math.isfinite(scale) and all(math.isfinite(a) for a in axis):
                     self.drives.setdefault(node_index, []).append((col, (axis[0], axis[1], axis[2]), scale))
 
         self.primitives: list[RigPrimitive] = []
@@ -282,16 +287,6 @@ class AvatarRig:
         # The whole model turns half a turn about +Y when it faces -Z (VRM 0.x), so that it faces +Z.
         self._turn = np.diag([-1.0, 1.0, -1.0, 1.0]) if model.faces_minus_z else np.eye(4)
         self._rest_world = self._turn @ model.node_world_matrices().astype(np.float64)
-        self.node_world = self._rest_world.copy()
-        # Each joint's rest orientation in the world (scale removed): a rotation R in the avatar's
-        # frame is Q^T R Q in the joint's own frame.
-        self._rest_rotation: dict[int, npt.NDArray[np.float64]] = {}
-        for node_index in set(self.joints.values()):
-            q = self._rest_world[node_index][:3, :3]
-            norms = np.linalg.norm(q, axis=0)
-            rotation = np.eye(4)
-            rotation[:3, :3] = q / np.where(norms > 0, norms, 1.0)
-            self._rest_rotation[node_index] = rotation
         self.bones = self._humanoid_bones()
         #: Extra rotations (in each joint's own frame) that bring a T- or A-posed humanoid's arms
         #: down to a relaxed rest pose, applied to every frame; empty when the arms already hang.
@@ -321,6 +316,7 @@ class AvatarRig:
             else ()
         )
         self._unused = np.array([self._col[n] for n in unused if n in self._col], np.int64)
+        self._poser = self._build_poser()
         if self.rest_pose:
             self.pose(np.zeros(len(self.channels), np.float32))  # bounds and framing of the relaxed pose
 
@@ -401,103 +397,147 @@ class AvatarRig:
             extras[lower] = q_lower.T @ bend @ q_lower
         return extras
 
-    def _in_joint_frame(self, node_index: int, rotation: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """A rotation in the avatar's frame, expressed in the joint's own frame."""
-        q = self._rest_rotation.get(node_index)
-        if q is None:
-            q = self._rest_rotation[node_index] = self._world_rotation(node_index)
-        turned: npt.NDArray[np.float64] = q.T @ rotation @ q
-        return turned
+    @property
+    def node_world(self) -> npt.NDArray[np.float64]:
+        """Every node's world matrix, ``float64 (len(nodes), 4, 4)``.
 
-    def _channel(self, values: F32, name: str) -> float:
-        col = self._col.get(name)
-        return float(values[col]) if col is not None else 0.0
+        The rest pose until the first :meth:`pose`, then the last pose's: a read-only view that each
+        pose overwrites in place (copy it to keep it).
+        """
+        world: npt.NDArray[np.float64] = self._poser.world
+        return world
 
-    def _local(self, node_index: int, extra: npt.NDArray[np.float64] | None) -> npt.NDArray[np.float64]:
-        node = self.model.nodes[node_index]
-        if extra is None:
-            return node.matrix.astype(np.float64)
-        if node.translation is not None or node.rotation is not None or node.scale is not None:
-            t = np.eye(4)
-            t[:3, 3] = node.translation or (0.0, 0.0, 0.0)
-            r = _quat_matrix(*(node.rotation or (0.0, 0.0, 0.0, 1.0)))
-            s = np.diag([*(node.scale or (1.0, 1.0, 1.0)), 1.0])
-            return t @ r @ extra @ s
-        return node.matrix.astype(np.float64) @ extra
+    def _channels(self, *pairs: tuple[str, float]) -> list[tuple[int, float]]:
+        """``(column, coefficient)`` for each named channel this rig has (an absent one reads as 0)."""
+        return [(self._col[name], coefficient) for name, coefficient in pairs if name in self._col]
 
-    def _body_life(self, values: F32, t: float, extra: dict[int, npt.NDArray[np.float64]]) -> None:
-        """Breathing, a slow shift of weight, and the chest lifting a little with the voice."""
-        breath = math.sin(2 * math.pi * t / BREATH_PERIOD)
-        shift = math.sin(2 * math.pi * t / SHIFT_PERIOD)
-        voice = min(1.0, max(0.0, self._channel(values, "jawOpen")))
+    def _turn_in_avatar_frame(
+        self, poser: _rig.Poser, node_index: int, terms: list[_rig.Term], *, timed: bool = False
+    ) -> None:
+        """A rule that turns a joint by ``terms`` in the avatar's frame, about the joint's pivot.
+
+        A rotation R in the avatar's frame is Q^T R Q in the joint's own frame, Q being the joint's
+        rest orientation in the world (scale removed).
+        """
+        q = self._world_rotation(node_index)[:3, :3]
+        poser.add_rule(node_index, q.T, q, terms, timed=timed)
+
+    @staticmethod
+    def _euler_terms(
+        pitch: list[tuple[int, float]], yaw: list[tuple[int, float]], roll: list[tuple[int, float]]
+    ) -> list[_rig.Term]:
+        """:func:`euler_matrix` of channel sums: about Y, then X, then Z (``ry @ rx @ rz``)."""
+        axes = (((0.0, 1.0, 0.0), yaw), ((1.0, 0.0, 0.0), pitch), ((0.0, 0.0, 1.0), roll))
+        return [_rig.Term(axis, channels=channels) for axis, channels in axes if channels]
+
+    def _add_body_life(self, poser: _rig.Poser) -> None:
+        """Breathing, a slow shift of weight, and the chest lifting a little with the voice.
+
+        Rules for frames with a time; each angle (radians) is constant + amplitude * sin(2 pi t / period).
+        """
         chest = self.bones.get("upper_chest", self.bones.get("chest"))
         if chest is not None:
-            # Chest up and back as it breathes in (negative pitch), and with the voice.
-            pitch = -math.radians(BREATH_CHEST_DEG * 0.5 * (1 + breath) + VOICE_CHEST_DEG * voice)
-            extra[chest] = self._in_joint_frame(chest, euler_matrix(pitch, 0.0, 0.0))
+            # Chest up and back as it breathes in (negative pitch), and with the voice (jawOpen in [0, 1]).
+            half = -math.radians(BREATH_CHEST_DEG * 0.5)
+            voice = self._channels(("jawOpen", -math.radians(VOICE_CHEST_DEG)))
+            term = _rig.Term((1.0, 0.0, 0.0), constant=half, clamped=voice, amplitude=half, period=BREATH_PERIOD)
+            self._turn_in_avatar_frame(poser, chest, [term], timed=True)
         for side, sign in (("left", 1.0), ("right", -1.0)):
             shoulder = self.bones.get(f"shoulder_{side}")
             if shoulder is not None:
                 # Shoulders rise with the breath: a roll that lifts the outer end.
-                lift = math.radians(BREATH_SHOULDER_DEG * 0.5 * (1 + breath))
-                extra[shoulder] = self._in_joint_frame(shoulder, euler_matrix(0.0, 0.0, sign * lift))
+                lift = sign * math.radians(BREATH_SHOULDER_DEG * 0.5)
+                term = _rig.Term((0.0, 0.0, 1.0), constant=lift, amplitude=lift, period=BREATH_PERIOD)
+                self._turn_in_avatar_frame(poser, shoulder, [term], timed=True)
         hips, spine = self.bones.get("hips"), self.bones.get("spine")
         if hips is not None and spine is not None:
             # Weight from one leg to the other: the hips roll one way, the spine back the other.
-            roll = math.radians(SHIFT_HIPS_DEG * shift)
-            extra[hips] = self._in_joint_frame(hips, euler_matrix(0.0, 0.0, roll))
-            extra[spine] = self._in_joint_frame(spine, euler_matrix(0.0, 0.0, -roll))
+            for node_index, sign in ((hips, 1.0), (spine, -1.0)):
+                amplitude = sign * math.radians(SHIFT_HIPS_DEG)
+                term = _rig.Term((0.0, 0.0, 1.0), amplitude=amplitude, period=SHIFT_PERIOD)
+                self._turn_in_avatar_frame(poser, node_index, [term], timed=True)
 
-    def _pose_nodes(self, values: F32, t: float | None = None) -> None:
-        extra: dict[int, npt.NDArray[np.float64]] = dict(self.rest_pose)
-        if t is not None:
-            self._body_life(values, t, extra)
-        pitch, yaw, roll = (self._channel(values, n) for n in ("headPitch", "headYaw", "headRoll"))
+    def _build_poser(self) -> _rig.Poser:
+        """Describe the rig to the C++ poser, once.
+
+        The nodes; then the rules in order of precedence (a later rule for the same node replaces an
+        earlier one): relaxed rest pose, body life, head and neck, jaw, eyes, data-driven drives;
+        then head translation, the unused mouth set, and the skins and primitives that move.
+        """
+        nodes = self.model.nodes
+        count = len(nodes)
+        local = np.zeros((count, 4, 4))
+        has_trs = np.zeros(count, bool)
+        translations, scales = np.zeros((count, 3)), np.ones((count, 3))
+        rotations = np.tile([0.0, 0.0, 0.0, 1.0], (count, 1))
+        for i, node in enumerate(nodes):
+            local[i] = node.matrix
+            if node.translation is not None or node.rotation is not None or node.scale is not None:
+                has_trs[i] = True
+                translations[i] = node.translation or (0.0, 0.0, 0.0)
+                rotations[i] = node.rotation or (0.0, 0.0, 0.0, 1.0)
+                scales[i] = node.scale or (1.0, 1.0, 1.0)
+        parents = np.array([-1 if node.parent is None else node.parent for node in nodes], np.int64)
+        poser = _rig.Poser(
+            len(self.channels), parents, local, has_trs, translations, rotations, scales, self._turn, self._rest_world
+        )
+        identity = np.eye(3)
+        for node_index, rotation in self.rest_pose.items():
+            poser.add_rule(node_index, rotation[:3, :3], identity, [])
+        self._add_body_life(poser)
         head, neck = self.joints.get("head"), self.joints.get("neck")
         if head is not None:
-            share = NECK_SHARE if neck is not None else 0.0
-            extra[head] = self._in_joint_frame(
-                head, euler_matrix(pitch * (1 - share), yaw * (1 - share), roll * (1 - share))
-            )
+            # The neck takes its share of the head's rotation when there is one.
+            shares = [(head, 1 - NECK_SHARE)] if neck is not None else [(head, 1.0)]
             if neck is not None:
-                extra[neck] = self._in_joint_frame(neck, euler_matrix(pitch * share, yaw * share, roll * share))
+                shares.append((neck, NECK_SHARE))
+            for node_index, share in shares:
+                pitch, yaw, roll = (self._channels((f"head{a}", share)) for a in ("Pitch", "Yaw", "Roll"))
+                self._turn_in_avatar_frame(poser, node_index, self._euler_terms(pitch, yaw, roll))
         jaw = self.joints.get("jaw")
         if jaw is not None:
-            extra[jaw] = self._in_joint_frame(
-                jaw, euler_matrix(self._channel(values, "jawOpen") * JAW_OPEN_ANGLE, 0.0, 0.0)
-            )
+            opening = self._channels(("jawOpen", JAW_OPEN_ANGLE))
+            self._turn_in_avatar_frame(poser, jaw, self._euler_terms(opening, [], []))
         for side, sign in self._eye_joint_sides:
             eye = self.joints.get(f"eye_{side.lower()}")
             if eye is None:
                 continue
             # Left eye looking "out" turns to the avatar's left (+yaw); "in" towards the nose.
-            look_out = self._channel(values, f"eyeLookOut{side}") - self._channel(values, f"eyeLookIn{side}")
-            look_up = self._channel(values, f"eyeLookUp{side}") - self._channel(values, f"eyeLookDown{side}")
-            extra[eye] = self._in_joint_frame(eye, euler_matrix(-look_up * EYE_PITCH, sign * look_out * EYE_YAW, 0.0))
+            yaw = self._channels((f"eyeLookOut{side}", sign * EYE_YAW), (f"eyeLookIn{side}", -sign * EYE_YAW))
+            pitch = self._channels((f"eyeLookUp{side}", -EYE_PITCH), (f"eyeLookDown{side}", EYE_PITCH))
+            self._turn_in_avatar_frame(poser, eye, self._euler_terms(pitch, yaw, []))
         for node_index, entries in self.drives.items():
-            rotation = np.eye(4)
-            for col, axis, scale in entries:
-                value = float(values[col])
-                if value != 0.0:
-                    rotation = rotation @ axis_angle_matrix(axis, scale * value)
-            extra[node_index] = rotation
+            terms = [_rig.Term(axis, channels=[(col, scale)]) for col, axis, scale in entries]
+            poser.add_rule(node_index, identity, identity, terms)
         # Head translation (metres, avatar frame) moves the neck, or the head without one.
-        shift = np.array([self._channel(values, n) for n in ("headX", "headY", "headZ")])
         carrier = neck if neck is not None else head
-        world = np.empty_like(self._rest_world)
-        stack = [i for i, n in enumerate(self.model.nodes) if n.parent is None]
-        for i in stack:
-            world[i] = self._turn @ self._local(i, extra.get(i))
-            if i == carrier:
-                world[i][:3, 3] += shift
-        while stack:
-            i = stack.pop()
-            for c in self.model.nodes[i].children:
-                world[c] = world[i] @ self._local(c, extra.get(c))
-                if c == carrier:
-                    world[c][:3, 3] += shift
-                stack.append(c)
-        self.node_world = world
+        columns = [self._col.get(f"head{a}", -1) for a in "XYZ"]
+        poser.set_translation(-1 if carrier is None else carrier, columns)
+        poser.set_zeroed(self._unused)
+
+        skins: dict[int, int] = {}
+        for prim in self.primitives:
+            skin_index = nodes[prim.node].skin
+            if not prim.skinned or skin_index is None:
+                if prim.morph is None:
+                    continue  # never moves: the rest vertices under the node's matrix
+                skin_index = None
+            elif skin_index not in skins:
+                skin = self.model.skins[skin_index]
+                skins[skin_index] = poser.add_skin(
+                    np.array(skin.joints, np.int64), skin.inverse_bind_matrices.astype(np.float64)
+                )
+            k = poser.add_primitive(
+                prim.morph,
+                prim.target_channels,
+                prim.data.positions,
+                prim.base_normals,
+                skin=-1 if skin_index is None else skins[skin_index],
+                joints=prim.data.joints if skin_index is not None else None,
+                weights=prim.data.weights if skin_index is not None else None,
+            )
+            prim.positions, prim.normals = poser.positions(k), poser.normals(k)
+        return poser
 
     def pose(self, values: F32, t: float | None = None) -> None:
         """Pose the avatar for one frame: ``values`` holds one value per channel (in ``channels`` order).
@@ -505,36 +545,13 @@ class AvatarRig:
         ``t`` (the clock time, seconds) adds body life to humanoid rigs: breathing in the chest and
         shoulders, a slow shift of weight, the chest lifting a little with the voice. Afterwards
         each :class:`RigPrimitive` holds its deformed ``positions`` and ``normals`` and
-        :meth:`model_matrix` gives its transform.
+        :meth:`model_matrix` gives its transform. The whole frame is one C++ call that runs without
+        the GIL.
+
+        Raises:
+            ValueError: ``values`` is not one value per channel.
         """
-        values = np.asarray(values, np.float32)
-        if self._unused.size:
-            values = values.copy()
-            values[self._unused] = 0.0  # the mouth set this avatar does not use (rig.mouth)
-        self._pose_nodes(values, t)
-        for prim in self.primitives:
-            if prim.morph is not None:
-                weights = np.where(prim.target_channels >= 0, values[prim.target_channels], 0.0).astype(np.float32)
-                morphed, morphed_normals = prim.morph.apply(weights)
-            else:
-                # From the rest pose every frame: never from the last frame's result.
-                morphed, morphed_normals = prim.data.positions, prim.base_normals
-            joints, joint_weights, skin_index = (
-                prim.data.joints,
-                prim.data.weights,
-                self.model.nodes[prim.node].skin,
-            )
-            if prim.skinned and joints is not None and joint_weights is not None and skin_index is not None:
-                skin = self.model.skins[skin_index]
-                joint_world = self.node_world[skin.joints]
-                matrices = (joint_world @ skin.inverse_bind_matrices.astype(np.float64)).astype(np.float32)
-                # The skin works in column-major GL order: pass the transposes.
-                prim.positions, prim.normals = _rig.skin(
-                    morphed, morphed_normals, joints, joint_weights,
-                    np.ascontiguousarray(matrices.transpose(0, 2, 1)),
-                )  # fmt: skip
-            else:
-                prim.positions, prim.normals = morphed, morphed_normals
+        self._poser.pose(np.asarray(values, np.float32), t)
 
     def model_matrix(self, prim: RigPrimitive) -> F32:
         """The primitive's model-to-world matrix (identity for skinned ones: skinning placed them)."""

@@ -34,6 +34,11 @@ public:
     // out_normals may be null; normals are not renormalized (the shader does it).
     void apply(const float* weights, std::size_t weight_count, float* out_positions, float* out_normals) const;
 
+    // After freeze(), adding a target throws: the mesh is shared with a Poser that relies on its
+    // target count (and may read it on another thread while poses run without the GIL).
+    void freeze() { frozen_ = true; }
+    bool frozen() const { return frozen_; }
+
     std::size_t vertex_count() const { return vertex_count_; }
     std::size_t target_count() const { return targets_.size(); }
     bool has_normals() const { return !base_normals_.empty(); }
@@ -54,6 +59,7 @@ private:
         std::vector<float> normal_deltas;  // dense only: 3 per vertex, or empty
     };
     std::size_t vertex_count_;
+    bool frozen_ = false;
     std::vector<float> base_positions_;
     std::vector<float> base_normals_;
     std::vector<Target> targets_;
@@ -65,5 +71,13 @@ private:
 void skin(const float* positions, const float* normals, std::size_t vertex_count, const std::uint16_t* joints,
           const float* weights, const float* joint_matrices, std::size_t joint_count, float* out_positions,
           float* out_normals);
+
+// Whether every joint index a vertex gives weight to is < joint_count (what skin() checks first).
+bool skin_joints_in_range(const std::uint16_t* joints, const float* weights, std::size_t vertex_count,
+                          std::size_t joint_count);
+// skin() without that check: the caller has made it.
+void skin_unchecked(const float* positions, const float* normals, std::size_t vertex_count,
+                    const std::uint16_t* joints, const float* weights, const float* joint_matrices,
+                    float* out_positions, float* out_normals);
 
 }  // namespace avatarkit::rig

@@ -15,6 +15,7 @@ MorphMesh::MorphMesh(const float* positions, const float* normals, std::size_t v
 
 std::size_t MorphMesh::add_sparse_target(const std::uint32_t* indices, const float* position_deltas,
                                          const float* normal_deltas, std::size_t count) {
+    if (frozen_) throw DeformError("this mesh is part of a Poser: no targets can be added to it");
     Target t;
     t.indices.assign(indices, indices + count);
     for (std::size_t i = 0; i < count; ++i) {
@@ -36,6 +37,7 @@ std::size_t MorphMesh::add_sparse_target(const std::uint32_t* indices, const flo
 }
 
 std::size_t MorphMesh::add_dense_target(const float* position_deltas, const float* normal_deltas, float epsilon) {
+    if (frozen_) throw DeformError("this mesh is part of a Poser: no targets can be added to it");
     std::vector<std::uint32_t> moved;
     for (std::size_t v = 0; v < vertex_count_; ++v) {
         bool moves = false;
@@ -194,6 +196,14 @@ void MorphMesh::apply(const float* weights, std::size_t weight_count, float* out
     flush();
 }
 
+bool skin_joints_in_range(const std::uint16_t* joints, const float* weights, std::size_t vertex_count,
+                          std::size_t joint_count) {
+    for (std::size_t i = 0; i < 4 * vertex_count; ++i) {
+        if (joints[i] >= joint_count && weights[i] != 0.0f) return false;
+    }
+    return true;
+}
+
 void skin(const float* positions, const float* normals, std::size_t vertex_count, const std::uint16_t* joints,
           const float* weights, const float* m, std::size_t joint_count, float* out_positions, float* out_normals) {
     for (std::size_t i = 0; i < 4 * vertex_count; ++i) {
@@ -202,6 +212,12 @@ void skin(const float* positions, const float* normals, std::size_t vertex_count
                               std::to_string(joint_count));
         }
     }
+    skin_unchecked(positions, normals, vertex_count, joints, weights, m, out_positions, out_normals);
+}
+
+void skin_unchecked(const float* positions, const float* normals, std::size_t vertex_count,
+                    const std::uint16_t* joints, const float* weights, const float* m, float* out_positions,
+                    float* out_normals) {
     for (std::size_t v = 0; v < vertex_count; ++v) {
         // Blend the matrices first (12 useful numbers), then transform once.
         float b[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
