@@ -2,11 +2,13 @@
 that uses its motion, with the view rendering at 30 fps.
 
     python bench/e2e_latency.py [--seconds 10] [--chunk-ms 40] [--fps 30] [--size 512] [--jitter-ms J]
-                                [--engine standard|low|both]
+                                [--engine standard|low|both] [--mode sdk|local|both]
 
-The built-in service runs in this process (as ``avatarkit demo`` runs it); a headless view renders in
-real time while the bundled speech is streamed as a microphone would deliver it: chunk ``k`` (audio
-from ``k c`` to ``(k + 1) c``) is handed to ``send()`` when its last sample would have been spoken.
+SDK mode: the built-in service runs in this process (as ``avatarkit demo`` runs it) and the view's
+controller drives it over a loopback WebSocket. Local mode: the engine runs inside the controller
+(``driving_service_mode="local"``), no service. Either way a headless view renders in real time
+while the bundled speech is streamed as a microphone would deliver it: chunk ``k`` (audio from
+``k c`` to ``(k + 1) c``) is handed to ``send()`` when its last sample would have been spoken.
 
 For each chunk the latency is the time from its ``send()`` to the end of the first frame rendered at
 a conversation position at or past the chunk's start whose 25 fps motion frame had arrived when the
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import sys
 from dataclasses import dataclass
@@ -34,8 +37,9 @@ from typing import Any
 import numpy as np
 
 from avatarkit import AvatarManager, AvatarSDK, AvatarView, Configuration, Environment
-from avatarkit.commands import _session_token, embedded_service
+from avatarkit.commands import development_session_token, embedded_service
 from avatarkit.media import decode_audio
+from avatarkit.server.samples import ensure_samples
 from avatarkit.view import HeadlessSurface
 
 MOTION_FPS = 25
@@ -72,6 +76,7 @@ async def measure(
     size: int = 512,
     jitter_ms: float | None = None,
     low_latency: bool = False,
+    mode: str = "sdk",
 ) -> Result:
     """Stream ``seconds`` of the bundled speech in ``chunk_ms`` chunks and time each chunk to the screen."""
     rate = 16000
@@ -82,12 +87,19 @@ async def measure(
     speech = np.tile(speech, reps)[: round(seconds * rate)]
     chunk = round(chunk_ms * rate / 1000)
 
-    with embedded_service() as (server, app_id):
-        config = Configuration(environment=Environment.local(port=server.port), low_latency=low_latency)
-        AvatarSDK.initialize(app_id, config)
+    with contextlib.ExitStack() as stack:
+        if mode == "local":
+            AvatarSDK.initialize("local", Configuration(driving_service_mode="local", low_latency=low_latency))
+        else:
+            server, app_id = stack.enter_context(embedded_service())
+            config = Configuration(environment=Environment.local(port=server.port), low_latency=low_latency)
+            AvatarSDK.initialize(app_id, config)
         try:
-            AvatarSDK.session_token = await _session_token(server.url, app_id)
-            avatar = await AvatarManager.load("default")
+            if mode == "local":
+                avatar = AvatarManager.derive(ensure_samples() / "default")
+            else:
+                AvatarSDK.session_token = await development_session_token(server.url, app_id)
+                avatar = await AvatarManager.load("default")
             view = AvatarView(HeadlessSurface(size, size), avatar, fps=fps)
             controller = view.avatar_controller
             if jitter_ms is not None:
@@ -99,7 +111,7 @@ async def measure(
             original = controller.sample
 
             def sample(t: float) -> Any:
-                conv = controller._conversation
+                conv = controller.conversation()
                 start = conv.start if conv is not None else None
                 last = conv.timeline.last_index if conv is not None and len(conv.timeline) else -1
                 sampled.append((t, start, last))
@@ -125,7 +137,7 @@ async def measure(
                 await asyncio.sleep(max(0.0, deadline - controller.clock()))
                 sent.append(controller.clock())
                 controller.send(speech[i : i + chunk], end=i + chunk >= len(speech))
-            conv = controller._conversation
+            conv = controller.conversation()
             assert conv is not None
             assert conv.start is not None
             end = conv.start + conv.duration + 0.3
@@ -133,12 +145,12 @@ async def measure(
                 await asyncio.sleep(0.05)
             stop.set()
             await renderer
-            lookahead = 1000 * (controller._lookahead or 0.0)
+            lookahead = 1000 * (controller.lookahead or 0.0)
             await controller.close()
             view.destroy()
         finally:
             AvatarSDK.cleanup()
-            AvatarManager._shared_instance = None
+            AvatarManager.reset_shared()
 
     start = conv.start
     latencies = []
@@ -164,13 +176,22 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--jitter-ms", type=float, default=None, help="override the controller's jitter buffer")
     ap.add_argument("--engine", choices=["standard", "low", "both"], default="both", help="which engine (both)")
+    ap.add_argument("--mode", choices=["sdk", "local", "both"], default="both", help="service or in-process (both)")
     args = ap.parse_args()
-    for engine in ("standard", "low") if args.engine == "both" else (args.engine,):
-        low = engine == "low"
-        result = asyncio.run(measure(args.seconds, args.chunk_ms, args.fps, args.size, args.jitter_ms, low))
-        print(f"end-to-end latency, {engine} engine, loopback, {args.chunk_ms:.0f} ms chunks, view at "
-              f"{args.fps:.0f} fps, {args.size}x{args.size}")  # fmt: skip
-        print(result.summary())
+    p50: dict[tuple[str, str], float] = {}
+    for mode in ("sdk", "local") if args.mode == "both" else (args.mode,):
+        for engine in ("standard", "low") if args.engine == "both" else (args.engine,):
+            low = engine == "low"
+            result = asyncio.run(measure(args.seconds, args.chunk_ms, args.fps, args.size, args.jitter_ms, low, mode))
+            where = "SDK mode, loopback WebSocket" if mode == "sdk" else "local mode, in process"
+            print(f"end-to-end latency, {engine} engine, {where}, {args.chunk_ms:.0f} ms chunks, view at "
+                  f"{args.fps:.0f} fps, {args.size}x{args.size}")  # fmt: skip
+            print(result.summary())
+            p50[mode, engine] = result.percentile(50)
+    for engine in ("standard", "low"):
+        if ("sdk", engine) in p50 and ("local", engine) in p50:
+            ratio = p50["local", engine] / p50["sdk", engine]
+            print(f"{engine} engine: local p50 / SDK p50 = {ratio:.2f} (at most 1 expected)")
     return 0
 
 

@@ -168,7 +168,7 @@ async def client(relay_url: str, view: AvatarView, seconds: float) -> Summary:
                     controller.yield_frames_data(waiting.pop(data["req_id"], []), current)
                 elif data["type"] == "error":
                     raise RuntimeError(data["message"])
-    conv = controller._conversation
+    conv = controller.conversation()
     deadline = time.monotonic() + seconds + 5.0
     while controller.conversation_state is not ConversationState.IDLE and time.monotonic() < deadline:
         await asyncio.sleep(0.05)

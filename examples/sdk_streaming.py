@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 
 from avatarkit import AvatarManager, AvatarSDK, AvatarView, Configuration, ConversationState, Environment
-from avatarkit.commands import _session_token, embedded_service
+from avatarkit.commands import development_session_token, embedded_service
 from avatarkit.view import HeadlessSurface
 
 
@@ -34,7 +34,7 @@ async def tts_chunks(seconds: float, rate: int = 16000) -> AsyncIterator[np.ndar
 async def main(seconds: float) -> int:
     with embedded_service() as (server, app_id):
         AvatarSDK.initialize(app_id, Configuration(environment=Environment.local(port=server.port)))
-        AvatarSDK.session_token = await _session_token(server.url, app_id)
+        AvatarSDK.session_token = await development_session_token(server.url, app_id)
         avatar = await AvatarManager.load("default")
         view = AvatarView(HeadlessSurface(256, 256), avatar)
         controller = view.avatar_controller

@@ -57,7 +57,14 @@ TOP_LEVEL: list[tuple[str, list[str]]] = [
 #: Modules documented besides the top-level package, and which of their names (None: ``__all__``).
 MODULES: list[tuple[str, list[str] | None]] = [
     ("avatarkit.sdk", ["SAMPLE_RATES", "ENVIRONMENTS", "require_initialized"]),
+    ("avatarkit.console", None),
     ("avatarkit.view", ["ANTIALIAS_MODES"]),
+    ("avatarkit.controller", ["new_conversation_id"]),
+    ("avatarkit.transport", None),
+    ("avatarkit.playback", None),
+    ("avatarkit.mixer", None),
+    ("avatarkit.emotions", None),
+    ("avatarkit.events", ["EventHub"]),
     ("avatarkit.audio", None),
     ("avatarkit.media", ["DEMO_SPEECH", "decode_audio", "VideoFormat", "VideoWriter"]),
     ("avatarkit.video", ["local_motion", "render_video", "RenderReport"]),
@@ -71,6 +78,7 @@ MODULES: list[tuple[str, list[str] | None]] = [
     ("avatarkit.server.service", ["start_service", "create_service_app", "add_driving_service"]),
     ("avatarkit.server.config", ["ServiceConfig", "AppConfig", "Limits", "load_config", "ConfigError"]),
     ("avatarkit.protocol", None),
+    ("avatarkit.protocol.codes", None),
 ]
 
 _SECTION = re.compile(r"^(Args|Arguments|Attributes|Raises|Returns|Yields|Example|Examples|Note|Notes):\s*$")

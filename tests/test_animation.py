@@ -73,7 +73,7 @@ def test_transitions_never_jump(controller) -> None:
     c = controller
     first = c.yield_audio_data(np.zeros(16000, np.int16), end=True)
     c.yield_frames_data([envelope(speech_motion(1.0, 1.0))], first)
-    start = c._conversation.start
+    start = c.playback.current.start
     t = np.arange(start - 0.2, start + 1.6, 0.005)
     jaw = np.array([c.sample(x)[COL["jawOpen"]] for x in t])
     assert jaw[0] == 0.0 and jaw.max() == pytest.approx(1.0)
@@ -86,7 +86,7 @@ def test_transitions_never_jump(controller) -> None:
     probe = np.arange(end_fade, end_fade + 0.2, 0.005)
     before = [c.sample(x)[COL["jawOpen"]] for x in probe[:10]]
     c.jitter_buffer = 0.0
-    c._origin -= probe[10] - c.clock()  # move the clock to the middle of the fade-out
+    c.playback.pace.origin -= probe[10] - c.clock()  # move the clock to the middle of the fade-out
     second = c.yield_audio_data(np.zeros(8000, np.int16), end=True)
     c.yield_frames_data([envelope(speech_motion(0.5, 0.2))], second)
     after = [c.sample(x)[COL["jawOpen"]] for x in probe[10:]]
@@ -101,30 +101,30 @@ def test_automatic_jitter_buffer_covers_the_look_ahead_and_learns_from_late_moti
     assert c.current_jitter_buffer() == pytest.approx(0.12)  # Host mode: the service's look-ahead is unknown
     # Chunks sent as they are spoken: frame k needs audio up to its end plus the look-ahead, which
     # comes with the chunk that holds it.
-    c._lookahead = 0.08
+    c.playback.lookahead = 0.08
     assert c.current_jitter_buffer(0.04) == pytest.approx(0.08 + margin)
     assert c.current_jitter_buffer(0.02) == pytest.approx(0.10 + margin)
     assert c.current_jitter_buffer(10.0) == pytest.approx(margin)  # a whole utterance at once
-    c._lookahead = 0.0
+    c.playback.lookahead = 0.0
     assert c.current_jitter_buffer(0.04) == pytest.approx(margin)
     assert c.current_jitter_buffer(0.02) == pytest.approx(0.02 + margin)
     assert c.current_jitter_buffer(0.1) == pytest.approx(0.02 + margin)
     # Motion 0.25 s behind its audio: the next conversation waits that much longer.
     first = c.yield_audio_data(np.zeros(16000, np.int16), end=True)
-    assert c._conversation.jitter == pytest.approx(margin)
-    c._origin -= 0.25
+    assert c.playback.current.jitter == pytest.approx(margin)
+    c.playback.pace.origin -= 0.25
     c.yield_frames_data([envelope(speech_motion(1.0, 1.0))], first)
-    late = c._conversation.lateness
+    late = c.playback.current.lateness
     assert late == pytest.approx(0.25 - margin, abs=0.02)
     second = c.yield_audio_data(np.zeros(16000, np.int16), end=True)
-    assert c._conversation.jitter == pytest.approx(margin + late)
+    assert c.playback.current.jitter == pytest.approx(margin + late)
     c.yield_frames_data([envelope(speech_motion(1.0, 1.0))], second)  # on time this once
     # Timely motion lets the widening halve, never below the margin.
     c.yield_audio_data(np.zeros(16000, np.int16), end=True)
-    assert c._conversation.jitter == pytest.approx(margin + late / 2, abs=0.005)
+    assert c.playback.current.jitter == pytest.approx(margin + late / 2, abs=0.005)
     # Motion minutes late (an app that stalled) widens the buffer by half a second at most.
-    c._conversation.lateness = 120.0
+    c.playback.current.lateness = 120.0
     c.yield_audio_data(np.zeros(16000, np.int16), end=True)
-    assert c._conversation.jitter == pytest.approx(margin + 0.5)
+    assert c.playback.current.jitter == pytest.approx(margin + 0.5)
     c.jitter_buffer = 0.05  # set by the app: used as it is
     assert c.current_jitter_buffer(0.04) == 0.05

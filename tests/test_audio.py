@@ -154,7 +154,7 @@ def test_the_device_gets_the_speech_whole_at_the_volume_set_and_the_clock_follow
         wait(lambda: out.samples_written > (mark_at - out.start_time + 0.1) * rate, "the mark to be played")
         speech = np.fromfile(home / "speech.raw", np.int16)
         c.play(speech, sample_rate=16000)
-        start = c._conversation.start
+        start = c.playback.current.start
         end_sample = round((start - out.start_time) * rate) + len(speech)
         pairs = []  # (samples the device had, clock, samples it had after reading the clock)
         while out.samples_written < end_sample + 8000:
@@ -210,7 +210,7 @@ def test_pause_plays_silence_and_stops_the_clock_resume_goes_on_where_the_sound_
         out = c.start_audio_output("avatarkit_sink")
         speech = np.fromfile(home / "speech.raw", np.int16)
         c.play(speech, sample_rate=16000)
-        start = c._conversation.start
+        start = c.playback.current.start
         wait(lambda: c.clock() > start + 0.5, "half a second of speech")
         c.pause()
         states = [c.conversation_state.value]
@@ -259,7 +259,7 @@ def test_interrupt_drops_what_the_device_has_not_taken(alsa_home: pathlib.Path) 
         out = c.start_audio_output("avatarkit_sink")
         speech = np.fromfile(home / "speech.raw", np.int16)
         c.play(speech, sample_rate=16000)
-        start = c._conversation.start
+        start = c.playback.current.start
         wait(lambda: c.clock() > start + 0.5, "half a second of speech")
         c.interrupt()
         state = c.conversation_state.value
@@ -286,7 +286,7 @@ def test_a_device_at_another_rate_gets_the_speech_resampled(alsa_home: pathlib.P
         out = c.start_audio_output("avatarkit_sink", sample_rate=48000)
         tone = (np.sin(2 * np.pi * 440 * np.arange(16000) / 16000) * 10000).astype(np.int16)
         c.play(tone, sample_rate=16000)
-        start = c._conversation.start
+        start = c.playback.current.start
         wait(lambda: out.samples_written > ((start - out.start_time) + 1.5) * 48000, "the tone to be played")
         c.stop_audio_output()
         print(json.dumps(dict(rate=out.sample_rate)))
@@ -381,11 +381,11 @@ def test_without_a_device_auto_says_so_once_and_device_fails(tmp_path: pathlib.P
         logging.getLogger("avatarkit").setLevel(logging.INFO)
         from avatarkit import AvatarError, AvatarSDK, Configuration
         c = controller()
-        c._configured_output(True)
-        c._configured_output(True)
+        c.configure_audio_output(True)
+        c.configure_audio_output(True)
         AvatarSDK.initialize("local", Configuration(audio_output="device"))
         try:
-            c._configured_output(False)
+            c.configure_audio_output(False)
             failed = None
         except AvatarError as err:
             failed = [err.code.value, err.message]
@@ -416,8 +416,8 @@ def test_without_sounddevice_auto_says_so_once(
     stub = type("View", (), {"avatar": type("Avatar", (), {"idle_clip": staticmethod(lambda: b"")})()})()
     controller = AvatarController(stub)  # type: ignore[arg-type]
     caplog.set_level(logging.INFO, logger="avatarkit")
-    controller._configured_output(True)
-    controller._configured_output(True)
+    controller.configure_audio_output(True)
+    controller.configure_audio_output(True)
     assert controller.audio_output is None
     told = [r.getMessage() for r in caplog.records if r.name == "avatarkit.audio"]
     assert told == ["no sound output (sounddevice or PortAudio is not installed): the clock runs at the audio's pace"]
@@ -457,11 +457,11 @@ def test_the_microphone_delivers_what_the_device_records(alsa_home: pathlib.Path
 
 def test_a_microphone_at_another_rate_is_resampled() -> None:
     """Chunks recorded at 48 kHz come out at 16 kHz, continuous across chunks (FFmpeg's resampler)."""
-    from avatarkit.audio import _StreamResampler
+    from avatarkit.audio import StreamResampler
 
     t = np.arange(48000) / 48000
     tone = (np.sin(2 * np.pi * 440 * t) * 10000).astype(np.int16)
-    resample = _StreamResampler(48000, 16000)
+    resample = StreamResampler(48000, 16000)
     out = np.concatenate([resample(tone[i : i + 1920]) for i in range(0, len(tone), 1920)])
     assert 16000 - 64 <= len(out) <= 16000
     spectrum = np.abs(np.fft.rfft(out[1000:15000].astype(np.float64)))
@@ -655,7 +655,7 @@ def test_a_device_with_its_own_clock_paces_the_speech(pulse_home) -> None:  # ty
         out = c.start_audio_output("avatarkit_paced")
         speech = np.fromfile(home / "speech.raw", np.int16)
         c.play(speech, sample_rate=16000)
-        start = c._conversation.start
+        start = c.playback.current.start
         at_start = round((start - out.start_time) * out.sample_rate)
         wait(lambda: c.clock() >= start + len(speech) / 16000, "the speech to be heard")
         taken = out.samples_written - at_start

@@ -43,7 +43,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pathlib.Path]
 def still_view(avatar, size: int = SIZE, antialias: str = "auto", **kw) -> AvatarView:
     view = AvatarView(HeadlessSurface(size, size, antialias=antialias), avatar, **kw)
     zeros = np.zeros(len(view.controller.channels), np.float32)
-    view.controller._idle.sample = lambda t: zeros.copy()  # type: ignore[method-assign]
+    view.controller.mixer.idle.sample = lambda t: zeros.copy()  # type: ignore[method-assign]
     return view
 
 

@@ -109,7 +109,7 @@ async def view(server: BackgroundServer, tmp_path: pathlib.Path) -> AsyncIterato
     avatar = await AvatarManager(cache_dir=tmp_path / "cache").load("tiny")
     v = AvatarView(HeadlessSurface(64, 64), avatar, background=None)
     zeros = np.zeros(len(v.controller.channels), np.float32)
-    v.controller._idle.sample = lambda t: zeros.copy()  # type: ignore[method-assign]
+    v.controller.mixer.idle.sample = lambda t: zeros.copy()  # type: ignore[method-assign]
     yield v
     await v.controller.close()
     v.destroy()
@@ -126,10 +126,10 @@ async def wait_until(predicate, timeout: float = 10.0) -> None:  # type: ignore[
 def mouth_activity(view: AvatarView, times: np.ndarray) -> np.ndarray:
     """How far the lower half of the face moved from neutral, per render time."""
     c = view.controller
-    overrides = c._overrides
+    pinned = c.mixer.pinned
     c.set_channels({"jawOpen": 0.0})
     neutral = view.render_frame_sync(float(times[0])).image.astype(int)
-    c._overrides = overrides
+    c.set_channels(pinned)
     return np.array(
         [np.abs(view.render_frame_sync(float(t)).image.astype(int) - neutral)[32:].sum() for t in times], float
     )
@@ -147,7 +147,7 @@ async def test_sdk_mode_lifecycle_states_and_mouth_follows_speech(view: AvatarVi
     for i in range(0, len(pcm), 1600):
         conv_id = c.send(pcm[i : i + 1600], end=i + 1600 >= len(pcm))
         await asyncio.sleep(0.01)
-    conv = c._conversation
+    conv = c.playback.current
     assert conv is not None and conv.id == conv_id
     await wait_until(lambda: conv.motion_ended)
     assert len(conv.timeline) == int(np.ceil(2.0 / 0.04))
@@ -183,7 +183,7 @@ async def test_interrupt_and_new_conversation(view: AvatarView) -> None:
     assert not c.audio_between(t0 + 0.1, t0 + 0.2).any()
     second = c.send(pcm[16000:32000], end=True)
     assert second != first
-    await wait_until(lambda: c._conversation.motion_ended)  # type: ignore[union-attr]
+    await wait_until(lambda: c.playback.current.motion_ended)  # type: ignore[union-attr]
 
 
 @pytest.mark.asyncio
@@ -192,7 +192,7 @@ async def test_av_sink_keeps_mouth_and_audio_in_sync(view: AvatarView) -> None:
     await c.start()
     pcm = speech_like(2.4, seed=3)
     c.send(pcm, end=True)
-    conv = c._conversation
+    conv = c.playback.current
     assert conv is not None
     await wait_until(lambda: conv.motion_ended)
     assert conv.start is not None
@@ -298,7 +298,7 @@ async def test_server_killed_then_back_the_controller_reconnects_by_itself(
         with start_service(config(), avatar_roots=[bundles], port=port):
             await wait_until(lambda: c.connection_state is ConnectionState.CONNECTED)
             assert c.send(pcm[36000:40000], end=True) == cut
-            assert not len(c._conversation.timeline) or c._conversation.timeline.end_time < now + 0.1
+            assert not len(c.playback.current.timeline) or c.playback.current.timeline.end_time < now + 0.1
             # The cut conversation ends when its audio has played out; the service said why it
             # closed (ServerError 503, then 1001), so the end reports serverError, not playbackEnd.
             await wait_until(lambda: c.conversation_state is ConversationState.IDLE)
@@ -310,7 +310,7 @@ async def test_server_killed_then_back_the_controller_reconnects_by_itself(
             # The next conversation is driven again.
             new = c.send(pcm[40000:56000], end=True)
             assert new != cut
-            conv = c._conversation
+            conv = c.playback.current
             await wait_until(lambda: conv is not None and conv.motion_ended)
             assert len(conv.timeline) == 13  # 0.5 s at 25 fps
             await wait_until(lambda: c.conversation_state is ConversationState.IDLE)
@@ -352,7 +352,7 @@ async def test_server_gone_fails_after_bounded_retries_then_start_again(
             await c.start()
             assert c.connection_state is ConnectionState.CONNECTED
             c.send(speech_like(0.5), end=True)
-            conv = c._conversation
+            conv = c.playback.current
             await wait_until(lambda: conv is not None and conv.motion_ended)
             await c.close()
     AvatarSDK.cleanup()
@@ -382,16 +382,16 @@ async def test_connection_lost_without_close_frame_reconnects_but_a_refused_toke
     c.on_connection_state = lambda s, e: states.append((s, e))
     c.on_conversation_state = lambda s, r: reasons.append(r)
     await c.start()
-    first_connection = c._connection_id
+    first_connection = c.connection_id
     pcm = speech_like(2.0)
     cut = c.send(pcm[:16000])
-    conv = c._conversation
+    conv = c.playback.current
     await wait_until(lambda: conv is not None and len(conv.timeline) > 0)  # mid-conversation
     assert drop_connections(server) == 1
     # 1006: the face falls back to idle, the audio plays on, and the controller connects again by itself.
     await wait_until(lambda: StateReason.FALLBACK in reasons)
-    await wait_until(lambda: c.connection_state is ConnectionState.CONNECTED and c._ws is not None)
-    assert c._connection_id != first_connection
+    await wait_until(lambda: c.connection_state is ConnectionState.CONNECTED and c.connection_id is not None)
+    assert c.connection_id != first_connection
     lost = [e for s, e in states if s is ConnectionState.CONNECTING][-1]
     assert lost is not None and lost.code is AvatarErrorCode.WEBSOCKET_CLOSED_ABNORMALLY
     assert "1006" in lost.message
@@ -402,7 +402,7 @@ async def test_connection_lost_without_close_frame_reconnects_but_a_refused_toke
     assert StateReason.FALLBACK.value == "fallbackMode" and StateReason.FALLBACK_MODE is StateReason.FALLBACK
     new = c.send(pcm[20000:28000], end=True)
     assert new != cut
-    conv = c._conversation
+    conv = c.playback.current
     await wait_until(lambda: conv is not None and conv.motion_ended)
     assert conv is not None and len(conv.timeline) == 13  # 0.5 s at 25 fps on the new connection
     await wait_until(lambda: c.conversation_state is ConversationState.IDLE)
@@ -434,12 +434,12 @@ async def test_connection_lost_while_paused_tells_on_resume_and_at_the_end(
     c.on_conversation_state = lambda s, r: reported.append((s, r))
     await c.start()
     c.send(speech_like(1.0), end=True)
-    conv = c._conversation
+    conv = c.playback.current
     await wait_until(lambda: conv is not None and len(conv.timeline) > 0)
     c.pause()
     assert drop_connections(server) == 1
     await wait_until(lambda: conv is not None and conv.audio_only)
-    await wait_until(lambda: c.connection_state is ConnectionState.CONNECTED and c._ws is not None)
+    await wait_until(lambda: c.connection_state is ConnectionState.CONNECTED and c.connection_id is not None)
     # Paused, the state does not change: nothing is reported until the app resumes.
     assert reported == [
         (ConversationState.PLAYING, StateReason.STARTED),
@@ -467,7 +467,7 @@ async def test_request_failed_by_the_service_plays_on_audio_only_and_ends_with_s
         await c.start()
         pcm = speech_like(2.0)
         utterance = c.send(pcm[:8000])
-        conv = c._conversation
+        conv = c.playback.current
         await wait_until(lambda: conv is not None and len(conv.timeline) > 0)  # driven so far
         assert c.send(pcm[8000:24000]) == utterance  # 1.5 s in all: over the limit
         await wait_until(lambda: (ConversationState.PLAYING, StateReason.FALLBACK) in reported)
@@ -486,7 +486,7 @@ async def test_request_failed_by_the_service_plays_on_audio_only_and_ends_with_s
         assert len(errors) == 1
         # The next conversation is driven in full and ends as usual.
         c.send(pcm[:8000], end=True)
-        following = c._conversation
+        following = c.playback.current
         await wait_until(lambda: following is not None and following.motion_ended)
         assert following is not None and len(following.timeline) == 13
         await wait_until(lambda: c.conversation_state is ConversationState.IDLE)
@@ -511,7 +511,7 @@ async def test_initialize_with_another_rate_keeps_a_live_connection_at_the_rate_
     # The live connection keeps 16 kHz: send() with the old rate goes on working, motion and audio agree.
     assert c.sample_rate == 16000 and c.connection_state is ConnectionState.CONNECTED
     c.send(speech_like(1.0, 16000), end=True)
-    conv = c._conversation
+    conv = c.playback.current
     await wait_until(lambda: conv is not None and conv.motion_ended)
     assert conv is not None and conv.sample_rate == 16000 and conv.duration == 1.0
     assert len(conv.timeline) == 25  # the service heard 1 s: it still takes this connection's audio at 16 kHz
@@ -520,7 +520,7 @@ async def test_initialize_with_another_rate_keeps_a_live_connection_at_the_rate_
         assert other.controller.sample_rate == 24000
         await other.controller.start()
         other.controller.send(speech_like(1.0, 24000), end=True)
-        fresh = other.controller._conversation
+        fresh = other.controller.playback.current
         await wait_until(lambda: fresh is not None and fresh.motion_ended)
         assert fresh is not None and fresh.sample_rate == 24000 and fresh.duration == 1.0
         assert len(fresh.timeline) == 25
@@ -531,7 +531,7 @@ async def test_initialize_with_another_rate_keeps_a_live_connection_at_the_rate_
     assert c.sample_rate == 24000
     await c.start()
     c.send(speech_like(0.5, 24000), end=True)
-    again = c._conversation
+    again = c.playback.current
     await wait_until(lambda: again is not None and again.motion_ended)
     assert again is not None and again.sample_rate == 24000 and len(again.timeline) == 13
     rate_of_audio = [frame.sample_rate async for frame in _first_av_frames(c, 2)]
@@ -557,15 +557,19 @@ async def test_host_mode_plays_the_official_recording(official_recording, offici
             await c.start()  # SDK-mode call in Host mode
         conv_id = c.yield_audio_data(audio, end=True)
         c.yield_frames_data(official_messages, "some-other-conversation")  # dropped
-        conv = c._conversation
+        conv = c.playback.current
         assert conv is not None and len(conv.timeline) == 0
         c.yield_(frames=official_messages, conversation_id=conv_id)
         assert len(conv.timeline) == 507
         assert conv.duration == pytest.approx(20.3, abs=0.05)
         assert conv.motion_ended
-        jaw = conv.timeline._values[:, c._col["jawOpen"]]
-        head = conv.timeline._values[:, c._col["headPitch"]]
+        jaw = conv.timeline.values[:, c.channels.index("jawOpen")]
+        head = conv.timeline.values[:, c.channels.index("headPitch")]
         assert jaw.max() > 0.2 and jaw.std() > 0.03 and head.std() > 0.005
+        # The lip shapes the service sends in its FLAME expression reach the mouth, not just the jaw.
+        for name in ("mouthFunnel", "mouthPucker", "viseme_PP", "viseme_O", "mouthSmileLeft"):
+            shape = conv.timeline.values[:, c.channels.index(name)]
+            assert shape.std() > 0.02 and abs(np.corrcoef(shape, jaw)[0, 1]) < 0.9, name
         assert parse_message(official_messages[0]).server_response_animation.req_id != conv_id
     AvatarSDK.cleanup()
 
@@ -592,14 +596,14 @@ def test_motion_plays_at_the_frame_rate_its_stream_carries(bundles: pathlib.Path
         c = v.controller
         conv_id = c.yield_audio_data(speech_like(1.0), end=True)
         c.yield_frames_data(envelopes, conv_id)
-        conv = c._conversation
+        conv = c.playback.current
         assert conv is not None and conv.start is not None and conv.motion_ended
         assert conv.timeline.fps == 50.0 and len(conv.timeline) == 50
         # Frame k is shown at k / 50 s of the audio: the motion spans the audio's second, not two.
         assert conv.timeline.end_time == pytest.approx(conv.start + 49 / 50)
         for k in (0, 10, 25, 48):
             shown = conv.timeline.sample(conv.start + k / 50)
-            assert shown is not None and shown[c._col["jawOpen"]] == pytest.approx(k / 49, abs=1e-3)
+            assert shown is not None and shown[c.channels.index("jawOpen")] == pytest.approx(k / 49, abs=1e-3)
         assert conv.layer.end == pytest.approx(conv.start + conv.duration)  # fades out as the audio ends
         assert conv.layer.fade_in == pytest.approx(5 / 50)
     AvatarSDK.cleanup()
@@ -633,13 +637,13 @@ def test_host_mode_server_error_plays_on_audio_only(bundles: pathlib.Path, tmp_p
         c.on_error = errors.append
         conv_id = c.yield_audio_data(speech_like(0.3), end=True)
         c.yield_frames_data(first.SerializeToString(), conv_id)
-        conv = c._conversation
+        conv = c.playback.current
         assert conv is not None and len(conv.timeline) == 5
         c.yield_frames_data([failure.SerializeToString(), late.SerializeToString()], conv_id)
         assert [e.code for e in errors] == [AvatarErrorCode.SERVER_ERROR] and "inference failed" in errors[0].message
         assert conv.audio_only and not conv.motion_ended  # the late frames were dropped
         assert c.conversation_state is ConversationState.PLAYING  # the audio plays on
-        c._origin -= 5.0  # let the clock run past the audio: the conversation ends
+        c.playback.pace.origin -= 5.0  # let the clock run past the audio: the conversation ends
         c.sample(c.clock())
     assert states[0] == (ConversationState.PLAYING, StateReason.STARTED)
     assert (ConversationState.PLAYING, StateReason.FALLBACK_MODE) in states
@@ -660,7 +664,7 @@ async def test_session_time_limit_reconnects_by_itself(bundles: pathlib.Path, tm
         assert ConnectionState.CONNECTING in states[2:]
         assert ConnectionState.FAILED not in states
         c.send(speech_like(0.4), end=True)  # and it still works
-        conv = c._conversation
+        conv = c.playback.current
         await wait_until(lambda: conv is not None and conv.motion_ended)
         await c.close()
     AvatarSDK.cleanup()
@@ -704,10 +708,10 @@ async def test_host_mode_with_frames_from_the_official_client(server: Background
         c = v.controller
         conv_id = c.yield_audio_data(pcm, end=True)
         c.yield_frames_data(frames, conv_id)
-        conv = c._conversation
+        conv = c.playback.current
         assert conv is not None and conv.motion_ended
         assert len(conv.timeline) == 50  # 2 s at 25 fps
-        assert conv.timeline._values[:, c._col["jawOpen"]].max() > 0.2
+        assert conv.timeline.values[:, c.channels.index("jawOpen")].max() > 0.2
     AvatarSDK.cleanup()
 
 

@@ -99,7 +99,7 @@ def test_readme_lifecycle_example_runs(tmp_path: pathlib.Path, monkeypatch: pyte
     require_gl()
     monkeypatch.setenv("AVATARKIT_CACHE_DIR", str(tmp_path / "cache"))
     from avatarkit import AvatarManager, AvatarSDK
-    from avatarkit.commands import _session_token, embedded_service
+    from avatarkit.commands import development_session_token, embedded_service
     from avatarkit.media import DEMO_SPEECH, decode_audio
 
     readme = (REPO / "README.md").read_text()
@@ -107,20 +107,47 @@ def test_readme_lifecycle_example_runs(tmp_path: pathlib.Path, monkeypatch: pyte
     code = section[section.index("```python") + len("```python") : section.index("```", section.index("```python") + 9)]
     assert len(code.strip().splitlines()) <= 22
     pcm = decode_audio(DEMO_SPEECH, 16000)[:16000].tobytes()
-    AvatarManager._shared_instance = None
+    AvatarManager.reset_shared()
     try:
         with embedded_service() as (server, app_id):
             assert app_id == "demo"
             namespace: dict[str, object] = {}
             exec(code.replace("port=8080", f"port={server.port}"), namespace)
-            token = asyncio.run(_session_token(server.url, app_id))
+            token = asyncio.run(development_session_token(server.url, app_id))
             frames = asyncio.run(namespace["main"](pcm, token))  # type: ignore[operator]
     finally:
         AvatarSDK.cleanup()
-        AvatarManager._shared_instance = None
+        AvatarManager.reset_shared()
     # A second of speech at 30 fps, and it ended by itself. frames() skips the frames a loaded machine
     # cannot render in time (CI's two cores are shared), so fewer than 30 may come: 28-29 were seen.
     assert frames >= 20
+
+
+def test_readme_local_mode_example_runs() -> None:
+    """The README's local-mode example as printed: a streamed utterance, no service anywhere."""
+    require_gl()
+    from avatarkit import AvatarSDK
+    from avatarkit.media import DEMO_SPEECH, decode_audio
+    from avatarkit.server.samples import ensure_samples
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### No service: local mode") :]
+    code = section[section.index("```python") + len("```python") : section.index("```", section.index("```python") + 9)]
+    pcm = decode_audio(DEMO_SPEECH, 24000)[:24000]
+
+    async def tts_chunks():  # type: ignore[no-untyped-def]
+        for i in range(0, len(pcm), 960):
+            yield pcm[i : i + 960]
+            await asyncio.sleep(0.04)
+
+    glb = ensure_samples() / "default" / "avatar.glb"
+    namespace: dict[str, object] = {}
+    exec(code, namespace)
+    try:
+        frames = asyncio.run(namespace["main"](tts_chunks(), str(glb)))  # type: ignore[operator]
+    finally:
+        AvatarSDK.cleanup()
+    assert frames >= 25  # a second of speech at 30 fps, then the frame that marks its end
 
 
 def _face(b: GltfBuilder, names: list[str]) -> None:

@@ -43,6 +43,18 @@ def test_sdk_streaming(capsys: pytest.CaptureFixture[str]) -> None:
     assert frames >= 20  # rendered at 25 fps while the 1.5 s of speech played
 
 
+def test_local_streaming_needs_no_service(capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path) -> None:
+    out = tmp_path / "local.mp4"
+    assert asyncio.run(load("local_streaming").main(1.2, str(out))) == 0
+    words = capsys.readouterr().out.split()
+    frames, speaking = int(words[0]), int(words[2])
+    assert speaking >= 28 and frames > speaking  # 1.2 s of speech at 25 fps, then its end marker
+    import av
+
+    with av.open(str(out)) as container:
+        assert {s.type for s in container.streams} == {"video", "audio"}
+
+
 def test_webrtc_frames(capsys: pytest.CaptureFixture[str]) -> None:
     assert asyncio.run(load("webrtc_frames").main(1.0)) == 0
     assert "25 video frames, 1.00 s of audio" in capsys.readouterr().out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -101,3 +103,31 @@ def test_too_many_values_in_a_field() -> None:
     msg.keyframes.add().jaw_pose.extend([0.0] * 4)
     with pytest.raises(codec.CodecError, match="jaw_pose"):
         codec.decode_flame(msg.SerializeToString())
+
+
+def test_the_shipped_mouth_map_is_what_the_fitting_script_makes(official_recording: dict[str, object]) -> None:
+    """scripts/fit_flame_retarget.py refits the shipped map from the shared recording (deterministic)."""
+    import subprocess
+    import sys
+
+    script = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "fit_flame_retarget.py"
+    result = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "held out" in result.stdout and "shipped map: matches" in result.stdout
+
+
+def test_the_mouth_map_moves_the_lips_the_jaw_alone_does_not(official_messages: list[bytes]) -> None:
+    from avatarkit.codec import CANONICAL_NAMES
+    from avatarkit.retarget import flame_to_canonical
+
+    payloads = [parse_message(m).server_response_animation.animation for m in official_messages]
+    frames = np.concatenate([codec.decode_flame(a) for a in payloads if a])
+    out = flame_to_canonical(frames)
+    lips = out[:, [CANONICAL_NAMES.index(n) for n in CANONICAL_NAMES if n.startswith(("mouth", "viseme_"))]]
+    assert lips.min() >= 0.0 and lips.max() <= 1.0
+    funnel = out[:, CANONICAL_NAMES.index("mouthFunnel")]
+    jaw = out[:, CANONICAL_NAMES.index("jawOpen")]
+    assert funnel.std() > 0.03 and abs(np.corrcoef(funnel, jaw)[0, 1]) < 0.8
+    # A neutral FLAME frame (all zeros) maps to a mouth near rest.
+    rest = flame_to_canonical(np.zeros((1, 120), np.float32))[0]
+    assert rest[CANONICAL_NAMES.index("mouthFunnel")] < 0.3 and rest[CANONICAL_NAMES.index("jawOpen")] == 0.0

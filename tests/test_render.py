@@ -158,7 +158,7 @@ def tiny_avatar(tmp_path_factory: pytest.TempPathFactory):
 def still(view: AvatarView) -> None:
     """Freeze idle life so two renders differ only by what a test sets."""
     zeros = np.zeros(len(view.controller.channels), np.float32)
-    view.controller._idle.sample = lambda t: zeros.copy()  # type: ignore[method-assign]
+    view.controller.mixer.idle.sample = lambda t: zeros.copy()  # type: ignore[method-assign]
 
 
 def test_view_renders_and_morphs_locally(tiny_avatar) -> None:

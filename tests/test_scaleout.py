@@ -295,13 +295,13 @@ async def test_controller_reconnects_through_nginx_and_carries_on(
             victim = await cluster.holder()
             pcm = speech_like(4.0)
             cut = c.send(pcm[:16000])
-            first = c._conversation
+            first = c.playback.current
             await until(lambda: first is not None and len(first.timeline) > 0)
             cluster.kill(victim, how)
             # The audio goes on without motion (fallback) while the controller connects again by
             # itself; nginx sends the new connection to the worker that is left.
             await until(lambda: ("conversation", StateReason.FALLBACK) in events)
-            await until(lambda: c.connection_state is ConnectionState.CONNECTED and c._ws is not None)
+            await until(lambda: c.connection_state is ConnectionState.CONNECTED and c.connection_id is not None)
             survivor = next(n for n in cluster.workers if n != victim)
             assert await cluster.holder() == survivor
             lost = why[1]  # why[0] is the first start()
@@ -310,7 +310,7 @@ async def test_controller_reconnects_through_nginx_and_carries_on(
             assert c.send(pcm[16000:24000], end=True) == cut  # the cut utterance ends, audio only
             new = c.send(pcm[24000:], end=True)
             assert new != cut
-            conv = c._conversation
+            conv = c.playback.current
             await until(lambda: conv is not None and conv.motion_ended)
             assert conv is not None
             assert len(conv.timeline) == 63  # 2.5 s at 25 fps, driven by the surviving worker

@@ -100,3 +100,12 @@ def test_an_unknown_headless_device_is_an_invalid_argument(tmp_path: pathlib.Pat
         AvatarView(HeadlessSurface(32, 32, device="gpu0"), avatar)
     assert info.value.code is AvatarErrorCode.INVALID_ARGUMENT
     assert "'gpu0'" in info.value.message
+
+
+def test_cleanup_forgets_the_token_and_the_user() -> None:
+    from avatarkit import AvatarSDK
+
+    AvatarSDK.session_token = "a-token"
+    AvatarSDK.user_id = "a-user"
+    AvatarSDK.cleanup()
+    assert AvatarSDK.session_token is None and AvatarSDK.user_id is None and not AvatarSDK.is_initialized

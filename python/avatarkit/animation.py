@@ -40,6 +40,16 @@ class ChannelTimeline:
         return int(self._values.shape[0])
 
     @property
+    def values(self) -> F32:
+        """A copy of the frames held (``frames x channels``), frame :attr:`first_index` first."""
+        return self._values.copy()
+
+    @property
+    def first_index(self) -> int:
+        """Index of the first frame held."""
+        return self._first
+
+    @property
     def last_index(self) -> int:
         """Index of the last frame held, or -1."""
         return self._first + len(self) - 1
@@ -121,7 +131,7 @@ class IdleLife:
         if clip is not None and len(clip):
             timeline = ChannelTimeline(self.channels, clip_fps)
             timeline.append(np.asarray(clip, np.float32), np.arange(len(clip)), clip_names or self.channels)
-            self._clip = timeline._values
+            self._clip = timeline.values
         self._rng = np.random.default_rng(seed)
         self._blinks: list[float] = []
         self._saccades: list[tuple[float, float, float]] = []  # (time, yaw, pitch) in [-1, 1]

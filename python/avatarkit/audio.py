@@ -35,16 +35,13 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from .errors import AvatarError, AvatarErrorCode
-
-if TYPE_CHECKING:
-    from .controller import AvatarController
 
 log = logging.getLogger(__name__)
 
@@ -126,22 +123,41 @@ class PlaybackClock(Protocol):
         ...
 
 
+class SpeechSource(Protocol):
+    """What a sound device plays: the speech scheduled on the clock (a controller's playback)."""
+
+    @property
+    def sample_rate(self) -> int:
+        """The rate speech is handed over at now (the device's rate unless it cannot run at it)."""
+        ...
+
+    def clock(self) -> float:
+        """The clock's value now (where the device starts)."""
+        ...
+
+    def audio_between(self, t0: float, t1: float) -> npt.NDArray[np.int16]:
+        """The speech that plays between clock times ``t0`` and ``t1`` (silence where there is none)."""
+        ...
+
+
 class PaceClock:
     """The clock without a sound device: it runs at the audio's pace, the system's monotonic clock.
 
     Args:
         start: the clock's value now.
+        now: the time source, :func:`time.monotonic` (tests hand in a fake one).
     """
 
-    def __init__(self, start: float = 0.0) -> None:
+    def __init__(self, start: float = 0.0, *, now: Callable[[], float] = time.monotonic) -> None:
+        self._now = now
         #: Monotonic time at which the clock read 0 (paused time aside).
-        self.origin = time.monotonic() - start
+        self.origin = now() - start
         self._paused_at: float | None = None
         self._paused_total = 0.0
 
     def clock(self) -> float:
         """Seconds since the origin, less the time spent paused."""
-        now = time.monotonic() if self._paused_at is None else self._paused_at
+        now = self._now() if self._paused_at is None else self._paused_at
         return now - self.origin - self._paused_total
 
     def earliest_start(self) -> float:
@@ -156,12 +172,12 @@ class PaceClock:
     def pause(self) -> None:
         """Stop the clock (idempotent)."""
         if self._paused_at is None:
-            self._paused_at = time.monotonic()
+            self._paused_at = self._now()
 
     def resume(self) -> None:
         """Run again (idempotent)."""
         if self._paused_at is not None:
-            self._paused_total += time.monotonic() - self._paused_at
+            self._paused_total += self._now() - self._paused_at
             self._paused_at = None
 
     def set(self, value: float) -> None:
@@ -173,10 +189,11 @@ class DeviceAudioOutput:
     """Play a controller's speech through a sound device, and be its clock (see the module's notes).
 
     Made by :meth:`AvatarController.start_audio_output` (or a view, as its configuration says),
-    which hands the controller's clock over to it.
+    which hands it the controller's playback (the speech and the clock) and makes it the clock.
 
     Args:
-        controller: the controller whose audio to play.
+        source: the speech to play and the clock to start from (the controller's :attr:`playback
+            <avatarkit.controller.AvatarController.playback>`).
         start: the clock's value when the device starts (the controller's clock by default).
         paused: start paused (the controller is).
         sample_rate: the device's rate; by default the SDK's audio rate, or the device's own rate
@@ -194,7 +211,7 @@ class DeviceAudioOutput:
 
     def __init__(
         self,
-        controller: AvatarController,
+        source: SpeechSource,
         *,
         start: float | None = None,
         paused: bool = False,
@@ -208,7 +225,7 @@ class DeviceAudioOutput:
             raise AvatarError(
                 AvatarErrorCode.INVALID_ARGUMENT, "sound output needs sounddevice: pip install 'pyavatarkit[audio]'"
             )
-        self._controller = controller
+        self._source = source
         self._lock = threading.Lock()
         self._paused = paused
         # Every block handed to the device: (its first sample's index on the device, samples, clock
@@ -227,7 +244,7 @@ class DeviceAudioOutput:
         #: Times the device stopped calling back for longer than the stall limit, and the clock ran on.
         self.stalls = 0
         stream = None
-        rates = [int(sample_rate)] if sample_rate else [controller._sample_rate()]
+        rates = [int(sample_rate)] if sample_rate else [source.sample_rate]
         for rate in rates:
             try:
                 stream = sd.OutputStream(
@@ -263,7 +280,7 @@ class DeviceAudioOutput:
             STALL_SECONDS, 4.0 * self._latency, 4.0 * (blocksize or self.sample_rate // 50) / self.sample_rate
         )
         with self._lock:
-            begin = controller.clock() if start is None else float(start)
+            begin = source.clock() if start is None else float(start)
             self._anchor = self._last = begin
             #: The clock's value when the device started: its sample ``n`` plays at ``start_time + n / sample_rate``
             #: until a pause or a stall moves the speech on the device.
@@ -352,8 +369,8 @@ class DeviceAudioOutput:
         if paused:
             outdata.fill(0)
         else:
-            # Outside our lock: the controller takes its own, and holds it while it reads the clock.
-            pcm = self._controller.audio_between(start, start + frames / rate)
+            # Outside our lock: the playback takes its own, and holds it while it reads the clock.
+            pcm = self._source.audio_between(start, start + frames / rate)
             outdata[:, 0] = _resample(pcm, frames)
         with self._lock:
             self._blocks.append((first, frames, start, not paused))
@@ -475,7 +492,7 @@ class MicrophoneInput:
                 if own is None or own == self.sample_rate:
                     raise
                 log.debug("the microphone cannot record at %d Hz (%s); recording at %d Hz", self.sample_rate, err, own)
-                self._resampler = _StreamResampler(own, self.sample_rate)
+                self._resampler = StreamResampler(own, self.sample_rate)
                 stream = self._open(own)
                 self.device_rate = own
             stream.start()
@@ -502,8 +519,12 @@ class MicrophoneInput:
             yield chunk
 
 
-class _StreamResampler:
-    """Mono PCM16 from one rate to another, chunk by chunk (FFmpeg's resampler, keeping its state)."""
+class StreamResampler:
+    """Mono PCM16 from one rate to another, chunk by chunk (FFmpeg's resampler, keeping its state).
+
+    A stream of chunks comes out as one continuous resampled stream: chunk sizes vary by a few
+    samples (the filter's delay), the total follows the ratio.
+    """
 
     def __init__(self, source: int, target: int) -> None:
         import av
@@ -527,6 +548,8 @@ __all__ = [
     "MicrophoneInput",
     "PaceClock",
     "PlaybackClock",
+    "SpeechSource",
+    "StreamResampler",
     "default_output_device",
     "sounddevice_module",
 ]

@@ -79,22 +79,22 @@ def embedded_service() -> Iterator[tuple[Any, str]]:
         yield server, app.app_id
 
 
-async def _session_token(url: str, app_id: str) -> str:
-    import aiohttp
+async def development_session_token(url: str, app_id: str) -> str:
+    """A session token from the service at ``url`` for the development app ``app_id`` (its API key is derived).
 
+    For the service :func:`embedded_service` starts, or ``avatarkit serve`` without a config.
+
+    Raises:
+        UserError: the service refused or could not be reached.
+    """
+    from .console import fetch_session_token
     from .server.config import development_config
 
     config, _ = development_config(app_id)
-    key = config.apps[app_id].api_key
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            f"{url}/v1/auth/session-token", headers={"X-Api-Key": key}, json={"expireAt": int(time.time()) + 3600}
-        ) as resp,
-    ):
-        if resp.status != 200:
-            raise UserError(f"the service refused a session token ({resp.status})")
-        return str((await resp.json())["sessionToken"])
+    try:
+        return await fetch_session_token(url, config.apps[app_id].api_key)
+    except AvatarError as err:
+        raise UserError(f"no session token: {err.message}") from err
 
 
 async def _load_with_progress(avatar_id: str) -> Any:
@@ -136,7 +136,7 @@ async def _demo(args: argparse.Namespace) -> int:
     with embedded_service() as (server, app_id):
         print(f"avatarkit: service running on {server.url} (app {app_id!r})", flush=True)
         AvatarSDK.initialize(app_id, Configuration(environment=Environment.local(port=server.port)))
-        AvatarSDK.session_token = await _session_token(server.url, app_id)
+        AvatarSDK.session_token = await development_session_token(server.url, app_id)
         avatar = await _load_with_progress("default")
         rate = AvatarSDK.configuration.audio_format.sample_rate
         pcm = decode_audio(DEMO_SPEECH, rate)
@@ -151,14 +151,14 @@ async def _demo(args: argparse.Namespace) -> int:
             for i in range(0, len(pcm), step):
                 controller.send(pcm[i : i + step], end=i + step >= len(pcm))
                 await asyncio.sleep(0)
-            conv = controller._conversation
+            conv = controller.conversation()
             assert conv is not None
             deadline = time.monotonic() + 60
             while not conv.motion_ended and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
             if not conv.motion_ended:
                 raise UserError("the driving service sent no animation in time")
-            motion = conv.timeline._values.copy()
+            motion = conv.motion
             await controller.close()
             if live is not None:
                 _say_sound(live.avatar_controller)  # heard on the default output device, if there is one
@@ -219,8 +219,6 @@ async def _resolve_avatar(spec: str, server_url: str | None) -> Any:
 async def _remote_motion(server_url: str, app_id: str, api_key: str | None, token: str | None, view: Any,
                          pcm: Any, rate: int) -> Any:  # fmt: skip
     """Motion from a driving service: stream the speech, collect the frames."""
-    import aiohttp
-
     from . import AvatarSDK, Configuration, Environment
 
     match = re.fullmatch(r"(https?)://([^/:]+)(?::(\d+))?/?", server_url)
@@ -231,20 +229,12 @@ async def _remote_motion(server_url: str, app_id: str, api_key: str | None, toke
     if token is None:
         if api_key is None:
             raise UserError("--server needs --token, or --api-key to get one")
+        from .console import fetch_session_token
+
         try:
-            async with (
-                aiohttp.ClientSession() as session,
-                session.post(
-                    f"{server_url.rstrip('/')}/v1/auth/session-token",
-                    headers={"X-Api-Key": api_key},
-                    json={"expireAt": int(time.time()) + 3600},
-                ) as resp,
-            ):
-                if resp.status != 200:
-                    raise UserError(f"the service refused a session token ({resp.status}): check --app-id/--api-key")
-                token = str((await resp.json())["sessionToken"])
-        except aiohttp.ClientError as err:
-            raise UserError(f"no service at {server_url}: {err}") from err
+            token = await fetch_session_token(server_url, api_key)
+        except AvatarError as err:
+            raise UserError(f"no session token from {server_url}: {err.message} (check --app-id/--api-key)") from err
     AvatarSDK.session_token = token
     controller = view.avatar_controller
     try:
@@ -255,12 +245,13 @@ async def _remote_motion(server_url: str, app_id: str, api_key: str | None, toke
     for i in range(0, len(pcm), step):
         controller.send(pcm[i : i + step], end=i + step >= len(pcm))
         await asyncio.sleep(0)
-    conv = controller._conversation
+    conv = controller.conversation()
+    assert conv is not None
     deadline = time.monotonic() + 120
     while not conv.motion_ended and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
     await controller.close()
-    return conv.timeline._values.copy()
+    return conv.motion
 
 
 async def _render(args: argparse.Namespace) -> int:
@@ -392,12 +383,12 @@ async def _view(args: argparse.Namespace) -> int:
         """The window's title says whether the microphone is on (call on the render thread)."""
         import glfw
 
-        glfw.set_window_title(view._thread.context.window, f"{title} - listening" if listening["on"] else title)
+        glfw.set_window_title(view.window, f"{title} - listening" if listening["on"] else title)
 
     def setup() -> None:
         import glfw
 
-        window = view._thread.context.window
+        window = view.window
         camera = view.camera
 
         def on_button(_w: Any, button: int, action: int, _mods: int) -> None:
@@ -434,7 +425,7 @@ async def _view(args: argparse.Namespace) -> int:
 
         glfw.set_key_callback(window, on_key)
 
-    view._thread.submit(setup).result()
+    view.run_on_render_thread(setup).result()
     if args.speech:
         play(args.speech)
     print("avatarkit: drop a speech file on the window; drag to orbit, scroll to zoom; close it to quit", flush=True)
@@ -442,10 +433,10 @@ async def _view(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         microphone = await _start_microphone(view, stack, listening, toggled) if args.mic else None
         if microphone is not None:
-            view._thread.submit(show_listening).result()
+            view.run_on_render_thread(show_listening).result()
             print("avatarkit: listening to the microphone; M toggles it", flush=True)
         try:
-            while not view._thread.context.should_close():
+            while not view.close_requested:
                 if args.seconds is not None and time.monotonic() - started > args.seconds:
                     break
                 await asyncio.sleep(0.05)
@@ -478,7 +469,7 @@ async def _start_microphone(
     stack.callback(microphone.stop)
     server, app_id = stack.enter_context(embedded_service())
     AvatarSDK.initialize(app_id, Configuration(environment=Environment.local(port=server.port)))
-    AvatarSDK.session_token = await _session_token(server.url, app_id)
+    AvatarSDK.session_token = await development_session_token(server.url, app_id)
     controller = view.avatar_controller
     await controller.start()
     listening["on"] = True
@@ -511,7 +502,7 @@ async def _start_microphone(
                 else:
                     end_utterance()
         finally:
-            conv = controller._conversation
+            conv = controller.conversation()
             frames = len(conv.timeline) if conv is not None else 0
             print(f"avatarkit: microphone: {counts['sent']} chunks sent in {counts['conversations']} "
                   f"conversation(s), {frames} motion frames back", flush=True)  # fmt: skip

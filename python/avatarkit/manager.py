@@ -156,6 +156,15 @@ class AvatarManager:
     _shared_instance: ClassVar[AvatarManager | None] = None
     shared: ClassVar[_SharedDescriptor] = _SharedDescriptor()
 
+    @classmethod
+    def reset_shared(cls) -> None:
+        """Forget the shared manager: the next use of :attr:`shared` makes a new one.
+
+        For a program that changes the asset endpoint or the cache folder between runs (tests,
+        benchmarks); the cache on disk stays.
+        """
+        cls._shared_instance = None
+
     def __init__(
         self,
         asset_url: str | None = None,

@@ -42,18 +42,30 @@ ENVIRONMENTS: dict[str, Environment] = {"local": Environment.local()}
 
 
 class DrivingServiceMode(enum.Enum):
-    """Who talks to the driving service.
+    """Who turns speech into motion.
 
-    ``SDK`` (alias ``direct``): this SDK, with a session token. ``HOST`` (alias ``backend``): your
-    backend, which hands the animation to the view with ``yield_``.
+    ``SDK`` (alias ``direct``): the driving service, which this SDK connects to with a session
+    token. ``HOST`` (alias ``backend``): the driving service too, but your backend talks to it and
+    hands the animation to the view with ``yield_``. ``LOCAL`` (aliases ``in-process``, ``engine``):
+    the speech engine in this process; ``start()`` needs no service and no token, and ``send``
+    streams through the engine with the same events, interrupt, pause and A/V sync as SDK mode.
     """
 
     SDK = "sdk"
     HOST = "host"
+    LOCAL = "local"
 
     @classmethod
     def _missing_(cls, value: object) -> DrivingServiceMode | None:
-        aliases = {"sdk": cls.SDK, "direct": cls.SDK, "host": cls.HOST, "backend": cls.HOST}
+        aliases = {
+            "sdk": cls.SDK,
+            "direct": cls.SDK,
+            "host": cls.HOST,
+            "backend": cls.HOST,
+            "local": cls.LOCAL,
+            "in-process": cls.LOCAL,
+            "engine": cls.LOCAL,
+        }
         return aliases.get(str(value).lower())
 
 
@@ -113,9 +125,9 @@ class AudioFormat:
 class Configuration:
     """What :meth:`AvatarSDK.initialize` sets.
 
-    ``low_latency`` (SDK mode) asks the driving service for its low-latency engine: motion that
-    needs no audio past its frame (0 ms look-ahead instead of 80), so speech is shown about 80 ms
-    sooner, at a small cost in lip-sync accuracy; a service without one ignores it.
+    ``low_latency`` (SDK and local mode) asks for the low-latency engine: motion that needs no
+    audio past its frame (0 ms look-ahead instead of 80), so speech is shown about 80 ms sooner, at
+    a small cost in lip-sync accuracy; a service without one ignores it.
     """
 
     environment: str | Environment = "local"
@@ -150,19 +162,27 @@ class Configuration:
         return DrivingServiceMode(self.driving_service_mode)
 
 
+@dataclasses.dataclass
+class _State:
+    """What initialize and the token setters keep: one per process."""
+
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    app_id: str | None = None
+    configuration: Configuration | None = None
+    session_token: str | None = None
+    user_id: str | None = None
+
+
+_state = _State()
+
+
 class _SDKState(type):
     """Class-level properties, so ``AvatarSDK.session_token = ...`` reads like the commercial SDKs."""
-
-    _lock = threading.Lock()
-    _app_id: str | None = None
-    _configuration: Configuration | None = None
-    _session_token: str | None = None
-    _user_id: str | None = None
 
     @property
     def is_initialized(cls) -> bool:
         """Whether :meth:`AvatarSDK.initialize` ran."""
-        return cls._app_id is not None
+        return _state.app_id is not None
 
     @property
     def app_id(cls) -> str:
@@ -177,20 +197,20 @@ class _SDKState(type):
     @property
     def session_token(cls) -> str | None:
         """The session token for the driving service (SDK mode); may be set before initialize."""
-        return cls._session_token
+        return _state.session_token
 
     @session_token.setter
     def session_token(cls, token: str | None) -> None:
-        cls._session_token = token or None
+        _state.session_token = token or None
 
     @property
     def user_id(cls) -> str | None:
         """An id of your end user, for your logs and the service's."""
-        return cls._user_id
+        return _state.user_id
 
     @user_id.setter
     def user_id(cls, user_id: str | None) -> None:
-        cls._user_id = user_id or None
+        _state.user_id = user_id or None
 
     @property
     def version(cls) -> str:
@@ -224,9 +244,9 @@ class AvatarSDK(metaclass=_SDKState):
         config = configuration or Configuration()
         if not isinstance(config, Configuration):
             raise AvatarError(AvatarErrorCode.INVALID_ARGUMENT, "configuration must be an avatarkit.Configuration")
-        with _SDKState._lock:
-            _SDKState._app_id = app_id.strip()
-            _SDKState._configuration = config
+        with _state.lock:
+            _state.app_id = app_id.strip()
+            _state.configuration = config
         level = LogLevel(config.log_level)
         log.setLevel(level.logging_level)
         log.debug("initialized app %s for %s", app_id, config.resolved_environment)
@@ -234,11 +254,11 @@ class AvatarSDK(metaclass=_SDKState):
     @classmethod
     def cleanup(cls) -> None:
         """Forget the app id, configuration and token (tests; apps rarely need it)."""
-        with _SDKState._lock:
-            _SDKState._app_id = None
-            _SDKState._configuration = None
-            _SDKState._session_token = None
-            _SDKState._user_id = None
+        with _state.lock:
+            _state.app_id = None
+            _state.configuration = None
+            _state.session_token = None
+            _state.user_id = None
 
     @classmethod
     def supports_current_device(cls) -> bool:
@@ -296,7 +316,7 @@ class AvatarSDK(metaclass=_SDKState):
 
 def require_initialized() -> tuple[str, Configuration]:
     """The app id and configuration, or ``AvatarError(sdkNotInitialized)``."""
-    app_id, config = _SDKState._app_id, _SDKState._configuration
+    app_id, config = _state.app_id, _state.configuration
     if app_id is None or config is None:
         raise AvatarError(AvatarErrorCode.SDK_NOT_INITIALIZED, "call AvatarSDK.initialize(app_id, configuration) first")
     return app_id, config

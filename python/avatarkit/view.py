@@ -453,7 +453,7 @@ class AvatarView:
         self._lane = _Lane(scene, self.stage_seconds)
         try:
             # The sound device Configuration.audio_output asks for (a window's default: one if there is one).
-            self.avatar_controller._configured_output(window)
+            self.avatar_controller.configure_audio_output(window)
         except BaseException:
             self.destroy()
             raise
@@ -563,6 +563,27 @@ class AvatarView:
     def _call(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
         self._live()
         return self._thread.submit(fn)
+
+    def run_on_render_thread(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
+        """Run ``fn`` on the view's render thread, the one that owns its GL context (and window).
+
+        For what must happen there: glfw input callbacks and window calls on the view's own window.
+
+        Raises:
+            AvatarError: ``destroyed`` after :meth:`destroy`.
+        """
+        return self._call(fn)
+
+    @property
+    def window(self) -> Any:
+        """The glfw window of a :class:`WindowSurface` view (use it on the render thread), else None."""
+        return getattr(self._thread.context, "window", None)
+
+    @property
+    def close_requested(self) -> bool:
+        """Whether the user asked the view's window to close (always False off screen)."""
+        should_close = getattr(self._thread.context, "should_close", None)
+        return bool(should_close()) if should_close is not None else False
 
     def render_frame_sync(self, t: float | None = None) -> VideoFrame:
         """Render and read back the frame for playback time ``t`` (now by default), blocking."""
@@ -675,7 +696,7 @@ class AvatarView:
         now = time.monotonic()
         if now - self._rate_reported >= 1.0 and self.frame_rate > 0.0:
             self._rate_reported = now
-            self.avatar_controller._frame_rate(self.frame_rate)
+            self.avatar_controller.report_frame_rate(self.frame_rate)
 
     async def frames(self, fps: float | None = None, *, realtime: bool = True) -> AsyncIterator[VideoFrame]:
         """Rendered frames for video pipelines, at ``fps`` (the view's rate by default).

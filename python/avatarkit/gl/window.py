@@ -77,7 +77,10 @@ class GlfwWindow:
     @property
     def proc_address(self) -> int:
         """Address of ``glfwGetProcAddress``, for the C++ core's GL loader."""
-        address = ctypes.cast(self._glfw._glfw.glfwGetProcAddress, ctypes.c_void_p).value
+        from glfw.library import glfw as library  # the loaded GLFW shared library (ctypes)
+
+        assert library is not None  # the window exists, so the library loaded
+        address = ctypes.cast(library.glfwGetProcAddress, ctypes.c_void_p).value
         assert address is not None
         return int(address)
 

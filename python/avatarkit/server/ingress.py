@@ -73,7 +73,6 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
-import enum
 import functools
 import logging
 import secrets
@@ -90,6 +89,7 @@ from google.protobuf.message import DecodeError
 from .. import codec
 from ..engine import SUPPORTED_RATES, EngineSession
 from ..protocol import AudioFormat, EgressType, Message, MessageType, parse_message
+from ..protocol.codes import CloseCode, ErrorCode
 from .app import AvatarStore
 from .audio import AudioDecodeError, AudioInput, OggOpusInput, PcmInput, opus_available
 from .config import AppConfig, ServiceConfig
@@ -117,36 +117,6 @@ _YIELD_AFTER = 0.001
 #: Message-rate caps average over this many seconds (the bucket holds this many seconds of messages).
 _RATE_WINDOW = 5.0
 _NANOID_ALPHABET = "_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
-class CloseCode(enum.IntEnum):
-    """WebSocket close codes of the driving service (see the module docstring)."""
-
-    NORMAL = 1000
-    GOING_AWAY = 1001
-    MESSAGE_TOO_BIG = 1009
-    INVALID_REQUEST = 4000
-    CREDITS_EXHAUSTED = 4001
-    SESSION_TIMEOUT = 4002
-    CONCURRENCY_LIMIT = 4003
-    AUTH_FAILED = 4010
-    UPSTREAM_UNAVAILABLE = 4503
-
-
-class ErrorCode(enum.IntEnum):
-    """``ServerError.code`` values: session-fate close codes, else HTTP-style statuses."""
-
-    BAD_REQUEST = 400
-    NOT_FOUND = 404
-    TIMEOUT = 408
-    TOO_LARGE = 413
-    NOT_IMPLEMENTED = 501
-    SHUTTING_DOWN = 503
-    CREDITS_EXHAUSTED = 4001
-    SESSION_TIMEOUT = 4002
-    CONCURRENCY_LIMIT = 4003
-    AUTH_FAILED = 4010
-    UPSTREAM_UNAVAILABLE = 4503
 
 
 def new_connection_id() -> str:

@@ -172,7 +172,7 @@ class FaceRig:
 
     # -- eyes -------------------------------------------------------------------------------------
 
-    def _eye_coords(self, v: FaceVerts, k: int) -> tuple[F64, F64]:
+    def eye_coords(self, v: FaceVerts, k: int) -> tuple[F64, F64]:
         sign = 1.0 if k == 0 else -1.0
         a = (v.phi - sign * self.lm.eye_phi) / self.lm.eye_half_width * sign
         t = v.theta - self.lm.eye_theta
@@ -193,7 +193,7 @@ class FaceRig:
         down, the lower lid up) or, when larger than the opening allows, simply angles. The lid
         skin follows with a falloff away from the rim, so it folds instead of tearing.
         """
-        a, t = self._eye_coords(v, k)
+        a, t = self.eye_coords(v, k)
         cols_a, open_angle, _ = edge_angles
         opening = np.interp(a, cols_a, open_angle, left=0.0, right=0.0)
         up_side = np.where(v.lid > 0, 1.0, np.where(v.lid < 0, 0.0, 0.5))

@@ -189,7 +189,7 @@ def lid_edges(head: Head, rig: FaceRig) -> list[tuple[F64, F64, F64]]:
         e = rig.lm.eye[k]
         au = np.arctan2(v.p[up, 1] - e[1], v.p[up, 2] - e[2])
         al = np.arctan2(v.p[lo, 1] - e[1], v.p[lo, 2] - e[2])
-        a, _t = rig._eye_coords(v, k)
+        a, _t = rig.eye_coords(v, k)
         cols_a = a[up]
         order = np.argsort(cols_a)
         out.append((cols_a[order], (au - al)[order], v.p[up][order]))
