@@ -262,3 +262,44 @@ def test_example_bot_puts_the_avatar_between_the_tts_and_the_transport() -> None
     assert params.video_out_enabled and not params.video_out_is_live
     assert params.video_out_framerate == example.FPS
     assert (params.video_out_width, params.video_out_height) == (example.SIZE, example.SIZE)
+
+
+@pytest.mark.asyncio
+async def test_cancel_stops_at_once(speech: np.ndarray) -> None:
+    from pipecat.frames.frames import CancelFrame
+
+    service = AvatarKitVideoService(width=SIZE, height=SIZE, fps=FPS)
+    recorder = Recorder()
+    recorder.service = service
+    frames = [*tts(speech[: 4 * TTS_RATE], "long"), SleepFrame(1.0), CancelFrame()]
+    await run_test(service, frames_to_send=frames, observers=[recorder], send_end_frame=False, start_timeout=60.0)
+    cancel = recorder.of(CancelFrame)
+    assert len(cancel) == 1
+    assert 0.5 < speech_seconds(recorder) < 1.5  # of the 4 s
+    assert all(p.at <= cancel[0].at + 0.1 for p in recorder.pushed)  # nothing after it
+    assert service.controller is None and service.view is None  # closed and destroyed
+
+
+@pytest.mark.asyncio
+async def test_an_apps_own_view_and_configuration_are_kept(speech: np.ndarray) -> None:
+    """The app initialized the SDK (local mode at 16 kHz) and made the view: the service drives it, leaves it."""
+    from avatarkit import AudioFormat, AvatarManager, AvatarView, Configuration, HeadlessSurface
+    from avatarkit.server.samples import ensure_samples
+
+    config = Configuration(driving_service_mode="local", audio_format=AudioFormat(sample_rate=16000))
+    AvatarSDK.initialize("app", config)
+    view = AvatarView(HeadlessSurface(64, 48), AvatarManager.derive(ensure_samples() / "default"))
+    try:
+        service = AvatarKitVideoService(view=view, fps=FPS, image_format="RGBA")
+        recorder = Recorder()
+        recorder.service = service
+        await run_test(service, frames_to_send=tts(speech[:TTS_RATE], "c"), observers=[recorder], start_timeout=60.0)
+        image = recorder.of(OutputImageRawFrame)[0].frame
+        assert isinstance(image, OutputImageRawFrame)
+        assert image.size == (64, 48) and image.format == "RGBA" and len(image.image) == 64 * 48 * 4
+        assert view.avatar_controller.sample_rate == 16000  # the app's rate, not the pipeline's
+        assert all(a.frame.sample_rate == 24000 for a in recorder.of(TTSAudioRawFrame))  # type: ignore[attr-defined]
+        assert abs(speech_seconds(recorder) - 1.0) < 0.05
+        assert not view.destroyed
+    finally:
+        view.destroy()
