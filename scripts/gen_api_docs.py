@@ -79,6 +79,7 @@ MODULES: list[tuple[str, list[str] | None]] = [
     ("avatarkit.server.config", ["ServiceConfig", "AppConfig", "Limits", "load_config", "ConfigError"]),
     ("avatarkit.protocol", None),
     ("avatarkit.protocol.codes", None),
+    ("avatarkit.integrations.pipecat", None),
 ]
 
 _SECTION = re.compile(r"^(Args|Arguments|Attributes|Raises|Returns|Yields|Example|Examples|Note|Notes):\s*$")
