@@ -35,6 +35,36 @@ JOINT_NAMES: dict[str, tuple[str, ...]] = {
 #: Share of the head rotation the neck takes when both joints exist.
 NECK_SHARE = 0.35
 
+#: Humanoid body bones by role: the VRM humanoid's name for the role, then conventional node names
+#: tried in order (case-insensitive; a ``prefix:`` such as Mixamo's ``mixamorig:`` is ignored).
+HUMANOID_BONES: dict[str, tuple[str, ...]] = {
+    "hips": ("hips", "Hips", "J_Bip_C_Hips", "pelvis"),
+    "spine": ("spine", "Spine", "J_Bip_C_Spine", "spine_01"),
+    "chest": ("chest", "Spine1", "J_Bip_C_Chest", "Chest", "spine_02"),
+    "upper_chest": ("upperChest", "Spine2", "J_Bip_C_UpperChest", "UpperChest", "spine_03"),
+    "shoulder_left": ("leftShoulder", "LeftShoulder", "J_Bip_L_Shoulder", "clavicle_l"),
+    "upper_arm_left": ("leftUpperArm", "LeftArm", "LeftUpperArm", "J_Bip_L_UpperArm", "upperarm_l"),
+    "lower_arm_left": ("leftLowerArm", "LeftForeArm", "LeftLowerArm", "J_Bip_L_LowerArm", "lowerarm_l"),
+    "shoulder_right": ("rightShoulder", "RightShoulder", "J_Bip_R_Shoulder", "clavicle_r"),
+    "upper_arm_right": ("rightUpperArm", "RightArm", "RightUpperArm", "J_Bip_R_UpperArm", "upperarm_r"),
+    "lower_arm_right": ("rightLowerArm", "RightForeArm", "RightLowerArm", "J_Bip_R_LowerArm", "lowerarm_r"),
+}
+#: An upper arm that points less than this far below the horizontal is in a T- or A-pose (degrees).
+T_POSE_BELOW_DEG = 50.0
+#: The relaxed rest pose: upper arms this far out from hanging straight down, and this far forward;
+#: elbows bent forward by this much (degrees).
+ARM_OUT_DEG = 9.0
+ARM_FORWARD_DEG = 4.0
+ELBOW_BEND_DEG = 14.0
+#: Body life (degrees, seconds): breathing in the chest and shoulders, a slow shift of weight in the
+#: hips and spine, and a little lift of the chest with the voice (``jawOpen``).
+BREATH_PERIOD = 4.2
+BREATH_CHEST_DEG = 0.9
+BREATH_SHOULDER_DEG = 0.7
+SHIFT_PERIOD = 9.0
+SHIFT_HIPS_DEG = 0.8
+VOICE_CHEST_DEG = 0.6
+
 #: The ARKit mouth channels the engine drives from speech (a pose per viseme, and the jaw). With
 #: ``rig.mouth = "visemes"`` they are not applied; the smile, frown and dimple channels are expressions
 #: and stay.
@@ -65,6 +95,21 @@ JAW_OPEN_ANGLE = math.radians(22.0)
 #: Eye rotation (radians) at eyeLook* = 1.
 EYE_YAW = math.radians(30.0)
 EYE_PITCH = math.radians(22.0)
+
+
+def rotation_between(a: npt.ArrayLike, b: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """The shortest rotation (4x4) that turns direction ``a`` onto direction ``b``."""
+    u = np.asarray(a, np.float64) / (np.linalg.norm(a) or 1.0)
+    v = np.asarray(b, np.float64) / (np.linalg.norm(b) or 1.0)
+    axis = np.cross(u, v)
+    sine, cosine = float(np.linalg.norm(axis)), float(np.dot(u, v))
+    if sine < 1e-9:
+        if cosine > 0:
+            return np.eye(4)
+        # Opposite: half a turn about any axis perpendicular to u.
+        other = np.array([1.0, 0.0, 0.0]) if abs(u[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+        return axis_angle_matrix(tuple(np.cross(u, other)), math.pi)
+    return axis_angle_matrix(tuple(axis), math.atan2(sine, cosine))
 
 
 def _quat_matrix(x: float, y: float, z: float, w: float) -> npt.NDArray[np.float64]:
@@ -247,6 +292,10 @@ class AvatarRig:
             rotation = np.eye(4)
             rotation[:3, :3] = q / np.where(norms > 0, norms, 1.0)
             self._rest_rotation[node_index] = rotation
+        self.bones = self._humanoid_bones()
+        #: Extra rotations (in each joint's own frame) that bring a T- or A-posed humanoid's arms
+        #: down to a relaxed rest pose, applied to every frame; empty when the arms already hang.
+        self.rest_pose: dict[int, npt.NDArray[np.float64]] = self._relaxed_arms()
         # Eyes with eyeLook* targets of their own turn by those; their joints would turn them twice.
         self._eye_joint_sides = [
             (side, sign)
@@ -272,6 +321,8 @@ class AvatarRig:
             else ()
         )
         self._unused = np.array([self._col[n] for n in unused if n in self._col], np.int64)
+        if self.rest_pose:
+            self.pose(np.zeros(len(self.channels), np.float32))  # bounds and framing of the relaxed pose
 
     @property
     def missing_channels(self) -> list[str]:
@@ -291,9 +342,70 @@ class AvatarRig:
             None,
         )
 
+    def _humanoid_bones(self) -> dict[str, int]:
+        """Body bones by role (:data:`HUMANOID_BONES`): the VRM humanoid's, else by node name."""
+        by_name: dict[str, int] = {}
+        for i, node in enumerate(self.model.nodes):
+            if node.mesh is not None and node.skin is not None:
+                continue
+            key = node.name.rpartition(":")[2].lower()
+            by_name.setdefault(key, i)
+        bones: dict[str, int] = {}
+        for role, (vrm_name, *names) in HUMANOID_BONES.items():
+            found = self.model.humanoid_bones.get(vrm_name)
+            if found is None:
+                found = next((by_name[n.lower()] for n in names if n.lower() in by_name), None)
+            if found is not None:
+                bones[role] = found
+        return bones
+
+    def _world_rotation(self, node_index: int) -> npt.NDArray[np.float64]:
+        q = self._rest_world[node_index][:3, :3]
+        norms = np.linalg.norm(q, axis=0)
+        rotation = np.eye(4)
+        rotation[:3, :3] = q / np.where(norms > 0, norms, 1.0)
+        return rotation
+
+    def _relaxed_arms(self) -> dict[int, npt.NDArray[np.float64]]:
+        """Rotations that bring arms held out sideways (T- or A-pose) down along the body.
+
+        For each side with an upper and a lower arm bone: when the upper arm points less than
+        :data:`T_POSE_BELOW_DEG` below the horizontal and away from the body, it turns to hang
+        :data:`ARM_OUT_DEG` out and :data:`ARM_FORWARD_DEG` forward of straight down, and the
+        elbow bends forward by :data:`ELBOW_BEND_DEG`; the hands follow.
+        """
+        extras: dict[int, npt.NDArray[np.float64]] = {}
+        for side, sign in (("left", 1.0), ("right", -1.0)):
+            upper, lower = self.bones.get(f"upper_arm_{side}"), self.bones.get(f"lower_arm_{side}")
+            if upper is None or lower is None:
+                continue
+            direction = self._rest_world[lower][:3, 3] - self._rest_world[upper][:3, 3]
+            length = float(np.linalg.norm(direction))
+            if length < 1e-6:
+                continue
+            direction = direction / length
+            below = math.degrees(math.asin(max(-1.0, min(1.0, -direction[1]))))
+            if below >= T_POSE_BELOW_DEG or sign * direction[0] < 0.3:
+                continue  # already hanging, or not an arm held out to its own side
+            out, forward = math.radians(ARM_OUT_DEG), math.radians(ARM_FORWARD_DEG)
+            target = np.array([sign * math.sin(out), -math.cos(out) * math.cos(forward), math.sin(forward)])
+            turn = rotation_between(direction, target)
+            q_upper = self._world_rotation(upper)
+            extras[upper] = q_upper.T @ turn @ q_upper
+            # The elbow bends forward: about the axis across the arm, in the forearm's turned frame.
+            across = np.cross(target, np.array([0.0, 0.0, 1.0]))
+            bend = axis_angle_matrix(tuple(across), -math.radians(ELBOW_BEND_DEG))
+            if (bend[:3, :3] @ target)[2] < target[2]:
+                bend = axis_angle_matrix(tuple(across), math.radians(ELBOW_BEND_DEG))
+            q_lower = turn @ self._world_rotation(lower)
+            extras[lower] = q_lower.T @ bend @ q_lower
+        return extras
+
     def _in_joint_frame(self, node_index: int, rotation: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """A rotation in the avatar's frame, expressed in the joint's own frame."""
-        q = self._rest_rotation[node_index]
+        q = self._rest_rotation.get(node_index)
+        if q is None:
+            q = self._rest_rotation[node_index] = self._world_rotation(node_index)
         turned: npt.NDArray[np.float64] = q.T @ rotation @ q
         return turned
 
@@ -313,8 +425,33 @@ class AvatarRig:
             return t @ r @ extra @ s
         return node.matrix.astype(np.float64) @ extra
 
-    def _pose_nodes(self, values: F32) -> None:
-        extra: dict[int, npt.NDArray[np.float64]] = {}
+    def _body_life(self, values: F32, t: float, extra: dict[int, npt.NDArray[np.float64]]) -> None:
+        """Breathing, a slow shift of weight, and the chest lifting a little with the voice."""
+        breath = math.sin(2 * math.pi * t / BREATH_PERIOD)
+        shift = math.sin(2 * math.pi * t / SHIFT_PERIOD)
+        voice = min(1.0, max(0.0, self._channel(values, "jawOpen")))
+        chest = self.bones.get("upper_chest", self.bones.get("chest"))
+        if chest is not None:
+            # Chest up and back as it breathes in (negative pitch), and with the voice.
+            pitch = -math.radians(BREATH_CHEST_DEG * 0.5 * (1 + breath) + VOICE_CHEST_DEG * voice)
+            extra[chest] = self._in_joint_frame(chest, euler_matrix(pitch, 0.0, 0.0))
+        for side, sign in (("left", 1.0), ("right", -1.0)):
+            shoulder = self.bones.get(f"shoulder_{side}")
+            if shoulder is not None:
+                # Shoulders rise with the breath: a roll that lifts the outer end.
+                lift = math.radians(BREATH_SHOULDER_DEG * 0.5 * (1 + breath))
+                extra[shoulder] = self._in_joint_frame(shoulder, euler_matrix(0.0, 0.0, sign * lift))
+        hips, spine = self.bones.get("hips"), self.bones.get("spine")
+        if hips is not None and spine is not None:
+            # Weight from one leg to the other: the hips roll one way, the spine back the other.
+            roll = math.radians(SHIFT_HIPS_DEG * shift)
+            extra[hips] = self._in_joint_frame(hips, euler_matrix(0.0, 0.0, roll))
+            extra[spine] = self._in_joint_frame(spine, euler_matrix(0.0, 0.0, -roll))
+
+    def _pose_nodes(self, values: F32, t: float | None = None) -> None:
+        extra: dict[int, npt.NDArray[np.float64]] = dict(self.rest_pose)
+        if t is not None:
+            self._body_life(values, t, extra)
         pitch, yaw, roll = (self._channel(values, n) for n in ("headPitch", "headYaw", "headRoll"))
         head, neck = self.joints.get("head"), self.joints.get("neck")
         if head is not None:
@@ -362,17 +499,19 @@ class AvatarRig:
                 stack.append(c)
         self.node_world = world
 
-    def pose(self, values: F32) -> None:
+    def pose(self, values: F32, t: float | None = None) -> None:
         """Pose the avatar for one frame: ``values`` holds one value per channel (in ``channels`` order).
 
-        Afterwards each :class:`RigPrimitive` holds its deformed ``positions`` and ``normals`` and
+        ``t`` (the clock time, seconds) adds body life to humanoid rigs: breathing in the chest and
+        shoulders, a slow shift of weight, the chest lifting a little with the voice. Afterwards
+        each :class:`RigPrimitive` holds its deformed ``positions`` and ``normals`` and
         :meth:`model_matrix` gives its transform.
         """
         values = np.asarray(values, np.float32)
         if self._unused.size:
             values = values.copy()
             values[self._unused] = 0.0  # the mouth set this avatar does not use (rig.mouth)
-        self._pose_nodes(values)
+        self._pose_nodes(values, t)
         for prim in self.primitives:
             if prim.morph is not None:
                 weights = np.where(prim.target_channels >= 0, values[prim.target_channels], 0.0).astype(np.float32)

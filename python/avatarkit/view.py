@@ -43,6 +43,8 @@ U8 = npt.NDArray[np.uint8]
 
 #: The EGL platforms a :class:`HeadlessSurface` can ask for.
 HEADLESS_DEVICES = ("auto", "surfaceless", "device")
+#: What :meth:`AvatarView.frame` can point the camera at.
+FRAMINGS = ("head_and_shoulders", "upper_body", "full_body")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -289,11 +291,13 @@ class _Scene:
                 )
             )
         self.dynamic = [p.morph is not None or p.skinned for p in self.rig.primitives]
-        self.camera = self._default_camera(avatar)
+        self.avatar = avatar
+        self.camera = self.default_camera()
         self.aspect = surface.width / surface.height
 
-    def _default_camera(self, avatar: Avatar) -> Camera:
-        cam = dict(avatar.manifest.camera)
+    def default_camera(self) -> Camera:
+        """The bundle's framing, or head and shoulders."""
+        cam = dict(self.avatar.manifest.camera)
         if "target" in cam and "distance" in cam:
             return Camera(
                 target=tuple(float(v) for v in cam["target"]),  # type: ignore[arg-type]
@@ -500,7 +504,7 @@ class AvatarView:
     def _pose(self, t: float, lane: _Lane | None = None) -> None:
         lane = lane or self._lane
         t0 = time.perf_counter()
-        lane.scene.rig.pose(self.avatar_controller.sample(t))
+        lane.scene.rig.pose(self.avatar_controller.sample(t), t)
         lane.posed_at = t
         lane.stages["pose"] += time.perf_counter() - t0
 
@@ -751,6 +755,39 @@ class AvatarView:
     def camera(self) -> Camera:
         """The camera; change its fields to orbit or zoom (takes effect on the next frame)."""
         return self._scene.camera
+
+    def frame(self, framing: str = "head_and_shoulders") -> Camera:
+        """Point the camera at part of the avatar (keeps its yaw and pitch); returns the camera.
+
+        ``framing``: ``"head_and_shoulders"`` (the default framing of an avatar whose bundle names
+        none), ``"upper_body"`` (head to waist) or ``"full_body"`` (the whole avatar, fitted to the
+        view's aspect). Measured on the avatar as posed at rest (arms relaxed for T-posed rigs).
+
+        Raises:
+            AvatarError: ``invalidArgument`` for another framing.
+        """
+        if framing not in FRAMINGS:
+            raise AvatarError(AvatarErrorCode.INVALID_ARGUMENT, f"framing must be one of {FRAMINGS}, not {framing!r}")
+        scene = self._scene
+        camera = scene.camera
+        lo, hi = scene.rig.bounds()
+        half = math.tan(math.radians(camera.fov_y_deg) / 2)
+        head = scene.rig.head_position()
+        top = float(hi[1])
+        face_y = float(head[1]) if head is not None else top - 0.12
+        cx, cz = float(lo[0] + hi[0]) / 2, float(lo[2] + hi[2]) / 2
+        if framing == "head_and_shoulders":
+            fresh = scene.default_camera()
+            camera.target, camera.distance = fresh.target, fresh.distance
+        elif framing == "upper_body":
+            span = max(0.3, min(top - float(lo[1]), (top - face_y) + 0.75))  # top of the head to the waist
+            camera.target = (cx, top - span / 2, cz)
+            camera.distance = 0.55 * span / half
+        else:
+            height, width = top - float(lo[1]), float(hi[0] - lo[0])
+            camera.target = (cx, float(lo[1]) + height / 2, cz)
+            camera.distance = max(0.55 * height / half, 0.55 * width / (half * scene.aspect))
+        return camera
 
     def set_transform(self, x: float = 0.0, y: float = 0.0, scale: float = 1.0) -> None:
         """The commercial SDK's content transform: move (x, y in [-1, 1]) and scale (> 0) the avatar."""

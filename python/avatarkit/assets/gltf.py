@@ -377,6 +377,9 @@ class GltfModel:
     #: Whether the avatar faces -Z: VRM 0.x files (a top-level ``VRM`` extension) do; glTF and VRM 1.0
     #: face +Z. The rig turns such a model half a turn about +Y so that it faces +Z like the rest.
     faces_minus_z: bool = False
+    #: VRM humanoid bones (``leftUpperArm`` ... ) to node indices, from a VRM 0.x ``VRM`` or VRM 1.0
+    #: ``VRMC_vrm`` extension; empty for other files (the rig then goes by bone names).
+    humanoid_bones: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def node_world_matrices(self) -> F32:
         """The world matrix of every node, ``float32 (len(nodes), 4, 4)``, from the rest pose."""
@@ -1263,6 +1266,7 @@ class _Loader:
         asset = _opt_obj(doc, "asset", "") or {}
         return GltfModel(
             faces_minus_z=self._vrm0(),
+            humanoid_bones=self._humanoid_bones(len(nodes)),
             meshes=meshes,
             nodes=nodes,
             skins=skins,
@@ -1273,6 +1277,32 @@ class _Loader:
             generator=_str(asset, "generator", "asset"),
             warnings=self.warnings,
         )
+
+    def _humanoid_bones(self, node_count: int) -> dict[str, int]:
+        """The VRM humanoid's bones (VRM 0.x list or VRM 1.0 object); malformed entries are skipped."""
+        extensions = self.doc.get("extensions")
+        if not isinstance(extensions, dict):
+            return {}
+        bones: dict[str, int] = {}
+        vrm0 = extensions.get("VRM")
+        human = vrm0.get("humanoid") if isinstance(vrm0, dict) else None
+        entries = human.get("humanBones") if isinstance(human, dict) else None
+        if isinstance(entries, list):
+            for entry in entries:
+                if isinstance(entry, dict) and isinstance(entry.get("bone"), str):
+                    bones[entry["bone"]] = entry.get("node")  # type: ignore[assignment]
+        vrm1 = extensions.get("VRMC_vrm")
+        human = vrm1.get("humanoid") if isinstance(vrm1, dict) else None
+        entries = human.get("humanBones") if isinstance(human, dict) else None
+        if isinstance(entries, dict):
+            for bone, entry in entries.items():
+                if isinstance(bone, str) and isinstance(entry, dict):
+                    bones[bone] = entry.get("node")  # type: ignore[assignment]
+        return {
+            bone: node
+            for bone, node in bones.items()
+            if isinstance(node, int) and not isinstance(node, bool) and 0 <= node < node_count
+        }
 
     def _vrm0(self) -> bool:
         """Whether the document is VRM 0.x (its ``VRM`` extension's ``specVersion`` is 0.x or absent)."""
