@@ -304,3 +304,21 @@ async def test_an_apps_own_view_and_configuration_are_kept(speech: np.ndarray) -
         assert not view.destroyed
     finally:
         view.destroy()
+
+
+@pytest.mark.asyncio
+async def test_a_tts_that_falls_behind_loses_no_speech(speech: np.ndarray) -> None:
+    """Half a second of speech, a 1.5 s stall in the middle of the response, the rest: all of it is heard."""
+    first, rest = speech[: TTS_RATE // 2], speech[TTS_RATE // 2 : TTS_RATE]
+    frames = [*tts(first, "slow")[:-1], SleepFrame(1.5), *tts(rest, "slow")[1:]]
+    recorder, _down = await run(frames)
+    audio = [p.frame for p in recorder.of(TTSAudioRawFrame)]
+    out = np.concatenate([np.frombuffer(a.audio, np.int16) for a in audio]).astype(float)  # type: ignore[attr-defined]
+    energy_in = np.sum(speech[:TTS_RATE].astype(float) ** 2) / TTS_RATE
+    energy_out = np.sum(out**2) / 24000
+    assert 0.9 < energy_out / energy_in < 1.1  # without holding its place: about half
+    # It went on speaking through the stall, with silence: from when the first half ran out (0.6 s
+    # after it came) to when the rest came (1.5 s), then the rest, a frame late at most.
+    assert 1.8 < len(out) / 24000 < 2.1
+    # One response: one start, one stop.
+    assert len(recorder.of(TTSStartedFrame)) == len(recorder.of(TTSStoppedFrame)) == 1

@@ -114,7 +114,9 @@ class AvatarKitVideoService(AIService):
     avatar's controller. Responses that arrive while one is playing wait for it to play out, so
     none cuts another short. ``TTSStartedFrame`` is sent on just before its first audio and
     ``TTSStoppedFrame`` just after its last, so the transport's bot-speaking events follow what is
-    heard. ``InterruptionFrame`` stops the speech at once and drops what was waiting (the
+    heard. When the TTS falls behind real time in the middle of a response, the avatar holds its
+    place with silence, a frame at a time, so the audio that comes late is still heard (at most a
+    frame late). ``InterruptionFrame`` stops the speech at once and drops what was waiting (the
     interrupted responses' ``TTSStoppedFrame`` with it, as the TTS service drops them). An
     ``EndFrame`` passes on only after all speech received before it has played out;
     ``CancelFrame`` stops at once. Other frames pass through unchanged.
@@ -425,6 +427,28 @@ class AvatarKitVideoService(AIService):
             quiet = time.monotonic() - head.last_audio
             if quiet > UNBRACKETED_END_SECONDS:
                 await self._close_open(None)
+                return
+        if head is not None and head is self._open and head.conversation_id is not None:
+            self._hold_place(head, frame)
+
+    def _hold_place(self, utterance: _Utterance, frame: AVFrame) -> None:
+        """Keep a response that ran out of audio (the TTS fell behind real time) going, with silence.
+
+        Audio that arrives after its place on the clock has been played is never heard, so when the
+        next frame would reach the end of what was sent, a frame's worth of silence goes first.
+        """
+        assert self._controller is not None
+        conversation = self._controller.conversation(utterance.conversation_id)
+        if conversation is None or conversation.start is None:
+            return
+        step = 1.0 / self._fps
+        runway = conversation.start + conversation.duration - (frame.timestamp + step)
+        if runway < step:
+            rate = self._controller.sample_rate
+            # Up to the end of the next frame: what a stalled TTS sends next plays at most a frame late.
+            silence = np.zeros(int(np.ceil((step - runway) * rate)), np.int16)
+            utterance.samples += len(silence)
+            self._send(utterance, silence, False)
 
     async def _push_started(self, utterance: _Utterance) -> None:
         utterance.started_pushed = True
