@@ -322,3 +322,20 @@ async def test_a_tts_that_falls_behind_loses_no_speech(speech: np.ndarray) -> No
     assert 1.8 < len(out) / 24000 < 2.1
     # One response: one start, one stop.
     assert len(recorder.of(TTSStartedFrame)) == len(recorder.of(TTSStoppedFrame)) == 1
+
+
+@pytest.mark.asyncio
+async def test_sdk_mode_against_the_built_in_service(speech: np.ndarray) -> None:
+    """An app that initialized the SDK in SDK mode (a token, avatarkit serve) gets the same frames."""
+    from avatarkit import AudioFormat, Configuration, Environment
+    from avatarkit.commands import development_session_token, embedded_service
+
+    with embedded_service() as (server, app_id):
+        rate = AudioFormat(sample_rate=24000)
+        config = Configuration(environment=Environment.local(port=server.port), audio_format=rate)
+        AvatarSDK.initialize(app_id, config)
+        AvatarSDK.session_token = await development_session_token(server.url, app_id)
+        recorder, _down = await run(tts(speech[:TTS_RATE], "sdk"))
+    assert abs(speech_seconds(recorder) - 1.0) < 0.05
+    kinds = [type(p.frame) for p in recorder.pushed if isinstance(p.frame, TTSStartedFrame | TTSStoppedFrame)]
+    assert kinds == [TTSStartedFrame, TTSStoppedFrame]
