@@ -721,3 +721,23 @@ def server_bundle(server: BackgroundServer) -> pathlib.Path:
     directory = server._app[STORE_KEY].directory("tiny")
     assert directory is not None
     return directory
+
+
+@pytest.mark.asyncio
+async def test_send_queues_in_order_and_drain_waits_for_the_socket(view: AvatarView) -> None:
+    c = view.controller
+    await c.drain()  # nothing to wait for before start
+    await c.start()
+    pcm = speech_like(2.0)
+    for i in range(0, len(pcm), 320):  # 100 chunks of 20 ms, at once: faster than any network
+        conv = c.send(pcm[i : i + 320], end=i + 320 >= len(pcm))
+    transport = c._transport
+    assert transport is not None
+    queued = transport.pending_bytes  # type: ignore[attr-defined]
+    assert queued > len(pcm) * 2 * 0.5  # most of it is still queued: send() never blocked
+    await c.drain()
+    assert transport.pending_bytes == 0  # type: ignore[attr-defined]
+    # In order: the service got every chunk of the conversation and answered with all its motion.
+    await wait_until(lambda: c.conversation(conv) is not None and c.conversation(conv).motion_ended)  # type: ignore[union-attr]
+    motion = c.conversation_motion(conv)
+    assert motion is not None and len(motion) == 50

@@ -652,6 +652,18 @@ class AvatarController:
             transport.send_audio(conv.id, pcm, end)
             return conv.id
 
+    async def drain(self) -> None:
+        """Wait until the speech handed to :meth:`send` has left this process (SDK mode: written to the socket).
+
+        ``send`` never blocks: it queues, and a writer sends the queue in order as fast as the
+        socket takes it. A producer faster than the network (a TTS that makes speech ahead of time)
+        can ``await controller.drain()`` between chunks to keep the queue short. In local mode it
+        returns at once.
+        """
+        transport = self._transport
+        if transport is not None:
+            await transport.drain()
+
     def _send_audio_only(self, pcm: I16, end: bool) -> str:
         """Audio-only fallback for ``send``: play the audio without motion."""
         with self._playback.lock:

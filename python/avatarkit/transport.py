@@ -107,6 +107,9 @@ class DrivingTransport(Protocol):
     def interrupt(self, conversation_id: str) -> None:
         """Stop working on a conversation."""
 
+    async def drain(self) -> None:
+        """Wait until everything handed over has left this process."""
+
     async def close(self) -> None:
         """Disconnect (idempotent)."""
 
@@ -265,6 +268,9 @@ class LocalTransport:
         if end:
             self._session = self._session_id = None
 
+    async def drain(self) -> None:
+        """Nothing to wait for: the engine took each chunk as it was sent."""
+
     def interrupt(self, conversation_id: str) -> None:
         """Drop the conversation's engine session."""
         if conversation_id == self._session_id:
@@ -313,6 +319,8 @@ class WebSocketTransport:
         self._reconnects = 0
         self._reconnecting = False
         self._dispatcher = MessageDispatcher(listener, lambda _: True)
+        #: Bytes queued for the socket and not yet written (what a slow network holds back).
+        self.pending_bytes = 0
 
     @property
     def reconnecting(self) -> bool:
@@ -386,12 +394,24 @@ class WebSocketTransport:
 
     async def _write(self, ws: Any, outbox: asyncio.Queue[bytes | None]) -> None:
         """Send queued messages in order, each after the previous one left (the socket's backpressure)."""
+        failed = False
         while (data := await outbox.get()) is not None:
             try:
-                await ws.send_bytes(data)
+                if not failed:
+                    await ws.send_bytes(data)
             except Exception as err:
+                failed = True  # the read loop sees the broken socket and reports the loss
                 self._listener.error_reported(AvatarError(AvatarErrorCode.WEBSOCKET_ERROR, f"send failed: {err}"))
-                return
+            finally:
+                self.pending_bytes -= len(data)
+                outbox.task_done()
+        outbox.task_done()
+
+    async def drain(self) -> None:
+        """Wait until every message queued so far has been written to the socket (or dropped with it)."""
+        outbox = self._outbox
+        if outbox is not None:
+            await outbox.join()
 
     async def _read(self) -> None:
         import aiohttp
@@ -465,6 +485,12 @@ class WebSocketTransport:
         if writer is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(writer, 1.0)  # what was queued before the close goes out first
+        if outbox is not None:
+            # A writer that could not finish leaves messages behind: they are dropped with the socket.
+            while not outbox.empty():
+                item = outbox.get_nowait()
+                self.pending_bytes -= len(item) if item is not None else 0
+                outbox.task_done()
         if ws is not None:
             with contextlib.suppress(Exception):
                 await ws.close()
@@ -481,6 +507,7 @@ class WebSocketTransport:
         if outbox is None or loop is None:
             raise AvatarError(AvatarErrorCode.INVALID_STATE, "not connected: call await controller.start() first")
         data = message.SerializeToString()
+        self.pending_bytes += len(data)
         if _running_loop() is loop:
             outbox.put_nowait(data)
         else:
