@@ -39,7 +39,11 @@ from avatarkit.integrations.pipecat import AvatarKitVideoService
 from avatarkit.media import DEMO_SPEECH, decode_audio
 
 # pipecat's own deprecations (of its older names, which its modules still define) are not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore:.* is deprecated since .* will be removed in:DeprecationWarning")
+# So is its VAD's use of importlib.resources.path (deprecated in Python 3.11 and 3.12).
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.* is deprecated since .* will be removed in:DeprecationWarning"),
+    pytest.mark.filterwarnings(r"ignore:path is deprecated. Use files\(\) instead:DeprecationWarning"),
+]
 
 TTS_RATE = 16000
 FPS = 30
