@@ -79,6 +79,7 @@ MODULES: list[tuple[str, list[str] | None]] = [
     ("avatarkit.server.config", ["ServiceConfig", "AppConfig", "Limits", "load_config", "ConfigError"]),
     ("avatarkit.protocol", None),
     ("avatarkit.protocol.codes", None),
+    ("avatarkit.integrations.livekit", None),
     ("avatarkit.integrations.pipecat", None),
 ]
 
@@ -672,7 +673,9 @@ def render() -> str:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as err:  # an integration whose framework is not installed
-            raise SystemExit(f"{module_name} needs {err.name}: install the extras (pip install '.[pipecat]')") from err
+            raise SystemExit(
+                f"{module_name} needs {err.name}: install the extras (pip install '.[livekit,pipecat]')"
+            ) from err
         names = selection if selection is not None else sorted(n for n in module.__all__ if not n.startswith("_"))
         try:
             comments = _comment_docs(inspect.getsource(module), top_level_only=True)

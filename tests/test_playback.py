@@ -270,3 +270,29 @@ def test_an_emotion_fades_in_moves_no_lip_shape_and_gives_way_to_speech() -> Non
     assert mixer.sample(30.3)[cheek] == 0.0
     with pytest.raises(ValueError):
         mixer.set_expression(np.zeros(3, np.float32), at=0.0, fade=0.0)
+
+
+def test_speech_that_comes_slower_than_it_plays_is_never_lost(fake: FakeTime, playback: tuple[Playback, list]) -> None:
+    p, states = playback
+    p.jitter_buffer = 0.05
+    conv = p.begin(RATE)
+    first, second = tone(0.3, 4000), tone(0.3, 12000)
+    p.add_audio(conv, first, False)
+    p.add_motion(conv, jaw_motion(8, 0.2), np.arange(8), CANONICAL_NAMES, 25.0, False)
+    start = conv.start
+    assert start is not None
+    fake.advance(0.8)  # the first 0.3 s played out 0.45 s ago: the speech ran dry
+    p.add_audio(conv, second, True)
+    p.add_motion(conv, jaw_motion(7, 0.9), np.arange(8, 15), CANONICAL_NAMES, 25.0, True)
+    assert conv.underruns == 1 and conv.stalled == pytest.approx(0.45, abs=1e-6)
+    # The second chunk plays from now, whole: nothing of it fell into the past.
+    now = p.clock()
+    heard = p.audio_between(now, now + 0.3)
+    np.testing.assert_array_equal(heard, second)
+    # Its motion moved with it: the second chunk's frames (8 on, at 0.32 s) show as it plays.
+    shown = conv.timeline.sample(now + 0.05)
+    assert shown is not None and shown[CANONICAL_NAMES.index("jawOpen")] == pytest.approx(0.9, abs=1e-5)
+    # The face does not fade in a second time.
+    assert conv.layer.weight(now + 0.01) == pytest.approx(1.0)
+    fake.advance(0.35)
+    assert states[-1][:2] == (ConversationState.IDLE, StateReason.PLAYBACK_END)

@@ -226,6 +226,9 @@ class MotionLayer:
         self.fade_out = BLEND_OUT_FRAMES / fps
         #: Clock time from which the layer fades out; None while it may still get motion.
         self.end: float | None = None
+        #: Clock time from which it faded in, when that is not its timeline's start (the timeline
+        #: moved later after its speech ran dry).
+        self.begin: float | None = None
 
     def close(self, at: float) -> None:
         """Fade out from ``at`` (an interrupt, a lost connection, the end of the motion)."""
@@ -233,7 +236,8 @@ class MotionLayer:
 
     def weight(self, t: float) -> float:
         """The layer's weight at clock time ``t``."""
-        w = smoothstep((t - self.timeline.start) / self.fade_in) if self.fade_in > 0 else 1.0
+        begin = self.timeline.start if self.begin is None else self.begin
+        w = smoothstep((t - begin) / self.fade_in) if self.fade_in > 0 else 1.0
         if self.end is not None:
             w *= 1.0 - smoothstep((t - self.end) / self.fade_out)
         return w

@@ -126,6 +126,10 @@ class Conversation:
         self.ended_at: float | None = None
         #: Whether it was cut rather than played out.
         self.interrupted = False
+        #: Times its audio ran dry before its end came (the speech came slower than it plays), and
+        #: the seconds of silence that put in: the rest of it was moved later on the clock.
+        self.underruns = 0
+        self.stalled = 0.0
 
     @property
     def duration(self) -> float:
@@ -299,8 +303,25 @@ class Playback:
             conv.ended_at, conv.interrupted = now, True
 
     def add_audio(self, conv: Conversation, pcm: I16, end: bool) -> None:
-        """Append speech to ``conv`` (``end``: its last); its first audio starts it after the jitter buffer."""
+        """Append speech to ``conv`` (``end``: its last); its first audio starts it after the jitter buffer.
+
+        Speech that comes slower than it plays is never lost: when everything received so far has
+        played out before the next chunk arrives, the rest of the conversation (its audio and its
+        motion together, so they stay in sync) moves later on the clock and the chunk plays as soon
+        as it can; the listener hears a pause where the speech ran dry.
+        """
         with self.lock:
+            if len(pcm) and conv.start is not None and not conv.audio_ended and conv.ended_at is None:
+                resume = self.earliest_start()
+                dry = resume - (conv.start + conv.duration)
+                if dry > 0.0 and not self.pace.paused:
+                    if conv.layer.begin is None:
+                        conv.layer.begin = conv.start  # the face does not fade in again
+                    conv.start += dry
+                    conv.timeline.start = conv.start
+                    conv.underruns += 1
+                    conv.stalled += dry
+                    log.debug("conversation %s ran dry for %.3f s; its speech goes on later", conv.id, dry)
             if len(pcm):
                 conv.audio.append(pcm)
                 conv.samples += len(pcm)
