@@ -153,7 +153,10 @@ async def test_pause_holds_audio_and_motion_and_resume_continues(view: AvatarVie
     await asyncio.sleep(0.3)
     assert c.clock() == pytest.approx(held, abs=1e-3)
     assert c.conversation_state is ConversationState.PAUSED
-    np.testing.assert_array_equal(c.sample(held), c.sample(held))
+    # The speech pose holds; idle life (blinks, breathing) keeps its own time meanwhile.
+    speech = [c.channels.index(n) for n in c.channels if n.startswith("viseme_") or n == "jawOpen"]
+    np.testing.assert_array_equal(c.sample(held)[speech], c.sample(held)[speech])
+    assert c.playback.pace.paused_seconds >= 0.25
     c.resume()
     await wait_until(lambda: c.conversation_state is ConversationState.IDLE)
     assert states == [
@@ -254,3 +257,16 @@ async def test_set_emotion_shows_on_the_face_and_leaves_the_lips_to_speech(view:
     expected = conv.timeline.sample(mid)
     assert expected is not None and shown[jaw] == pytest.approx(expected[jaw], abs=1e-5)
     assert shown[c.channels.index("browDownLeft")] > 0.5
+
+
+@pytest.mark.asyncio
+async def test_interrupt_while_paused_leaves_the_avatar_live(view: AvatarView) -> None:
+    c = view.controller
+    await c.start()
+    await stream(c, speech_like(0.4), end=False)
+    c.pause()
+    c.interrupt()
+    assert c.conversation_state is ConversationState.IDLE
+    before = c.clock()
+    await asyncio.sleep(0.1)
+    assert c.clock() > before  # the clock runs: nothing is left to hold

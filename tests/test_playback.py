@@ -296,3 +296,11 @@ def test_speech_that_comes_slower_than_it_plays_is_never_lost(fake: FakeTime, pl
     assert conv.layer.weight(now + 0.01) == pytest.approx(1.0)
     fake.advance(0.35)
     assert states[-1][:2] == (ConversationState.IDLE, StateReason.PLAYBACK_END)
+
+
+def test_idle_life_has_its_own_time() -> None:
+    mixer = Mixer(CANONICAL_NAMES, seed=9)
+    t = 12.0
+    moved = [np.abs(mixer.sample(t, life=t + dt) - mixer.sample(t)).max() for dt in (0.5, 1.5, 3.0)]
+    assert max(moved) > 0.01  # breathing, gaze or a blink moved on while t stood still
+    np.testing.assert_array_equal(mixer.sample(t, life=t), mixer.sample(t))

@@ -169,6 +169,12 @@ class PaceClock:
         """Whether the clock stands."""
         return self._paused_at is not None
 
+    @property
+    def paused_seconds(self) -> float:
+        """Seconds the clock has stood still so far, the pause in progress included."""
+        current = self._now() - self._paused_at if self._paused_at is not None else 0.0
+        return self._paused_total + current
+
     def pause(self) -> None:
         """Stop the clock (idempotent)."""
         if self._paused_at is None:

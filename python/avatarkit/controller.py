@@ -433,10 +433,12 @@ class AvatarController:
     def sample(self, t: float) -> F32:
         """Channel values for clock time ``t`` (the view calls this for every frame it renders).
 
-        Reports the end of playback when ``t`` reaches it, then mixes idle life and motion.
+        Reports the end of playback when ``t`` reaches it, then mixes idle life and motion. Idle
+        life (blinks, breathing, gaze) keeps its own time through a pause: a paused avatar holds
+        its speech pose but does not freeze.
         """
         self._playback.update(t)
-        return self._mixer.sample(t)
+        return self._mixer.sample(t, life=t + self._playback.pace.paused_seconds)
 
     # -- audio of a conversation -----------------------------------------------------------------
 
@@ -477,9 +479,11 @@ class AvatarController:
             transport.interrupt(conv.id)
         self._open_request = None
         self._playback.drop(StateReason.USER_ACTION)
+        if self._playback.paused:
+            self.resume()  # nothing is left to hold: the clock runs on (no state change: idle)
 
     def pause(self) -> None:
-        """Freeze playback (audio and motion); buffers are kept.
+        """Freeze playback (audio and speech motion); buffers are kept; idle life goes on.
 
         A sound device plays out what it already holds (its latency) and the clock stands after it.
         """

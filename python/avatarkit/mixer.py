@@ -125,10 +125,13 @@ class Mixer:
         with self._lock:
             return {self.channels[c]: v for c, v in self._overrides.items()}
 
-    def sample(self, t: float) -> F32:
-        """Channel values for clock time ``t``: idle life, then every layer on top with its weight."""
+    def sample(self, t: float, life: float | None = None) -> F32:
+        """Channel values for clock time ``t``: idle life, then every layer on top with its weight.
+
+        ``life`` is idle life's own time (``t`` by default): it runs on while playback is paused.
+        """
         with self._lock:
-            idle = self.idle.sample(t)
+            idle = self.idle.sample(t if life is None else life)
             out = idle.copy()
             for layer in self._layers:
                 weight = layer.weight(t)
