@@ -80,6 +80,7 @@ MODULES: list[tuple[str, list[str] | None]] = [
     ("avatarkit.protocol", None),
     ("avatarkit.protocol.codes", None),
     ("avatarkit.integrations.livekit", None),
+    ("avatarkit.integrations.pipecat", None),
 ]
 
 _SECTION = re.compile(r"^(Args|Arguments|Attributes|Raises|Returns|Yields|Example|Examples|Note|Notes):\s*$")
@@ -669,7 +670,12 @@ def render() -> str:
         for name in names:
             out += _entry(name, getattr(avatarkit, name), "####")
     for module_name, selection in MODULES:
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:  # an integration whose framework is not installed
+            raise SystemExit(
+                f"{module_name} needs {err.name}: install the extras (pip install '.[livekit,pipecat]')"
+            ) from err
         names = selection if selection is not None else sorted(n for n in module.__all__ if not n.startswith("_"))
         try:
             comments = _comment_docs(inspect.getsource(module), top_level_only=True)

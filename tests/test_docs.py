@@ -35,8 +35,15 @@ def _gen_api_docs() -> ModuleType:
     return module
 
 
+def _needs_the_integrations() -> None:
+    """The reference documents avatarkit.integrations.pipecat, which imports pipecat (Python 3.11+)."""
+    if importlib.util.find_spec("pipecat") is None:
+        pytest.skip("the API reference covers the pipecat integration: pipecat-ai is not installed")
+
+
 def test_api_reference_is_current(tmp_path: pathlib.Path) -> None:
     """docs/api.md is what scripts/gen_api_docs.py makes now (in a fresh process, like a developer's run)."""
+    _needs_the_integrations()
     fresh = tmp_path / "api.md"
     script = REPO / "scripts" / "gen_api_docs.py"
     result = subprocess.run([sys.executable, str(script), "--out", str(fresh)], capture_output=True, text=True)
@@ -54,6 +61,7 @@ def test_every_public_name_and_method_has_a_docstring() -> None:
     reference shows of the other modules. The C++ extension's and protobuf's objects are left out:
     their text comes from the bindings and the .proto.
     """
+    _needs_the_integrations()
     gen = _gen_api_docs()
     gen.render()
     documented = {d.qualname: d for d in gen.DOCUMENTED}
