@@ -768,25 +768,31 @@ class AvatarView:
         """
         if framing not in FRAMINGS:
             raise AvatarError(AvatarErrorCode.INVALID_ARGUMENT, f"framing must be one of {FRAMINGS}, not {framing!r}")
-        scene = self._scene
-        camera = scene.camera
-        lo, hi = scene.rig.bounds()
-        half = math.tan(math.radians(camera.fov_y_deg) / 2)
-        head = scene.rig.head_position()
-        top = float(hi[1])
-        face_y = float(head[1]) if head is not None else top - 0.12
-        cx, cz = float(lo[0] + hi[0]) / 2, float(lo[2] + hi[2]) / 2
-        if framing == "head_and_shoulders":
-            fresh = scene.default_camera()
-            camera.target, camera.distance = fresh.target, fresh.distance
-        elif framing == "upper_body":
-            span = max(0.3, min(top - float(lo[1]), (top - face_y) + 0.75))  # top of the head to the waist
-            camera.target = (cx, top - span / 2, cz)
-            camera.distance = 0.55 * span / half
-        else:
-            height, width = top - float(lo[1]), float(hi[0] - lo[0])
-            camera.target = (cx, float(lo[1]) + height / 2, cz)
-            camera.distance = max(0.55 * height / half, 0.55 * width / (half * scene.aspect))
+
+        def measure() -> None:
+            # On the render thread: the rig's posed vertices are rewritten there every frame.
+            scene = self._scene
+            camera = scene.camera
+            lo, hi = scene.rig.bounds()
+            half = math.tan(math.radians(camera.fov_y_deg) / 2)
+            head = scene.rig.head_position()
+            top = float(hi[1])
+            face_y = float(head[1]) if head is not None else top - 0.12
+            cx, cz = float(lo[0] + hi[0]) / 2, float(lo[2] + hi[2]) / 2
+            if framing == "head_and_shoulders":
+                fresh = scene.default_camera()
+                camera.target, camera.distance = fresh.target, fresh.distance
+            elif framing == "upper_body":
+                span = max(0.3, min(top - float(lo[1]), (top - face_y) + 0.75))  # top of the head to the waist
+                camera.target = (cx, top - span / 2, cz)
+                camera.distance = 0.55 * span / half
+            else:
+                height, width = top - float(lo[1]), float(hi[0] - lo[0])
+                camera.target = (cx, float(lo[1]) + height / 2, cz)
+                camera.distance = max(0.55 * height / half, 0.55 * width / (half * scene.aspect))
+
+        self._call(measure).result()
+        camera = self._scene.camera
         return camera
 
     def set_transform(self, x: float = 0.0, y: float = 0.0, scale: float = 1.0) -> None:
