@@ -20,8 +20,9 @@ differ:
 - rough dielectrics are lit per vertex (and glossy ones all but the key light's distribution term),
   interpolated across each triangle: lighting is not linear, so a triangle's inside differs from
   the exact value by a fraction of a level on a mesh this dense.
-Measured on llvmpipe: mean differences of at most 0.5 / 255 (0.1 but for the blended sphere), and
-99 % of pixels within 1.6 / 255; the tolerances leave room for other GPUs' arithmetic. A wrong
+Measured on llvmpipe: mean differences of at most 0.6 / 255 (0.2 but for the unlit and blended
+spheres, whose flat colours land near half a level, where rounding does not average out), and 99 %
+of pixels within 1.6 / 255; the tolerances leave room for other GPUs' arithmetic. A wrong
 formula moves a mean by far more: the green channel of a normal map read upside down by 31 levels.
 """
 
@@ -91,6 +92,7 @@ class Mat:
     emissive: tuple[float, float, float] = (0.0, 0.0, 0.0)
     alpha_mode: str = "OPAQUE"
     double_sided: bool = False
+    unlit: bool = False
     inside: bool = False  # draw only the far half of the sphere, seen from inside
 
 
@@ -134,6 +136,11 @@ MATERIALS = {
         occlusion_strength=0.8,
     ),
     "emissive": Mat(base=(0.1, 0.1, 0.1, 1.0), roughness=0.9, emissive=(0.6, 0.3, 0.05)),
+    "unlit, textured": Mat(
+        base=(0.9, 0.8, 1.0, 1.0),
+        unlit=True,
+        base_tex=bands((200, 40, 40, 255), (40, 160, 60, 255), (230, 230, 230, 255), (30, 30, 120, 255)),
+    ),
     "alpha blend": Mat(base=(0.3, 0.8, 0.3, 0.5), roughness=0.6, alpha_mode="BLEND"),
     "double-sided, inside": Mat(base=(0.7, 0.6, 0.3, 1.0), roughness=0.5, double_sided=True, inside=True),
 }
@@ -164,6 +171,7 @@ def render_material(mat: Mat) -> np.ndarray:
             roughness=mat.roughness,
             alpha_mode=getattr(render.AlphaMode, mat.alpha_mode),
             double_sided=mat.double_sided,
+            unlit=mat.unlit,
         )
         pos, nrm, uv, idx = uv_sphere()
         if mat.inside:
@@ -296,13 +304,16 @@ def reference(mat: Mat) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     if mat.occlusion_tex is not None:
         ao = 1 + mat.occlusion_strength * (sample(mat.occlusion_tex, uv)[:, 0:1] - 1)
     alpha2 = roughness**4
+    texels = uv[:, 0] * 64  # the bands: 16 texels each, 64 across
+    clear = np.abs(texels - 16 * np.round(texels / 16)) > 2.0
+    if mat.unlit:  # KHR_materials_unlit: the base colour, encoded for display
+        rgb = np.clip(base, 0, 1) ** (1 / 2.2) * 255
+        return rgb.reshape(SIZE, SIZE, 3), hit.reshape(SIZE, SIZE), alpha.reshape(SIZE, SIZE), clear.reshape(SIZE, SIZE)
     colour = environment(n, v, base, metallic, roughness, ao)
     for light_dir, irradiance in LIGHTS:
         colour = colour + brdf_light(n, v, base, metallic, alpha2, light_dir, irradiance)
     colour = colour + np.asarray(mat.emissive)
     rgb = aces_gamma(colour) * 255  # straight alpha: a blended material reads back its own colour
-    texels = uv[:, 0] * 64  # the bands: 16 texels each, 64 across
-    clear = np.abs(texels - 16 * np.round(texels / 16)) > 2.0
     return rgb.reshape(SIZE, SIZE, 3), hit.reshape(SIZE, SIZE), alpha.reshape(SIZE, SIZE), clear.reshape(SIZE, SIZE)
 
 
@@ -329,7 +340,7 @@ def test_material_matches_the_reference_renderer(name: str) -> None:
     want = expected[inner]
     mean_diff = np.abs(got.mean(axis=0) - want.mean(axis=0))
     pixel_diff = np.abs(got - want).max(axis=1)
-    print(f"{name}: mean {got.mean(axis=0).round(1)} vs {want.mean(axis=0).round(1)}, "
+    print(f"{name}: mean {got.mean(axis=0).round(1)} vs {want.mean(axis=0).round(1)} ({mean_diff.max():.2f}), "
           f"p99 {np.percentile(pixel_diff, 99):.1f}")  # fmt: skip
     assert mean_diff.max() <= MEAN_TOLERANCE, f"{name}: mean colour off by {mean_diff.round(2)}"
     assert np.percentile(pixel_diff, 99) <= PIXEL_TOLERANCE, f"{name}: {np.percentile(pixel_diff, 99):.1f}"
@@ -352,3 +363,59 @@ def test_alpha_mask_cuts_where_the_texture_is_under_the_cutoff() -> None:
     assert 0.35 < kept.sum() / covered.sum() < 0.65
     assert (drawn ^ kept).sum() <= 0.05 * kept.sum(), (drawn ^ kept).sum()
     assert (image[..., 3][drawn] == 255).all()
+
+
+# -- the glTF path: AvatarView hands every map of a material to the renderer ---------------------------
+
+
+def sphere_glb(path, material: dict, images: list[np.ndarray]):  # type: ignore[no-untyped-def]
+    """A glTF file of one sphere at head height with one material (texture i shows images[i])."""
+    from gltf_builder import GltfBuilder
+
+    b = GltfBuilder()
+    for i, image in enumerate(images):
+        b.image_png(image)
+        b.add("textures", {"source": i})
+    pos, nrm, uv, idx = uv_sphere(48, 96)
+    mat = b.add("materials", material)
+    attributes = {"POSITION": b.accessor(pos, minmax=True), "NORMAL": b.accessor(nrm), "TEXCOORD_0": b.accessor(uv)}
+    primitive = {"attributes": attributes, "indices": b.accessor(idx), "material": mat}
+    mesh = b.add("meshes", {"name": "Head", "primitives": [primitive]})
+    node = b.add("nodes", {"name": "Head", "mesh": mesh, "translation": [0, 1.6, 0]})
+    b.doc["scenes"] = [{"nodes": [node]}]
+    b.doc["scene"] = 0
+    path.write_bytes(b.glb())
+    return path
+
+
+def test_view_uses_the_metallic_roughness_and_occlusion_maps(tmp_path) -> None:
+    """A material whose maps hold constant values renders as the same material with those values
+    in its factors (the view used to average the metallic-roughness map and drop occlusion); the
+    maps change the picture (a metal, a glossy one, dimmer ambient)."""
+    from avatarkit.manager import AvatarManager
+    from avatarkit.view import AvatarView, HeadlessSurface
+
+    def frame(name: str, material: dict, images: list[np.ndarray]) -> np.ndarray:
+        glb = sphere_glb(tmp_path / f"{name}.glb", material, images)
+        avatar = AvatarManager(cache_dir=tmp_path / "cache").derive(glb)
+        with AvatarView(HeadlessSurface(96, 96, antialias="none"), avatar, background=None) as view:
+            zeros = np.zeros(len(view.controller.channels), np.float32)
+            view.controller.mixer.idle.sample = lambda t: zeros.copy()  # type: ignore[method-assign]
+            return view.render_frame_sync(0.0).image.astype(int)
+
+    base = {"baseColorFactor": [0.9, 0.6, 0.3, 1]}
+    orm = np.full((8, 8, 4), (102, 77, 255, 255), np.uint8)  # occlusion 0.4, roughness 0.3, metal 1
+    with_map = {**base, "metallicFactor": 1, "roughnessFactor": 1, "metallicRoughnessTexture": {"index": 0}}
+    occlusion = {"index": 0, "strength": 1.0}
+    mapped = frame("mapped", {"pbrMetallicRoughness": with_map, "occlusionTexture": occlusion}, [orm])
+    factors = frame("factors", {"pbrMetallicRoughness": {**base, "metallicFactor": 1, "roughnessFactor": 77 / 255}}, [])
+    plain = frame("plain", {"pbrMetallicRoughness": {**base, "metallicFactor": 0, "roughnessFactor": 1}}, [])
+    drawn = mapped[..., 3] > 0
+    assert drawn.sum() > 500
+    # Occlusion dims only the environment's share, so the mapped sphere is darker than its factors'.
+    darker = (factors - mapped)[..., :3][drawn].mean()
+    assert 1.0 < darker < 40, darker
+    assert np.abs(plain - mapped)[..., :3][drawn].mean() > 10
+    # Without the occlusion map the two match.
+    no_ao = frame("no_ao", {"pbrMetallicRoughness": with_map}, [orm])
+    assert np.abs(no_ao - factors)[..., :3][drawn].max() <= 2

@@ -240,8 +240,6 @@ class _Scene:
             base = mat.base_color_factor
             emissive = tuple(c * mat.emissive_strength for c in mat.emissive_factor)
             base_tex = texture(mat.base_color_texture.image if mat.base_color_texture else None, True)
-            if mat.unlit:
-                emissive, base = base[:3], (0.0, 0.0, 0.0, base[3])
             materials[index] = renderer.add_material(
                 base_color=base,
                 base_color_texture=base_tex,
@@ -263,6 +261,7 @@ class _Scene:
                 }[mat.alpha_mode],
                 alpha_cutoff=mat.alpha_cutoff,
                 double_sided=mat.double_sided,
+                unlit=mat.unlit,
             )
             return materials[index]
 

@@ -36,6 +36,7 @@ struct MaterialDesc {
     AlphaMode alpha_mode = AlphaMode::kOpaque;
     float alpha_cutoff = 0.5f;
     bool double_sided = false;
+    bool unlit = false;  // KHR_materials_unlit: the base colour as it is, without light
 };
 
 // Counts of live GL objects this renderer created (for leak checks).

@@ -36,7 +36,7 @@ namespace {
 //   distribution term is evaluated per pixel (the highlight along a rolled fringe or on an eye is a
 //   few vertices across); its Fresnel and visibility terms are smooth and stay per vertex.
 // - PIXEL_LIGHT: metals, metallic-roughness, normal or occlusion maps, double-sided materials:
-//   everything per pixel.
+//   everything per pixel (and unlit materials, which the fragment shader does not light at all).
 // The shaders are compiled in variants (textures present, alpha mask, where the light is computed)
 // rather than branching on uniforms: a software rasterizer executes both sides of a branch.
 // kMeshCommon follows a "#version" line and the variant's #defines in both stages.
@@ -143,7 +143,7 @@ void main() {
 }
 )";
 
-// Further variants by #define: BASE_TEX, NORMAL_TEX, MR_TEX, OCCLUSION_TEX, EMISSIVE_TEX,
+// Further variants by #define: BASE_TEX, NORMAL_TEX, MR_TEX, OCCLUSION_TEX, EMISSIVE_TEX, UNLIT,
 // ALPHA_MASK (which discards: a shader that can discard turns off early depth testing on software
 // rasterizers).
 const char* kMeshFragment = R"(
@@ -205,6 +205,10 @@ void main() {
 #else
     alpha = u_alpha_mode == 0 ? 1.0 : alpha;
 #endif
+#ifdef UNLIT
+    // KHR_materials_unlit: the base colour as it is, encoded for display; no light, no tone curve.
+    o_color = vec4(pow(clamp(base.rgb, 0.0, 1.0), vec3(1.0 / 2.2)), alpha);
+#else
 #if defined(VERTEX_LIGHT)
     vec3 color = base.rgb * v_light + v_add;
 #elif !defined(PIXEL_LIGHT)
@@ -246,6 +250,7 @@ void main() {
     // function under a square root: within 0.73 / 255 of the two applied in turn, without pow().
     vec3 c = max(color, vec3(0.0));
     o_color = vec4(sqrt(clamp(c * (2.6524 * c + 0.06784) / (c * (2.5921 * c + 0.59665) + 0.13490), 0.0, 1.0)), alpha);
+#endif
 }
 )";
 
@@ -366,7 +371,8 @@ enum VariantBits : unsigned {
     kOcclusionTexBit = 32,
     kVertexLightBit = 64,
     kPixelLightBit = 128,
-    kVariants = 256
+    kUnlitBit = 256,
+    kVariants = 512
 };
 // The lowest roughness whose specular lobes are all shaded per vertex: GGX at roughness 0.52
 // (alpha 0.27) falls to half its peak 10 degrees off the half vector.
@@ -623,14 +629,14 @@ struct Renderer::Impl {
         // Light per vertex needs a dielectric (a metal's reflectance is its textured colour)
         // without maps whose detail is per pixel, seen from one side (the vertex shader does not
         // know which side a pixel shows).
-        const bool pixel = mat.metallic > 0.0f || mat.normal_texture >= 0 || mat.metallic_roughness_texture >= 0 ||
+        const bool pixel = mat.unlit || mat.metallic > 0.0f || mat.normal_texture >= 0 || mat.metallic_roughness_texture >= 0 ||
                            mat.occlusion_texture >= 0 || mat.double_sided;
         const bool vertex = !pixel && roughness_of(mat) >= kVertexRoughnessMin;
         return (mat.alpha_mode == AlphaMode::kMask ? kMaskBit : 0u) | (mat.base_color_texture >= 0 ? kBaseTexBit : 0u) |
                (mat.normal_texture >= 0 ? kNormalTexBit : 0u) | (mat.emissive_texture >= 0 ? kEmissiveTexBit : 0u) |
                (mat.metallic_roughness_texture >= 0 ? kMrTexBit : 0u) |
                (mat.occlusion_texture >= 0 ? kOcclusionTexBit : 0u) | (vertex ? kVertexLightBit : 0u) |
-               (pixel ? kPixelLightBit : 0u);
+               (pixel ? kPixelLightBit : 0u) | (mat.unlit ? kUnlitBit : 0u);
     }
 
     const Program& program_for(unsigned bits) {
@@ -645,6 +651,7 @@ struct Renderer::Impl {
         if (bits & kOcclusionTexBit) defines += "#define OCCLUSION_TEX 1\n";
         if (bits & kVertexLightBit) defines += "#define VERTEX_LIGHT 1\n";
         if (bits & kPixelLightBit) defines += "#define PIXEL_LIGHT 1\n";
+        if (bits & kUnlitBit) defines += "#define UNLIT 1\n";
         defines += kMeshCommon;
         program.id = link((defines + kMeshVertex).c_str(), (defines + kMeshFragment).c_str());
         auto loc = [&](const char* name) { return gl.GetUniformLocation(program.id, name); };

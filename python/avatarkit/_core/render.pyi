@@ -87,6 +87,7 @@ class Renderer:
         alpha_mode: AlphaMode = AlphaMode.OPAQUE,
         alpha_cutoff: typing.SupportsFloat | typing.SupportsIndex = 0.5,
         double_sided: bool = False,
+        unlit: bool = False,
     ) -> int:
         """
         Add a glTF metallic-roughness material (linear colours and factors, which multiply their textures; texture ids from add_texture: base colour and emissive sRGB, the others linear); returns its id.
