@@ -143,6 +143,10 @@ MATERIALS = {
     ),
     "alpha blend": Mat(base=(0.3, 0.8, 0.3, 0.5), roughness=0.6, alpha_mode="BLEND"),
     "double-sided, inside": Mat(base=(0.7, 0.6, 0.3, 1.0), roughness=0.5, double_sided=True, inside=True),
+    "double-sided, inside (per vertex)": Mat(base=(0.3, 0.5, 0.7, 1.0), roughness=0.9, double_sided=True, inside=True),
+    "double-sided, inside (per pixel)": Mat(
+        base=(0.7, 0.6, 0.3, 1.0), metallic=0.3, roughness=0.5, double_sided=True, inside=True
+    ),
 }
 
 

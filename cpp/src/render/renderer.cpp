@@ -28,15 +28,14 @@ namespace {
 // The work is split for speed on software rasterizers (llvmpipe runs every fragment instruction on
 // the CPU), in three variants chosen per material:
 // - VERTEX_LIGHT: a rough dielectric without maps that change the shading per pixel (roughness
-//   above kVertexRoughnessMin, one-sided): every term per vertex, where the meshes are dense enough
+//   above kVertexRoughnessMin): every term per vertex, where the meshes are dense enough
 //   for lobes this broad; the fragment shader multiplies the base colour by the diffuse light and
 //   adds the specular light. llvmpipe spends about as much on interpolating a value as on the
 //   arithmetic that made it, so the fragments get two.
 // - the glossy dielectric (neither define): as above, except the key light's specular lobe, whose
 //   distribution term is evaluated per pixel (the highlight along a rolled fringe or on an eye is a
 //   few vertices across); its Fresnel and visibility terms are smooth and stay per vertex.
-// - PIXEL_LIGHT: metals, metallic-roughness, normal or occlusion maps, double-sided materials:
-//   everything per pixel (and unlit materials, which the fragment shader does not light at all).
+// - PIXEL_LIGHT: metals, metallic-roughness, normal or occlusion maps: everything per pixel (and unlit materials, which the fragment shader does not light at all).
 // The shaders are compiled in variants (textures present, alpha mask, where the light is computed)
 // rather than branching on uniforms: a software rasterizer executes both sides of a branch.
 // kMeshCommon follows a "#version" line and the variant's #defines in both stages.
@@ -100,6 +99,7 @@ uniform vec3 u_eye;
 uniform vec3 u_f0;       // specular reflectance at normal incidence (0.04: these are dielectrics)
 uniform float u_rough;   // perceptual roughness, clamped
 uniform float u_a2;      // its alpha^2
+uniform float u_two_sided;  // 1: a double-sided material, lit on the side facing the eye
 out vec3 v_world;
 out vec3 v_normal;
 out vec2 v_uv;
@@ -115,10 +115,13 @@ void main() {
     vec4 world = u_model * vec4(a_position, 1.0);
     v_world = world.xyz;
     vec3 n = normalize(u_normal_matrix * a_normal);
-    v_normal = n;
     v_uv = a_uv;
 #ifndef PIXEL_LIGHT
     vec3 v = normalize(u_eye - world.xyz);
+    // A double-sided surface shows the eye the side its normal faces, flipped if need be (the
+    // fragment shader's gl_FrontFacing, decided per vertex: it differs only where a triangle
+    // crosses the outline).
+    n = dot(n, v) < 0.0 && u_two_sided > 0.5 ? -n : n;
     float ndv = max(dot(n, v), 1e-4);
     vec3 diffuse = vec3(0.0), spec = vec3(0.0);
 #ifdef VERTEX_LIGHT
@@ -137,6 +140,7 @@ void main() {
     v_light = diffuse;
     v_add = spec;
 #endif
+    v_normal = n;
     vec4 clip = u_proj * u_view * world;
     clip.xy = clip.xy * u_content.z + u_content.xy * clip.w;
     gl_Position = clip;
@@ -357,7 +361,7 @@ std::vector<std::array<std::uint32_t, 4>> mesh_edges(const std::uint32_t* indice
 
 struct Uniforms {
     GLint model, view, proj, normal_matrix, content, base_color, base_tex, normal_tex, normal_scale, mr_tex, occlusion_tex,
-        occlusion_strength, emissive_tex, emissive, metallic, rough, a2, f0, alpha_mode, alpha_cutoff, eye;
+        occlusion_strength, emissive_tex, emissive, metallic, rough, a2, f0, alpha_mode, alpha_cutoff, eye, two_sided;
 };
 
 // A shader variant: which textures the material has, whether it discards, and where its light is
@@ -627,10 +631,9 @@ struct Renderer::Impl {
 
     static unsigned variant(const MaterialDesc& mat) {
         // Light per vertex needs a dielectric (a metal's reflectance is its textured colour)
-        // without maps whose detail is per pixel, seen from one side (the vertex shader does not
-        // know which side a pixel shows).
+        // without maps whose detail is per pixel.
         const bool pixel = mat.unlit || mat.metallic > 0.0f || mat.normal_texture >= 0 || mat.metallic_roughness_texture >= 0 ||
-                           mat.occlusion_texture >= 0 || mat.double_sided;
+                           mat.occlusion_texture >= 0;
         const bool vertex = !pixel && roughness_of(mat) >= kVertexRoughnessMin;
         return (mat.alpha_mode == AlphaMode::kMask ? kMaskBit : 0u) | (mat.base_color_texture >= 0 ? kBaseTexBit : 0u) |
                (mat.normal_texture >= 0 ? kNormalTexBit : 0u) | (mat.emissive_texture >= 0 ? kEmissiveTexBit : 0u) |
@@ -659,7 +662,8 @@ struct Renderer::Impl {
                              loc("u_base_color"), loc("u_base_tex"), loc("u_normal_tex"), loc("u_normal_scale"),
                              loc("u_mr_tex"), loc("u_occlusion_tex"), loc("u_occlusion_strength"),
                              loc("u_emissive_tex"), loc("u_emissive"), loc("u_metallic"), loc("u_rough"), loc("u_a2"),
-                             loc("u_f0"), loc("u_alpha_mode"), loc("u_alpha_cutoff"), loc("u_eye")};
+                             loc("u_f0"), loc("u_alpha_mode"), loc("u_alpha_cutoff"), loc("u_eye"),
+                             loc("u_two_sided")};
         gl.UseProgram(program.id);
         gl.Uniform1i(program.u.base_tex, 0);
         gl.Uniform1i(program.u.normal_tex, 1);
@@ -703,6 +707,7 @@ struct Renderer::Impl {
         gl.Uniform3fv(u.f0, 1, f0);
         gl.Uniform1i(u.alpha_mode, static_cast<int>(mat.alpha_mode));
         gl.Uniform1f(u.alpha_cutoff, mat.alpha_cutoff);
+        gl.Uniform1f(u.two_sided, mat.double_sided ? 1.0f : 0.0f);
         if (mat.double_sided) gl.Disable(GL_CULL_FACE);
         else gl.Enable(GL_CULL_FACE);
         gl.BindVertexArray(mesh.vao);
