@@ -17,13 +17,13 @@ namespace {
 // Shading: glTF 2.0 metallic-roughness with the BRDF of the Khronos sample viewer (Trowbridge-Reitz
 // / GGX distribution, height-correlated Smith-GGX visibility, Schlick's Fresnel with
 // F0 = mix(0.04, base, metallic), Lambert diffuse weighted by (1 - F) and (1 - metallic)) under a
-// studio setup: three directional lights (a key from the upper front left of the avatar's face, a
-// cooler and weaker fill from the other side, a rim from behind and above) and a hemisphere
-// environment (sky above, ground below) whose diffuse term is exact for such an environment and
-// whose specular term is the split-sum approximation (radiance in the reflected direction times
-// Karis' analytic fit of the pre-integrated BRDF). Linear light goes through ACES (Narkowicz's fit)
-// and display gamma 1/2.2. docs/concepts.md lists the constants; tests/test_materials.py holds a
-// numpy reference renderer with the same formulas.
+// studio setup: three directional lights (a key from above, in front and to the avatar's right,
+// the viewer's left; a weaker, slightly cooler fill from the other side; a rim from behind and
+// above) and a hemisphere environment (sky above, ground below) whose diffuse term is exact for
+// such an environment and whose specular term is the split-sum approximation (radiance in the
+// reflected direction times Karis' analytic fit of the pre-integrated BRDF). Linear light goes
+// through ACES (Narkowicz's fit) and display gamma 1/2.2. docs/concepts.md lists the constants;
+// tests/test_materials.py holds a numpy reference renderer with the same formulas.
 //
 // The work is split for speed on software rasterizers (llvmpipe runs every fragment instruction on
 // the CPU), in three variants chosen per material:
@@ -35,7 +35,8 @@ namespace {
 // - the glossy dielectric (neither define): as above, except the key light's specular lobe, whose
 //   distribution term is evaluated per pixel (the highlight along a rolled fringe or on an eye is a
 //   few vertices across); its Fresnel and visibility terms are smooth and stay per vertex.
-// - PIXEL_LIGHT: metals, metallic-roughness, normal or occlusion maps: everything per pixel (and unlit materials, which the fragment shader does not light at all).
+// - PIXEL_LIGHT: metals, metallic-roughness, normal or occlusion maps: everything per pixel (and
+//   unlit materials, which the fragment shader does not light at all).
 // The shaders are compiled in variants (textures present, alpha mask, where the light is computed)
 // rather than branching on uniforms: a software rasterizer executes both sides of a branch.
 // kMeshCommon follows a "#version" line and the variant's #defines in both stages.
