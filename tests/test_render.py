@@ -101,9 +101,12 @@ def test_pipelined_readback_matches(renderer) -> None:
 
 
 def test_rough_materials_shade_their_highlight_per_vertex_as_glossy_ones_do_per_pixel() -> None:
-    """A rough dielectric's specular lobe is computed per vertex (a cheaper shader on llvmpipe); on a
-    dense sphere it matches the per-pixel lobe, which a hint of metal (1e-6) keeps. The lobe is
-    there: a very rough material (no visible highlight) renders darker where it sits."""
+    """A rough dielectric is lit per vertex (a cheaper shader on llvmpipe); on a dense sphere it
+    matches the same material lit per pixel, which a hint of metal (1e-6) asks for, within two
+    levels but for a few pixels near the outline (where the rim light's terminator, whose n.l
+    clamped at 0 interpolates worst, meets the grazing view). The lobe
+    is there: a very rough material renders darker where the key light's highlight sits.
+    (tests/test_materials.py compares both with a reference renderer.)"""
     from avatarkit.gl.egl import EglContext
 
     ctx = EglContext()
@@ -122,9 +125,11 @@ def test_rough_materials_shade_their_highlight_per_vertex_as_glossy_ones_do_per_
     finally:
         ctx.close()
     highlight = images["pixel"] - images["rough"]
-    assert highlight.max() >= 8  # the lobe shows (10 levels here)
-    diff = np.abs(images["vertex"] - images["pixel"])
-    assert diff.max() <= 2 and diff.mean() < 0.05, (diff.max(), diff.mean())  # 1 and 0.001 here
+    assert highlight.max() >= 8  # the lobe shows (13 levels here)
+    diff = np.abs(images["vertex"] - images["pixel"]).max(axis=2)
+    # 5 levels at most, on 4 pixels near the outline where the rim light's terminator crosses it.
+    assert diff.max() <= 6 and diff.mean() < 0.02, (diff.max(), diff.mean())
+    assert (diff > 2).sum() <= 12, (diff > 2).sum()
 
 
 def test_close_frees_every_gl_object() -> None:

@@ -87,28 +87,33 @@ void register_render(py::module_& m) {
             return self.get().add_texture(rgba.data(), static_cast<int>(rgba.shape(1)), static_cast<int>(rgba.shape(0)), srgb);
         }, py::arg("rgba"), py::arg("srgb") = true, "Upload an RGBA image (top row first); returns its id.")
         .def("add_material", [](PyRenderer& self, std::array<float, 4> base_color, int base_color_texture, int normal_texture,
-                                float normal_scale, int emissive_texture, std::array<float, 3> emissive, float metallic,
-                                float roughness, float subsurface, render::AlphaMode alpha_mode, float alpha_cutoff,
-                                bool double_sided) {
+                                float normal_scale, int metallic_roughness_texture, int occlusion_texture,
+                                float occlusion_strength, int emissive_texture, std::array<float, 3> emissive, float metallic,
+                                float roughness, render::AlphaMode alpha_mode, float alpha_cutoff, bool double_sided, bool unlit) {
             render::MaterialDesc d;
             std::copy(base_color.begin(), base_color.end(), d.base_color);
             d.base_color_texture = base_color_texture;
             d.normal_texture = normal_texture;
             d.normal_scale = normal_scale;
+            d.metallic_roughness_texture = metallic_roughness_texture;
+            d.occlusion_texture = occlusion_texture;
+            d.occlusion_strength = occlusion_strength;
             d.emissive_texture = emissive_texture;
             std::copy(emissive.begin(), emissive.end(), d.emissive);
             d.metallic = metallic;
             d.roughness = roughness;
-            d.subsurface = subsurface;
             d.alpha_mode = alpha_mode;
             d.alpha_cutoff = alpha_cutoff;
             d.double_sided = double_sided;
+            d.unlit = unlit;
             return self.get().add_material(d);
         }, py::arg("base_color") = std::array<float, 4>{1, 1, 1, 1}, py::arg("base_color_texture") = -1,
-           py::arg("normal_texture") = -1, py::arg("normal_scale") = 1.0f, py::arg("emissive_texture") = -1,
+           py::arg("normal_texture") = -1, py::arg("normal_scale") = 1.0f, py::arg("metallic_roughness_texture") = -1,
+           py::arg("occlusion_texture") = -1, py::arg("occlusion_strength") = 1.0f, py::arg("emissive_texture") = -1,
            py::arg("emissive") = std::array<float, 3>{0, 0, 0}, py::arg("metallic") = 0.0f, py::arg("roughness") = 0.6f,
-           py::arg("subsurface") = 0.0f, py::arg("alpha_mode") = render::AlphaMode::kOpaque, py::arg("alpha_cutoff") = 0.5f,
-           py::arg("double_sided") = false, "Add a material (linear colours; texture ids from add_texture); returns its id.")
+           py::arg("alpha_mode") = render::AlphaMode::kOpaque, py::arg("alpha_cutoff") = 0.5f, py::arg("double_sided") = false,
+           py::arg("unlit") = false, "Add a glTF metallic-roughness material (linear colours and factors, which multiply their textures; "
+           "texture ids from add_texture: base colour and emissive sRGB, the others linear); returns its id.")
         .def("add_mesh", [](PyRenderer& self, Array<float> positions, Array<float> normals, std::optional<Array<float>> texcoords,
                             Array<std::uint32_t> indices, int material) {
             if (positions.ndim() != 2 || positions.shape(1) != 3) throw render::RenderError("positions must be (N, 3)");

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._core import render as _render
-from .assets.gltf import AlphaMode, GltfModel, Material
+from .assets.gltf import AlphaMode, Material
 from .controller import AvatarController
 from .errors import AvatarError, AvatarErrorCode
 from .manager import Avatar
@@ -210,20 +210,6 @@ class Camera:
         return np.asarray(self.target, np.float64) + self.distance * offset
 
 
-def _metallic_roughness(model: GltfModel, material: Material) -> tuple[float, float]:
-    metallic, roughness = material.metallic_factor, material.roughness_factor
-    ref = material.metallic_roughness_texture
-    if ref is not None:
-        # The shader has no metallic-roughness map: use the texture's mean (G roughness, B metal).
-        try:
-            rgba = model.images[ref.image].rgba()
-            roughness *= float(rgba[..., 1].mean()) / 255.0
-            metallic *= float(rgba[..., 2].mean()) / 255.0
-        except AvatarError as err:
-            log.warning("metallic-roughness texture unreadable: %s", err)
-    return metallic, roughness
-
-
 class _Scene:
     """The avatar in GL: built, posed and drawn on the render thread only."""
 
@@ -251,24 +237,23 @@ class _Scene:
             if index in materials:
                 return materials[index]
             mat = model.materials[index] if index is not None else Material(metallic_factor=0.0, roughness_factor=0.6)
-            metallic, roughness = _metallic_roughness(model, mat)
             base = mat.base_color_factor
             emissive = tuple(c * mat.emissive_strength for c in mat.emissive_factor)
             base_tex = texture(mat.base_color_texture.image if mat.base_color_texture else None, True)
-            if mat.unlit:
-                emissive, base = base[:3], (0.0, 0.0, 0.0, base[3])
-            name = mat.name.lower()
-            skin = any(word in name for word in ("skin", "head", "body", "face"))
             materials[index] = renderer.add_material(
                 base_color=base,
                 base_color_texture=base_tex,
                 normal_texture=texture(mat.normal_texture.image if mat.normal_texture else None, False),
                 normal_scale=mat.normal_texture.scale if mat.normal_texture else 1.0,
+                metallic_roughness_texture=texture(
+                    mat.metallic_roughness_texture.image if mat.metallic_roughness_texture else None, False
+                ),
+                occlusion_texture=texture(mat.occlusion_texture.image if mat.occlusion_texture else None, False),
+                occlusion_strength=mat.occlusion_texture.scale if mat.occlusion_texture else 1.0,
                 emissive_texture=texture(mat.emissive_texture.image if mat.emissive_texture else None, True),
                 emissive=emissive,
-                metallic=metallic,
-                roughness=roughness,
-                subsurface=1.0 if skin else 0.0,
+                metallic=mat.metallic_factor,
+                roughness=mat.roughness_factor,
                 alpha_mode={
                     AlphaMode.OPAQUE: _render.AlphaMode.OPAQUE,
                     AlphaMode.MASK: _render.AlphaMode.MASK,
@@ -276,6 +261,7 @@ class _Scene:
                 }[mat.alpha_mode],
                 alpha_cutoff=mat.alpha_cutoff,
                 double_sided=mat.double_sided,
+                unlit=mat.unlit,
             )
             return materials[index]
 

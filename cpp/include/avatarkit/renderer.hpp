@@ -20,19 +20,23 @@ public:
 
 enum class AlphaMode : std::uint8_t { kOpaque = 0, kMask = 1, kBlend = 2 };
 
+// A glTF 2.0 metallic-roughness material (factors multiply their textures, as in glTF).
 struct MaterialDesc {
     float base_color[4] = {1.0f, 1.0f, 1.0f, 1.0f};  // linear RGBA
     int base_color_texture = -1;                     // texture id (sRGB), or -1
     int normal_texture = -1;                         // texture id (linear), or -1
     float normal_scale = 1.0f;
+    int metallic_roughness_texture = -1;             // texture id (linear; G roughness, B metalness), or -1
+    int occlusion_texture = -1;                      // texture id (linear; R), or -1
+    float occlusion_strength = 1.0f;
     int emissive_texture = -1;                       // texture id (sRGB), or -1
     float emissive[3] = {0.0f, 0.0f, 0.0f};
     float metallic = 0.0f;
     float roughness = 0.6f;
-    float subsurface = 0.0f;  // 0..1: wrap lighting for skin-like materials
     AlphaMode alpha_mode = AlphaMode::kOpaque;
     float alpha_cutoff = 0.5f;
     bool double_sided = false;
+    bool unlit = false;  // KHR_materials_unlit: the base colour as it is, without light
 };
 
 // Counts of live GL objects this renderer created (for leak checks).

@@ -14,19 +14,79 @@ namespace avatarkit::render {
 
 namespace {
 
-// Shading is split for speed on software rasterizers (llvmpipe runs every fragment instruction on
-// the CPU): the soft terms (wrapped key and fill diffuse, hemisphere ambient, rim, the Fresnel
-// weight and the key light's n.l) are computed per vertex, where the meshes are dense enough for
-// them; only what must be sharp (the key light's specular lobe of a glossy material,
-// normal-mapped detail) per pixel. A rough dielectric's lobe is broad (Blinn-Phong exponent up
-// to kVertexSpecularMax: half its peak 13 degrees and more off the half vector), so it is computed
-// per vertex too and its fragments interpolate half as many values: llvmpipe spends about as much
-// on interpolating a value per pixel as on the arithmetic that made it. That is 9 % of a frame of
-// the sample avatar (skin and cloth). Hair (roughness 0.5, exponent 30) stays per pixel: the
-// highlight along a rolled fringe, a few vertices across, is lost between vertices.
-// The shaders are compiled in variants (textures present, alpha mask, specular per vertex) rather
-// than branching on uniforms: a software rasterizer executes both sides of a branch.
-// kMeshVertex and kMeshFragment follow a "#version" line and the variant's #defines.
+// Shading: glTF 2.0 metallic-roughness with the BRDF of the Khronos sample viewer (Trowbridge-Reitz
+// / GGX distribution, height-correlated Smith-GGX visibility, Schlick's Fresnel with
+// F0 = mix(0.04, base, metallic), Lambert diffuse weighted by (1 - F) and (1 - metallic)) under a
+// studio setup: three directional lights (a key from above, in front and to the avatar's right,
+// the viewer's left; a weaker, slightly cooler fill from the other side; a rim from behind and
+// above) and a hemisphere environment (sky above, ground below) whose diffuse term is exact for
+// such an environment and whose specular term is the split-sum approximation (radiance in the
+// reflected direction times Karis' analytic fit of the pre-integrated BRDF). Linear light goes
+// through ACES (Narkowicz's fit) and display gamma 1/2.2. docs/concepts.md lists the constants;
+// tests/test_materials.py holds a numpy reference renderer with the same formulas.
+//
+// The work is split for speed on software rasterizers (llvmpipe runs every fragment instruction on
+// the CPU), in three variants chosen per material:
+// - VERTEX_LIGHT: a rough dielectric without maps that change the shading per pixel (roughness
+//   above kVertexRoughnessMin): every term per vertex, where the meshes are dense enough
+//   for lobes this broad; the fragment shader multiplies the base colour by the diffuse light and
+//   adds the specular light. llvmpipe spends about as much on interpolating a value as on the
+//   arithmetic that made it, so the fragments get two.
+// - the glossy dielectric (neither define): as above, except the key light's specular lobe, whose
+//   distribution term is evaluated per pixel (the highlight along a rolled fringe or on an eye is a
+//   few vertices across); its Fresnel and visibility terms are smooth and stay per vertex.
+// - PIXEL_LIGHT: metals, metallic-roughness, normal or occlusion maps: everything per pixel (and
+//   unlit materials, which the fragment shader does not light at all).
+// The shaders are compiled in variants (textures present, alpha mask, where the light is computed)
+// rather than branching on uniforms: a software rasterizer executes both sides of a branch.
+// kMeshCommon follows a "#version" line and the variant's #defines in both stages.
+const char* kMeshCommon = R"(
+const float INV_PI = 0.31830989;
+// The studio lights: directions towards the light (world space; the avatar faces +Z) and their
+// irradiance on a surface facing them (linear RGB). A white Lambertian surface facing a light
+// reflects irradiance / pi.
+const vec3 KEY_DIR = vec3(-0.5265, 0.5736, 0.6275);  // 40 degrees to the face's right, 35 up
+const vec3 KEY = vec3(3.25, 3.1, 2.9);
+const vec3 FILL_DIR = vec3(0.8067, 0.1736, 0.5649);  // 55 degrees to the face's left, 10 up
+const vec3 FILL = vec3(0.8, 0.82, 0.88);
+const vec3 RIM_DIR = vec3(0.3971, 0.3420, -0.8516);  // 155 degrees round on the fill's side, 20 up
+const vec3 RIM = vec3(1.6, 1.6, 1.7);
+// The environment's radiance: above the horizon (sky) and below it (ground).
+const vec3 SKY = vec3(0.23, 0.235, 0.25);
+const vec3 GROUND = vec3(0.12, 0.105, 0.09);
+
+float pow5(float x) { float x2 = x * x; return x2 * x2 * x; }
+// Trowbridge-Reitz (GGX) distribution; a2 = alpha^2 = roughness^4.
+float ggx(float ndh, float a2) {
+    float k = ndh * ndh * (a2 - 1.0) + 1.0;
+    return a2 * INV_PI / (k * k);
+}
+// Height-correlated Smith-GGX visibility, G / (4 n.l n.v).
+float smith(float ndl, float ndv, float a2) {
+    float gv = ndl * sqrt(ndv * ndv * (1.0 - a2) + a2);
+    float gl = ndv * sqrt(ndl * ndl * (1.0 - a2) + a2);
+    return 0.5 / max(gv + gl, 1e-6);
+}
+// One directional light: its diffuse light (to be multiplied by the diffuse colour) and specular.
+void light(vec3 n, vec3 v, float ndv, vec3 dir, vec3 e, vec3 f0, float a2, inout vec3 diffuse, inout vec3 spec) {
+    float ndl = max(dot(n, dir), 0.0);
+    vec3 h = normalize(dir + v);
+    vec3 f = f0 + (1.0 - f0) * pow5(1.0 - max(dot(v, h), 0.0));
+    diffuse += (1.0 - f) * e * (ndl * INV_PI);
+    spec += f * e * (ggx(max(dot(n, h), 0.0), a2) * smith(ndl, ndv, a2) * ndl);
+}
+vec3 hemisphere(vec3 d) { return mix(GROUND, SKY, d.y * 0.5 + 0.5); }
+// The environment: diffuse irradiance / pi and the specular split sum, scaled by occlusion.
+void environment(vec3 n, vec3 v, float ndv, vec3 f0, float rough, float ao, inout vec3 diffuse, inout vec3 spec) {
+    diffuse += hemisphere(n) * ao;
+    // Karis' fit of the pre-integrated GGX BRDF: F0 * a + b.
+    vec4 r = rough * vec4(-1.0, -0.0275, -0.572, 0.022) + vec4(1.0, 0.0425, 1.04, -0.04);
+    float a004 = min(r.x * r.x, exp2(-9.28 * ndv)) * r.x + r.y;
+    vec2 ab = vec2(-1.04, 1.04) * a004 + r.zw;
+    spec += hemisphere(reflect(-v, n)) * (f0 * ab.x + ab.y) * ao;
+}
+)";
+
 const char* kMeshVertex = R"(
 layout(location = 0) in vec3 a_position;
 layout(location = 1) in vec3 a_normal;
@@ -37,95 +97,93 @@ uniform mat4 u_proj;
 uniform mat3 u_normal_matrix;
 uniform vec3 u_content;  // x, y, scale
 uniform vec3 u_eye;
-uniform float u_subsurface;
-uniform vec3 u_f0;  // specular reflectance at normal incidence, from the material's factors
+uniform vec3 u_f0;       // specular reflectance at normal incidence (0.04: these are dielectrics)
+uniform float u_rough;   // perceptual roughness, clamped
+uniform float u_a2;      // its alpha^2
+uniform float u_two_sided;  // 1: a double-sided material, lit on the side facing the eye
 out vec3 v_world;
 out vec3 v_normal;
 out vec2 v_uv;
-out vec3 v_light;  // diffuse light / pi plus rim: the fragment shader multiplies it by the albedo
-out vec3 v_add;    // the rim's specular part (and with VERTEX_SPEC the key's), added as it is
-#ifdef VERTEX_SPEC
-uniform float u_shininess;
-uniform float u_spec_norm;
-#else
-out vec3 v_half;   // half vector of the key light and the view direction
-out vec2 v_spec;   // x: Schlick's Fresnel weight, y: the key light's n.l
+#ifndef PIXEL_LIGHT
+out vec3 v_light;  // diffuse light: the fragment shader multiplies it by the base colour
+out vec3 v_add;    // specular light, added as it is
+#ifndef VERTEX_LIGHT
+out vec3 v_half;   // the key light's half vector
+out float v_key;   // the key light's Fresnel x visibility x n.l: the fragment shader adds D
 #endif
-const float INV_PI = 0.31830989;
-const vec3 KEY_DIR = vec3(-0.4927, 0.5474, 0.6761);
-const vec3 KEY = vec3(2.3, 2.15, 2.0);
-const vec3 FILL_DIR = vec3(0.8030, 0.1071, 0.5863);
-const vec3 FILL = vec3(0.55, 0.6, 0.7);
-const vec3 RIM_DIR = vec3(0.1, 0.6, -0.8);
+#endif
 void main() {
     vec4 world = u_model * vec4(a_position, 1.0);
     v_world = world.xyz;
     vec3 n = normalize(u_normal_matrix * a_normal);
-    v_normal = n;
     v_uv = a_uv;
-    float wrap = u_subsurface * 0.5;
-    float key_raw = dot(n, KEY_DIR);
-    float key = max((key_raw + wrap) / (1.0 + wrap), 0.0);
-    // The wrapped band (lit only thanks to the wrap) reads as light scattered under the skin.
-    vec3 scatter = wrap > 0.0 ? vec3(1.0, 0.55, 0.45) * (key - max(key_raw, 0.0)) * 0.6 : vec3(0.0);
-    vec3 sky = vec3(0.36, 0.39, 0.46), ground = vec3(0.2, 0.17, 0.15);
-    vec3 diffuse = KEY * (key + scatter) + FILL * max((dot(n, FILL_DIR) + wrap) / (1.0 + wrap), 0.0)
-                 + mix(ground, sky, n.y * 0.5 + 0.5) * 0.7 * 3.14159265;
+#ifndef PIXEL_LIGHT
     vec3 v = normalize(u_eye - world.xyz);
-    float edge = 1.0 - max(dot(n, v), 0.0);
-    vec3 rim = edge * edge * edge * max(dot(n, normalize(RIM_DIR)) + 0.6, 0.0) * vec3(0.35, 0.36, 0.4);
-    v_light = diffuse * INV_PI + rim;
-    v_add = rim * u_f0;
-    vec3 h = normalize(KEY_DIR + v);
-    float schlick = exp2(-8.65 * max(dot(v, h), 0.0));
-#ifdef VERTEX_SPEC
-    // The fragment shader's specular term (normalized Blinn-Phong, Schlick's Fresnel), here.
-    vec3 fresnel = u_f0 + (1.0 - u_f0) * schlick;
-    float lobe = u_spec_norm * exp2(u_shininess * log2(max(dot(n, h), 1e-4))) * max(key_raw, 0.0);
-    v_add += fresnel * lobe * KEY;
+    // A double-sided surface shows the eye the side its normal faces, flipped if need be (the
+    // fragment shader's gl_FrontFacing, decided per vertex: it differs only where a triangle
+    // crosses the outline).
+    n = dot(n, v) < 0.0 && u_two_sided > 0.5 ? -n : n;
+    float ndv = max(dot(n, v), 1e-4);
+    vec3 diffuse = vec3(0.0), spec = vec3(0.0);
+#ifdef VERTEX_LIGHT
+    light(n, v, ndv, KEY_DIR, KEY, u_f0, u_a2, diffuse, spec);
 #else
+    float ndl = max(dot(n, KEY_DIR), 0.0);
+    vec3 h = normalize(KEY_DIR + v);
+    float f = u_f0.x + (1.0 - u_f0.x) * pow5(1.0 - max(dot(v, h), 0.0));
+    diffuse += (1.0 - f) * KEY * (ndl * INV_PI);
     v_half = h;
-    v_spec = vec2(schlick, max(key_raw, 0.0));
+    v_key = f * smith(ndl, ndv, u_a2) * ndl;
 #endif
+    light(n, v, ndv, FILL_DIR, FILL, u_f0, u_a2, diffuse, spec);
+    light(n, v, ndv, RIM_DIR, RIM, u_f0, u_a2, diffuse, spec);
+    environment(n, v, ndv, u_f0, u_rough, 1.0, diffuse, spec);
+    v_light = diffuse;
+    v_add = spec;
+#endif
+    v_normal = n;
     vec4 clip = u_proj * u_view * world;
     clip.xy = clip.xy * u_content.z + u_content.xy * clip.w;
     gl_Position = clip;
 }
 )";
 
-// Variants by #define: BASE_TEX, NORMAL_TEX, EMISSIVE_TEX, ALPHA_MASK (which discards: a shader
-// that can discard turns off early depth testing on software rasterizers).
+// Further variants by #define: BASE_TEX, NORMAL_TEX, MR_TEX, OCCLUSION_TEX, EMISSIVE_TEX, UNLIT,
+// ALPHA_MASK (which discards: a shader that can discard turns off early depth testing on software
+// rasterizers).
 const char* kMeshFragment = R"(
 in vec3 v_world;
 in vec3 v_normal;
 in vec2 v_uv;
+#ifndef PIXEL_LIGHT
 in vec3 v_light;
 in vec3 v_add;
-#ifndef VERTEX_SPEC
+#ifndef VERTEX_LIGHT
 in vec3 v_half;
-in vec2 v_spec;
+in float v_key;
+#endif
 #endif
 uniform vec4 u_base_color;
 uniform sampler2D u_base_tex;
 uniform sampler2D u_normal_tex;
 uniform float u_normal_scale;
+uniform sampler2D u_mr_tex;
+uniform sampler2D u_occlusion_tex;
+uniform float u_occlusion_strength;
 uniform sampler2D u_emissive_tex;
 uniform vec3 u_emissive;
 uniform float u_metallic;
-uniform float u_shininess;  // Blinn-Phong exponent matched to the roughness
-uniform float u_spec_norm;  // its normalization, (shininess + 8) / (8 pi)
-uniform float u_subsurface;
+uniform float u_rough;
+uniform float u_a2;
+uniform vec3 u_eye;
 uniform int u_alpha_mode;
 uniform float u_alpha_cutoff;
 out vec4 o_color;
 
-const float INV_PI = 0.31830989;
-const vec3 KEY_DIR = vec3(-0.4927, 0.5474, 0.6761);
-const vec3 KEY = vec3(2.3, 2.15, 2.0);
-
 #ifdef NORMAL_TEX
 vec3 perturb(vec3 n, vec3 p, vec2 uv) {
-    // Cotangent frame from screen-space derivatives: normal maps without stored tangents.
+    // Cotangent frame from screen-space derivatives (the glTF TANGENT attribute is not used; a
+    // frame from the texture coordinates as drawn also follows mirrored coordinates).
     vec3 dp1 = dFdx(p), dp2 = dFdy(p);
     vec2 duv1 = dFdx(uv), duv2 = dFdy(uv);
     vec3 dp2perp = cross(dp2, n), dp1perp = cross(n, dp1);
@@ -134,7 +192,9 @@ vec3 perturb(vec3 n, vec3 p, vec2 uv) {
     float invmax = inversesqrt(max(dot(t, t), dot(b, b)) + 1e-12);
     vec3 m = texture(u_normal_tex, uv).xyz * 2.0 - 1.0;
     m.xy *= u_normal_scale;
-    return normalize(mat3(t * invmax, b * invmax, n) * m);
+    // t points along increasing u, b along increasing v; glTF's tangent-space +Y (green) points
+    // along decreasing v, up in the image (the sample viewer's n x t on unmirrored coordinates).
+    return normalize(mat3(t * invmax, -b * invmax, n) * m);
 }
 #endif
 
@@ -150,30 +210,41 @@ void main() {
 #else
     alpha = u_alpha_mode == 0 ? 1.0 : alpha;
 #endif
-    vec3 light = v_light;
-#ifdef VERTEX_SPEC
-    vec3 color = base.rgb * light + v_add;  // a dielectric: the albedo is the base colour
+#ifdef UNLIT
+    // KHR_materials_unlit: the base colour as it is, encoded for display; no light, no tone curve.
+    o_color = vec4(pow(clamp(base.rgb, 0.0, 1.0), vec3(1.0 / 2.2)), alpha);
 #else
-    vec3 n = gl_FrontFacing ? v_normal : -v_normal;
-    float ndl = v_spec.y;
+#if defined(VERTEX_LIGHT)
+    vec3 color = base.rgb * v_light + v_add;
+#elif !defined(PIXEL_LIGHT)
+    // n and h interpolated, normalized together here.
+    float ndh = max(dot(v_normal, v_half), 0.0) * inversesqrt(max(dot(v_normal, v_normal) * dot(v_half, v_half), 1e-12));
+    vec3 color = base.rgb * v_light + v_add + KEY * (v_key * ggx(ndh, u_a2));
+#else
+    vec3 n = normalize(gl_FrontFacing ? v_normal : -v_normal);
 #ifdef NORMAL_TEX
-    // Normal-mapped detail: redo the key light's diffuse and n.l with the perturbed normal.
-    n = normalize(n);
-    vec3 pn = perturb(n, v_world, v_uv);
-    float wrap = u_subsurface * 0.5;
-    float before = max((dot(n, KEY_DIR) + wrap) / (1.0 + wrap), 0.0);
-    float after = max((dot(pn, KEY_DIR) + wrap) / (1.0 + wrap), 0.0);
-    light += KEY * INV_PI * (after - before);
-    n = pn;
-    ndl = max(dot(n, KEY_DIR), 0.0);
+    n = perturb(n, v_world, v_uv);
 #endif
-    vec3 albedo = base.rgb * (1.0 - u_metallic);
-    vec3 f0 = mix(vec3(0.04), base.rgb, u_metallic);
-    // Normalized Blinn-Phong, Schlick's Fresnel; n and h interpolated, normalized together here.
-    float ndh = max(dot(n, v_half), 0.0) * inversesqrt(max(dot(n, n) * dot(v_half, v_half), 1e-12));
-    vec3 fresnel = f0 + (1.0 - f0) * v_spec.x;
-    vec3 spec = fresnel * (u_spec_norm * exp2(u_shininess * log2(max(ndh, 1e-4))) * ndl);
-    vec3 color = albedo * light + spec * KEY + v_add;
+    float metallic = u_metallic, rough = u_rough, a2 = u_a2;
+#ifdef MR_TEX
+    vec4 mr = texture(u_mr_tex, v_uv);  // green: roughness, blue: metalness
+    metallic *= mr.b;
+    rough = clamp(rough * mr.g, 0.08, 1.0);
+    a2 = rough * rough * rough * rough;
+#endif
+    float ao = 1.0;
+#ifdef OCCLUSION_TEX
+    ao = 1.0 + u_occlusion_strength * (texture(u_occlusion_tex, v_uv).r - 1.0);
+#endif
+    vec3 v = normalize(u_eye - v_world);
+    float ndv = max(dot(n, v), 1e-4);
+    vec3 f0 = mix(vec3(0.04), base.rgb, metallic);
+    vec3 diffuse = vec3(0.0), spec = vec3(0.0);
+    light(n, v, ndv, KEY_DIR, KEY, f0, a2, diffuse, spec);
+    light(n, v, ndv, FILL_DIR, FILL, f0, a2, diffuse, spec);
+    light(n, v, ndv, RIM_DIR, RIM, f0, a2, diffuse, spec);
+    environment(n, v, ndv, f0, rough, ao, diffuse, spec);
+    vec3 color = base.rgb * (1.0 - metallic) * diffuse + spec;
 #endif
 #ifdef EMISSIVE_TEX
     color += u_emissive * texture(u_emissive_tex, v_uv).rgb;
@@ -184,6 +255,7 @@ void main() {
     // function under a square root: within 0.73 / 255 of the two applied in turn, without pow().
     vec3 c = max(color, vec3(0.0));
     o_color = vec4(sqrt(clamp(c * (2.6524 * c + 0.06784) / (c * (2.5921 * c + 0.59665) + 0.13490), 0.0, 1.0)), alpha);
+#endif
 }
 )";
 
@@ -289,28 +361,31 @@ std::vector<std::array<std::uint32_t, 4>> mesh_edges(const std::uint32_t* indice
 }
 
 struct Uniforms {
-    GLint model, view, proj, normal_matrix, content, base_color, base_tex, normal_tex, normal_scale, emissive_tex,
-        emissive, metallic, shininess, spec_norm, f0, subsurface, alpha_mode, alpha_cutoff, eye;
+    GLint model, view, proj, normal_matrix, content, base_color, base_tex, normal_tex, normal_scale, mr_tex, occlusion_tex,
+        occlusion_strength, emissive_tex, emissive, metallic, rough, a2, f0, alpha_mode, alpha_cutoff, eye, two_sided;
 };
 
-// A shader variant: which textures the material has, whether it discards, and whether its
-// specular lobe is shaded per vertex.
+// A shader variant: which textures the material has, whether it discards, and where its light is
+// computed (see kMeshCommon).
 enum VariantBits : unsigned {
     kMaskBit = 1,
     kBaseTexBit = 2,
     kNormalTexBit = 4,
     kEmissiveTexBit = 8,
-    kVertexSpecBit = 16,
-    kVariants = 32
+    kMrTexBit = 16,
+    kOcclusionTexBit = 32,
+    kVertexLightBit = 64,
+    kPixelLightBit = 128,
+    kUnlitBit = 256,
+    kVariants = 512
 };
-// The highest Blinn-Phong exponent whose lobe is shaded per vertex (roughness 0.52 and up).
-constexpr float kVertexSpecularMax = 25.0f;
+// The lowest roughness whose specular lobes are all shaded per vertex: GGX at roughness 0.52
+// (alpha 0.27) falls to half its peak 10 degrees off the half vector.
+constexpr float kVertexRoughnessMin = 0.52f;
+// The lowest roughness shaded: below it the lobe of a directional light is a speck under a pixel.
+constexpr float kMinRoughness = 0.08f;
 
-// Normalized Blinn-Phong with the exponent matched to the roughness (alpha = roughness^2).
-float shininess_of(const MaterialDesc& mat) {
-    const float rough = std::clamp(mat.roughness, 0.08f, 1.0f);
-    return 2.0f / (rough * rough * rough * rough) - 2.0f;
-}
+float roughness_of(const MaterialDesc& mat) { return std::clamp(mat.roughness, kMinRoughness, 1.0f); }
 
 struct Program {
     GLuint id = 0;
@@ -556,12 +631,16 @@ struct Renderer::Impl {
     }
 
     static unsigned variant(const MaterialDesc& mat) {
-        // Per-vertex specular needs a dielectric (a metal's reflectance is its textured colour)
-        // without a normal map (whose detail is per pixel).
-        const bool vertex_spec = mat.metallic <= 0.0f && mat.normal_texture < 0 && shininess_of(mat) <= kVertexSpecularMax;
+        // Light per vertex needs a dielectric (a metal's reflectance is its textured colour)
+        // without maps whose detail is per pixel.
+        const bool pixel = mat.unlit || mat.metallic > 0.0f || mat.normal_texture >= 0 || mat.metallic_roughness_texture >= 0 ||
+                           mat.occlusion_texture >= 0;
+        const bool vertex = !pixel && roughness_of(mat) >= kVertexRoughnessMin;
         return (mat.alpha_mode == AlphaMode::kMask ? kMaskBit : 0u) | (mat.base_color_texture >= 0 ? kBaseTexBit : 0u) |
                (mat.normal_texture >= 0 ? kNormalTexBit : 0u) | (mat.emissive_texture >= 0 ? kEmissiveTexBit : 0u) |
-               (vertex_spec ? kVertexSpecBit : 0u);
+               (mat.metallic_roughness_texture >= 0 ? kMrTexBit : 0u) |
+               (mat.occlusion_texture >= 0 ? kOcclusionTexBit : 0u) | (vertex ? kVertexLightBit : 0u) |
+               (pixel ? kPixelLightBit : 0u) | (mat.unlit ? kUnlitBit : 0u);
     }
 
     const Program& program_for(unsigned bits) {
@@ -572,18 +651,26 @@ struct Renderer::Impl {
         if (bits & kBaseTexBit) defines += "#define BASE_TEX 1\n";
         if (bits & kNormalTexBit) defines += "#define NORMAL_TEX 1\n";
         if (bits & kEmissiveTexBit) defines += "#define EMISSIVE_TEX 1\n";
-        if (bits & kVertexSpecBit) defines += "#define VERTEX_SPEC 1\n";
+        if (bits & kMrTexBit) defines += "#define MR_TEX 1\n";
+        if (bits & kOcclusionTexBit) defines += "#define OCCLUSION_TEX 1\n";
+        if (bits & kVertexLightBit) defines += "#define VERTEX_LIGHT 1\n";
+        if (bits & kPixelLightBit) defines += "#define PIXEL_LIGHT 1\n";
+        if (bits & kUnlitBit) defines += "#define UNLIT 1\n";
+        defines += kMeshCommon;
         program.id = link((defines + kMeshVertex).c_str(), (defines + kMeshFragment).c_str());
         auto loc = [&](const char* name) { return gl.GetUniformLocation(program.id, name); };
         program.u = Uniforms{loc("u_model"), loc("u_view"), loc("u_proj"), loc("u_normal_matrix"), loc("u_content"),
                              loc("u_base_color"), loc("u_base_tex"), loc("u_normal_tex"), loc("u_normal_scale"),
-                             loc("u_emissive_tex"), loc("u_emissive"), loc("u_metallic"), loc("u_shininess"),
-                             loc("u_spec_norm"), loc("u_f0"), loc("u_subsurface"), loc("u_alpha_mode"),
-                             loc("u_alpha_cutoff"), loc("u_eye")};
+                             loc("u_mr_tex"), loc("u_occlusion_tex"), loc("u_occlusion_strength"),
+                             loc("u_emissive_tex"), loc("u_emissive"), loc("u_metallic"), loc("u_rough"), loc("u_a2"),
+                             loc("u_f0"), loc("u_alpha_mode"), loc("u_alpha_cutoff"), loc("u_eye"),
+                             loc("u_two_sided")};
         gl.UseProgram(program.id);
         gl.Uniform1i(program.u.base_tex, 0);
         gl.Uniform1i(program.u.normal_tex, 1);
         gl.Uniform1i(program.u.emissive_tex, 2);
+        gl.Uniform1i(program.u.mr_tex, 3);
+        gl.Uniform1i(program.u.occlusion_tex, 4);
         current = nullptr;
         return program;
     }
@@ -606,18 +693,22 @@ struct Renderer::Impl {
         bind_texture(0, mat.base_color_texture);
         bind_texture(1, mat.normal_texture);
         bind_texture(2, mat.emissive_texture);
+        bind_texture(3, mat.metallic_roughness_texture);
+        bind_texture(4, mat.occlusion_texture);
         gl.Uniform1f(u.normal_scale, mat.normal_scale);
+        gl.Uniform1f(u.occlusion_strength, mat.occlusion_strength);
         gl.Uniform3fv(u.emissive, 1, mat.emissive);
         gl.Uniform1f(u.metallic, mat.metallic);
-        const float shininess = shininess_of(mat);
-        gl.Uniform1f(u.shininess, shininess);
-        gl.Uniform1f(u.spec_norm, (shininess + 8.0f) * 0.125f * 0.31830989f);
+        // With a metallic-roughness map the shader scales the factor by the map, then clamps.
+        const float rough = mat.metallic_roughness_texture >= 0 ? std::clamp(mat.roughness, 0.0f, 1.0f) : roughness_of(mat);
+        gl.Uniform1f(u.rough, rough);
+        gl.Uniform1f(u.a2, rough * rough * rough * rough);
         float f0[3];
         for (int c = 0; c < 3; ++c) f0[c] = 0.04f + (mat.base_color[c] - 0.04f) * mat.metallic;
         gl.Uniform3fv(u.f0, 1, f0);
-        gl.Uniform1f(u.subsurface, mat.subsurface);
         gl.Uniform1i(u.alpha_mode, static_cast<int>(mat.alpha_mode));
         gl.Uniform1f(u.alpha_cutoff, mat.alpha_cutoff);
+        gl.Uniform1f(u.two_sided, mat.double_sided ? 1.0f : 0.0f);
         if (mat.double_sided) gl.Disable(GL_CULL_FACE);
         else gl.Enable(GL_CULL_FACE);
         gl.BindVertexArray(mesh.vao);
@@ -858,7 +949,8 @@ int Renderer::add_texture(const std::uint8_t* rgba, int width, int height, bool 
 
 int Renderer::add_material(const MaterialDesc& material) {
     auto& I = *impl_;
-    for (int tex : {material.base_color_texture, material.normal_texture, material.emissive_texture}) {
+    for (int tex : {material.base_color_texture, material.normal_texture, material.emissive_texture,
+                    material.metallic_roughness_texture, material.occlusion_texture}) {
         if (tex >= static_cast<int>(I.textures.size())) throw RenderError("material names texture " + std::to_string(tex) + " that does not exist");
     }
     I.program_for(Impl::variant(material));  // compile errors surface here, not mid-frame

@@ -75,19 +75,22 @@ class Renderer:
         base_color_texture: typing.SupportsInt | typing.SupportsIndex = -1,
         normal_texture: typing.SupportsInt | typing.SupportsIndex = -1,
         normal_scale: typing.SupportsFloat | typing.SupportsIndex = 1.0,
+        metallic_roughness_texture: typing.SupportsInt | typing.SupportsIndex = -1,
+        occlusion_texture: typing.SupportsInt | typing.SupportsIndex = -1,
+        occlusion_strength: typing.SupportsFloat | typing.SupportsIndex = 1.0,
         emissive_texture: typing.SupportsInt | typing.SupportsIndex = -1,
         emissive: typing.Annotated[
             collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex], "FixedSize(3)"
         ] = [0.0, 0.0, 0.0],
         metallic: typing.SupportsFloat | typing.SupportsIndex = 0.0,
         roughness: typing.SupportsFloat | typing.SupportsIndex = 0.6000000238418579,
-        subsurface: typing.SupportsFloat | typing.SupportsIndex = 0.0,
         alpha_mode: AlphaMode = AlphaMode.OPAQUE,
         alpha_cutoff: typing.SupportsFloat | typing.SupportsIndex = 0.5,
         double_sided: bool = False,
+        unlit: bool = False,
     ) -> int:
         """
-        Add a material (linear colours; texture ids from add_texture); returns its id.
+        Add a glTF metallic-roughness material (linear colours and factors, which multiply their textures; texture ids from add_texture: base colour and emissive sRGB, the others linear); returns its id.
         """
     def add_mesh(
         self,
