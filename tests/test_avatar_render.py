@@ -202,3 +202,31 @@ def test_edge_filter_runs_only_near_silhouettes_and_smooths_all_of_them(bundles,
     missed = outline & ~near_soft
     assert outline.sum() > 200
     assert missed.sum() <= 0.05 * outline.sum(), f"{missed.sum()} of {outline.sum()} outline pixels unsmoothed"
+
+
+@pytest.mark.parametrize("yaw", [0.0, 30.0])
+def test_t_posed_avatar_golden_silhouette_in_its_relaxed_pose(yaw: float, manager) -> None:
+    """brunette-t.glb (modelled in a T-pose) stands with its arms down: its silhouette against a golden.
+
+    The golden keeps the silhouette only (a 48x64 mask of where the avatar covers the frame): the
+    file is a third-party, non-commercial asset, so no picture of it goes into the repository.
+    """
+    avatar = manager.derive(shared_file("brunette-t.glb"))
+    with still_view(avatar, size=128, background=None) as view:
+        view.frame("full_body")
+        view.camera.yaw_deg = yaw
+        image = render(view)
+    mask = Image.fromarray(((image[..., 3] > 0) * 255).astype(np.uint8), "L").resize((64, 64), Image.BILINEAR)
+    covered = np.asarray(mask) > 127
+    # Arms down: the silhouette is no wider than a shoulder span at any height.
+    cols = np.nonzero(covered.any(axis=0))[0]
+    assert cols.max() - cols.min() < 0.4 * 64
+    path = GOLDEN / f"brunette_relaxed_silhouette_{int(yaw)}.png"
+    if UPDATE or not path.exists():
+        if not UPDATE:
+            pytest.fail(f"no golden {path.name}: run with AVATARKIT_UPDATE_GOLDENS=1 and look at it")
+        Image.fromarray((covered * 255).astype(np.uint8), "L").save(path)
+        return
+    golden = np.asarray(Image.open(path).convert("L")) > 127
+    overlap = (golden & covered).sum() / max(1, (golden | covered).sum())
+    assert overlap > 0.93, f"the silhouette overlaps its golden by {overlap:.3f}"
