@@ -439,6 +439,14 @@ def test_avatar_session_takes_the_agent_sessions_audio_output(avatar: Any) -> No
             assert whole(event.playback_position, 0.5)
             with pytest.raises(RuntimeError, match="already started"):
                 await helper.start(session, room)  # type: ignore[arg-type]
+            # The LLM's tool: a raw function tool named set_emotion that sets the face.
+            from livekit.agents.llm.tool_context import get_raw_function_info
+
+            tool = helper.emotion_tool()
+            assert get_raw_function_info(tool).name == "set_emotion"
+            assert await tool({"emotion": "happy", "intensity": 0.8}) == "showing happy at 0.8"
+            assert helper.controller.emotion == ("happy", 0.8)
+            assert "unknown emotion" in await tool({"emotion": "ecstatic"})
         finally:
             await helper.aclose()
             await helper.aclose()  # idempotent

@@ -306,6 +306,22 @@ async def test_an_apps_own_view_and_configuration_are_kept(speech: np.ndarray) -
         assert all(a.frame.sample_rate == 24000 for a in recorder.of(TTSAudioRawFrame))  # type: ignore[attr-defined]
         assert abs(speech_seconds(recorder) - 1.0) < 0.05
         assert not view.destroyed
+        # The LLM's function: a schema with its handler, which answers the model (apply_emotion_call,
+        # tested alone, sets the face while the pipeline runs).
+        schema = service.emotion_function()
+        assert schema.name == "set_emotion" and "emotion" in schema.properties and schema.handler is not None
+        answers: list[object] = []
+
+        class Call:
+            def __init__(self) -> None:
+                self.arguments = {"emotion": "thinking"}
+
+            async def result_callback(self, result: object) -> None:
+                answers.append(result)
+
+        await schema.handler(Call())  # the pipeline has ended: the service let go of the controller
+        assert answers == [{"result": "the avatar is not running"}]
+        assert view.avatar_controller.emotion == ("neutral", 0.0)
     finally:
         view.destroy()
 

@@ -304,3 +304,27 @@ def test_idle_life_has_its_own_time() -> None:
     moved = [np.abs(mixer.sample(t, life=t + dt) - mixer.sample(t)).max() for dt in (0.5, 1.5, 3.0)]
     assert max(moved) > 0.01  # breathing, gaze or a blink moved on while t stood still
     np.testing.assert_array_equal(mixer.sample(t, life=t), mixer.sample(t))
+
+
+def test_an_llms_emotion_call_is_carried_out_or_answered_with_what_was_wrong() -> None:
+    from avatarkit.emotions import apply_emotion_call
+
+    class Face:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, float]] = []
+
+        def set_emotion(self, name: str, intensity: float = 1.0, fade: float = 0.5) -> None:
+            from avatarkit.emotions import EMOTIONS
+            from avatarkit.errors import AvatarErrorCode
+
+            if name not in EMOTIONS:
+                raise AvatarError(AvatarErrorCode.INVALID_ARGUMENT, f"unknown emotion {name!r}")
+            self.calls.append((name, intensity))
+
+    face = Face()
+    assert apply_emotion_call(face, {"emotion": "sad"}) == "showing sad at 0.6"
+    assert apply_emotion_call(face, {"emotion": "angry", "intensity": 3}) == "showing angry at 3.0"
+    assert face.calls == [("sad", 0.6), ("angry", 1.0)]  # clipped to 1
+    assert "unknown emotion" in apply_emotion_call(face, {"emotion": "smug"})
+    assert "must be one of" in apply_emotion_call(face, {})
+    assert "number" in apply_emotion_call(face, {"emotion": "sad", "intensity": "lots"})

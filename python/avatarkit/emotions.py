@@ -24,9 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["EMOTIONS", "EMOTION_TOOL", "LIP_CORNER_CHANNELS"]
+__all__ = ["EMOTIONS", "EMOTION_TOOL", "LIP_CORNER_CHANNELS", "EmotionTarget", "apply_emotion_call"]
+
+#: The intensity an LLM's call gets when it names none.
+DEFAULT_TOOL_INTENSITY = 0.6
 
 #: Each emotion's pose at intensity 1: channel name to value (head channels in radians).
 EMOTIONS: Mapping[str, Mapping[str, float]] = MappingProxyType(
@@ -148,3 +151,32 @@ EMOTION_TOOL: Mapping[str, Any] = MappingProxyType(
         },
     }
 )
+
+
+class EmotionTarget(Protocol):
+    """What takes an emotion: an :class:`~avatarkit.controller.AvatarController`."""
+
+    def set_emotion(self, name: str, intensity: float = 1.0, fade: float = 0.5) -> None:
+        """Show ``name`` at ``intensity``, fading over ``fade`` seconds."""
+
+
+def apply_emotion_call(target: EmotionTarget, arguments: Mapping[str, Any]) -> str:
+    """Carry out an LLM's call of :data:`EMOTION_TOOL` on ``target``; returns the answer for the LLM.
+
+    ``arguments`` are the call's (``emotion``, optional ``intensity``). A bad call is answered
+    with what was wrong, so the model can correct itself; it never raises.
+    """
+    from .errors import AvatarError
+
+    name = arguments.get("emotion")
+    try:
+        intensity = float(arguments.get("intensity", DEFAULT_TOOL_INTENSITY))
+    except (TypeError, ValueError):
+        return f"intensity must be a number from 0 to 1, not {arguments.get('intensity')!r}"
+    if not isinstance(name, str):
+        return f"emotion must be one of {', '.join(EMOTIONS)}"
+    try:
+        target.set_emotion(name, max(0.0, min(1.0, intensity)))
+    except AvatarError as err:
+        return err.message
+    return f"showing {name} at {intensity:.1f}"

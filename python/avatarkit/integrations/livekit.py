@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 try:
     from livekit import rtc
-    from livekit.agents import get_job_context
+    from livekit.agents import function_tool, get_job_context
     from livekit.agents.voice.avatar import (
         AudioSegmentEnd,
         AvatarOptions,
@@ -400,6 +400,24 @@ class AvatarSession:
 
             return AvatarManager.derive(ensure_samples() / "default")
         return AvatarManager.derive(self._avatar)
+
+    def emotion_tool(self) -> Any:
+        """``set_emotion`` as a LiveKit function tool, for the agent's LLM: ``Agent(tools=[avatar.emotion_tool()])``.
+
+        The model calls it with an emotion (:data:`avatarkit.emotions.EMOTIONS`) and an optional
+        intensity; the face fades to it under the speech (:meth:`AvatarController.set_emotion
+        <avatarkit.controller.AvatarController.set_emotion>`). Calls before :meth:`start` are
+        answered that the avatar is not running.
+        """
+        from ..emotions import EMOTION_TOOL, apply_emotion_call
+
+        async def set_emotion(raw_arguments: dict[str, Any]) -> str:
+            controller = self.controller
+            if controller is None:
+                return "the avatar is not running"
+            return apply_emotion_call(controller, raw_arguments)
+
+        return function_tool(set_emotion, raw_schema=dict(EMOTION_TOOL))
 
     async def aclose(self) -> None:
         """Stop the runner, close the controller and destroy the view (idempotent)."""

@@ -195,6 +195,38 @@ class AvatarKitVideoService(AIService):
         """The view's controller (None before the pipeline starts)."""
         return self._controller
 
+    def emotion_function(self) -> Any:
+        """``set_emotion`` as a pipecat function for the LLM: a ``FunctionSchema`` with its handler.
+
+        Put it in the context's ``ToolsSchema(standard_tools=[...])``; pipecat registers the handler
+        with the LLM service that gets the context (or ``llm.register_function("set_emotion",
+        service.handle_emotion_call)``). The model calls it with an emotion
+        (:data:`avatarkit.emotions.EMOTIONS`) and an optional intensity, and the face fades to it
+        under the speech.
+        """
+        from ..emotions import EMOTION_TOOL
+
+        try:
+            from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
+        except ImportError:  # pipecat before 1.14
+            from pipecat.adapters.schemas.function_schema import FunctionSchema
+        parameters = EMOTION_TOOL["parameters"]
+        return FunctionSchema(
+            name=EMOTION_TOOL["name"],
+            description=EMOTION_TOOL["description"],
+            properties=dict(parameters["properties"]),
+            required=list(parameters["required"]),
+            handler=self.handle_emotion_call,
+        )
+
+    async def handle_emotion_call(self, params: Any) -> None:
+        """pipecat's function-call handler for ``set_emotion``: sets it and answers the model."""
+        from ..emotions import apply_emotion_call
+
+        controller = self._controller
+        answer = "the avatar is not running" if controller is None else apply_emotion_call(controller, params.arguments)
+        await params.result_callback({"result": answer})
+
     def can_generate_metrics(self) -> bool:
         """Whether the service reports metrics: TTFB, from ``TTSStartedFrame`` to the first frame of speech."""
         return True
