@@ -109,3 +109,10 @@ def test_cleanup_forgets_the_token_and_the_user() -> None:
     AvatarSDK.user_id = "a-user"
     AvatarSDK.cleanup()
     assert AvatarSDK.session_token is None and AvatarSDK.user_id is None and not AvatarSDK.is_initialized
+
+
+def test_a_rate_given_as_the_channel_count_is_named_in_the_error() -> None:
+    from avatarkit import AudioFormat, AvatarError
+
+    with pytest.raises(AvatarError, match=r"AudioFormat\(sample_rate=24000\)"):
+        AudioFormat(24000)

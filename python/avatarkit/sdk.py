@@ -113,7 +113,12 @@ class AudioFormat:
 
     def __post_init__(self) -> None:
         if self.channel_count != 1:
-            raise AvatarError(AvatarErrorCode.INVALID_ARGUMENT, "audio must be mono (channel_count=1)")
+            hint = (
+                f"; the first argument is channel_count: for a rate, AudioFormat(sample_rate={self.channel_count})"
+                if self.channel_count in SAMPLE_RATES
+                else ""
+            )
+            raise AvatarError(AvatarErrorCode.INVALID_ARGUMENT, f"audio must be mono (channel_count=1){hint}")
         if self.sample_rate not in SAMPLE_RATES:
             raise AvatarError(
                 AvatarErrorCode.INVALID_ARGUMENT,
