@@ -529,21 +529,35 @@ class StreamResampler:
     """Mono PCM16 from one rate to another, chunk by chunk (FFmpeg's resampler, keeping its state).
 
     A stream of chunks comes out as one continuous resampled stream: chunk sizes vary by a few
-    samples (the filter's delay), the total follows the ratio.
+    samples (the filter's delay), the total follows the ratio; :meth:`flush` gives what the filter
+    still holds at the end of the stream.
     """
 
     def __init__(self, source: int, target: int) -> None:
         import av
 
-        self._source = source
+        #: ``(source, target)`` rates in Hz.
+        self.rates = (source, target)
         self._resampler = av.AudioResampler(format="s16", layout="mono", rate=target)
+        self._pts = 0
 
     def __call__(self, chunk: I16) -> I16:
+        """Resample the next chunk of the stream."""
         import av
 
-        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = self._source
-        out = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk).reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = self.rates[0]
+        frame.pts = self._pts
+        self._pts += len(chunk)
+        return self._collect(self._resampler.resample(frame))
+
+    def flush(self) -> I16:
+        """What the filter still holds, at the end of the stream."""
+        return self._collect(self._resampler.resample(None))
+
+    @staticmethod
+    def _collect(frames: list[Any]) -> I16:
+        out = [f.to_ndarray().reshape(-1) for f in frames]
         return np.concatenate(out).astype(np.int16) if out else np.zeros(0, np.int16)
 
 

@@ -22,7 +22,6 @@ import os
 import time
 from typing import Any, Literal
 
-import av
 import numpy as np
 import numpy.typing as npt
 from pipecat.frames.frames import (
@@ -41,6 +40,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSet
 from pipecat.services.ai_service import AIService
 from pipecat.services.settings import ServiceSettings
 
+from ..audio import StreamResampler
 from ..controller import AvatarController, AVFrame
 from ..manager import Avatar, AvatarManager
 from ..sdk import SAMPLE_RATES, AudioFormat, AvatarSDK, Configuration
@@ -54,32 +54,6 @@ I16 = npt.NDArray[np.int16]
 
 #: Speech that came without a ``TTSStartedFrame`` is taken to have ended after this long without audio.
 UNBRACKETED_END_SECONDS = 0.5
-
-
-class _Resampler:
-    """A streaming resampler of mono PCM16 (FFmpeg's, through PyAV) that keeps its filter state across chunks."""
-
-    def __init__(self, rate_in: int, rate_out: int) -> None:
-        self.rates = (rate_in, rate_out)
-        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=rate_out)
-        self._pts = 0
-
-    def push(self, pcm: I16) -> I16:
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm)[None, :], format="s16", layout="mono")
-        frame.sample_rate = self.rates[0]
-        frame.pts = self._pts
-        self._pts += len(pcm)
-        return self._collect(self._resampler.resample(frame))
-
-    def flush(self) -> I16:
-        """What the filter still holds, at the end of a stream."""
-        return self._collect(self._resampler.resample(None))
-
-    @staticmethod
-    def _collect(frames: list[av.AudioFrame]) -> I16:
-        if not frames:
-            return np.zeros(0, np.int16)
-        return np.concatenate([f.to_ndarray().reshape(-1).astype(np.int16) for f in frames])
 
 
 @dataclasses.dataclass(eq=False)
@@ -180,7 +154,7 @@ class AvatarKitVideoService(AIService):
         self._av_task: asyncio.Task[None] | None = None
         self._utterances: collections.deque[_Utterance] = collections.deque()
         self._open: _Utterance | None = None
-        self._resampler: _Resampler | None = None
+        self._resampler: StreamResampler | None = None
         self._drained = asyncio.Event()
         self._drained.set()
         self._torn_down = False
@@ -358,8 +332,8 @@ class AvatarKitVideoService(AIService):
         if frame.sample_rate != rate:
             if self._resampler is None or self._resampler.rates != (frame.sample_rate, rate):
                 self._flush_into(utterance, self._flush_resampler())
-                self._resampler = _Resampler(frame.sample_rate, rate)
-            pcm = self._resampler.push(pcm)
+                self._resampler = StreamResampler(frame.sample_rate, rate)
+            pcm = self._resampler(pcm)
         elif self._resampler is not None:  # the TTS changed to the controller's rate mid-response
             self._flush_into(utterance, self._flush_resampler())
         utterance.last_audio = time.monotonic()
