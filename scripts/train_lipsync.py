@@ -81,6 +81,10 @@ class Config:
     dropout: float = 0.1
     seed: int = 1
     offsets: tuple[int, ...] = OFFSETS
+    # Per-stream normalisation (engine.normalize_stream): [prior_frames, memory_frames, gate_db,
+    # floor_db], or () for none.
+    stream: tuple[float, ...] = (30.0, 300.0, 20.0, -75.0)
+    warp: float = 0.0  # feature augmentation: mel-axis shift of up to this many bands
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -269,9 +273,12 @@ class Net:
     each frame is projected once and the projections are spliced for the L centre frames.
     """
 
-    def __init__(self, cfg: Config, mean: F32, inv_std: F32, rng: np.random.Generator) -> None:
+    def __init__(
+        self, cfg: Config, mean: F32, inv_std: F32, rng: np.random.Generator, stream: dict[str, Any] | None = None
+    ) -> None:
         self.cfg = cfg
         self.mean, self.inv_std = mean, inv_std
+        self.stream = stream or {}
         p, h, k = cfg.projection, cfg.hidden, len(cfg.offsets)
         self.past, self.future = -cfg.offsets[0], cfg.offsets[-1]
         self.shift = np.array(cfg.offsets) + self.past
@@ -373,21 +380,32 @@ class Net:
             weight1=half["w2"], bias1=half["b2"],
             weight2=half["w3"], bias2=half["b3"],
             info=np.array(json.dumps(info)),
+            **self.stream,
         )  # fmt: skip
 
 
 class Runs:
-    """Utterances' features padded with silence (past before, future after) for runs of frames."""
+    """Utterances' features padded with silence (past before, future after) for runs of frames.
+
+    ``normalize`` (the engine's per-stream normalisation) is applied to each utterance with its
+    trailing silence, as a session sees them; the leading silence is what a session starts with.
+    """
 
     def __init__(
-        self, feats: list[F32], labels: list[npt.NDArray[np.int8]], sources: list[int], offsets: tuple[int, ...]
+        self,
+        feats: list[F32],
+        labels: list[npt.NDArray[np.int8]],
+        sources: list[int],
+        offsets: tuple[int, ...],
+        normalize: Callable[[F32], F32] | None = None,
     ) -> None:
         self.past, self.future = -offsets[0], offsets[-1]
         rows, self.starts, self.lengths = [], [], []
         at = 0
         for f in feats:
-            rows += [np.full((self.past, engine.N_MELS), SILENCE, np.float32), f,
-                     np.full((self.future, engine.N_MELS), SILENCE, np.float32)]  # fmt: skip
+            after = np.concatenate([f, np.full((self.future, engine.N_MELS), SILENCE, np.float32)])
+            rows += [np.full((self.past, engine.N_MELS), SILENCE, np.float32),
+                     normalize(after) if normalize else after]  # fmt: skip
             self.starts.append(at)  # row of the first frame's window start
             self.lengths.append(len(f))
             at += self.past + len(f) + self.future
@@ -413,9 +431,21 @@ class Runs:
         return x, y
 
 
-def feature_augment(x: F32, rng: np.random.Generator) -> F32:
-    """Per-run level, spectral tilt and band masking (fresh every batch)."""
+def feature_augment(x: F32, rng: np.random.Generator, warp: float = 0.0) -> F32:
+    """Per-run level, spectral tilt and band masking (fresh every batch).
+
+    With ``warp`` > 0, also a shift along the mel axis of up to ``warp`` bands, which moves every
+    formant like a longer or shorter vocal tract (tried; it did not help, so it is off by default).
+    """
     s = x.shape[0]
+    if warp > 0:
+        shift = rng.uniform(-warp, warp, s) * (rng.random(s) < 0.6)
+        at = np.clip(np.arange(engine.N_MELS)[None, :] + shift[:, None], 0, engine.N_MELS - 1)  # S x M
+        lo = np.floor(at).astype(np.int64)
+        hi = np.minimum(lo + 1, engine.N_MELS - 1)
+        frac = (at - lo).astype(np.float32)[:, None, :]
+        rows = np.arange(s)[:, None]
+        x = x[rows, :, lo].transpose(0, 2, 1) * (1 - frac) + x[rows, :, hi].transpose(0, 2, 1) * frac
     gain = rng.uniform(-1.2, 1.2, (s, 1, 1)).astype(np.float32)
     tilt = (rng.uniform(-0.5, 0.5, (s, 1, 1)) * np.linspace(-1, 1, engine.N_MELS)[None, None, :]).astype(np.float32)
     live = x > SILENCE + 1.0
@@ -497,6 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--future", type=int, help="keep context offsets up to +N frames of 10 ms (default 6)")
     ap.add_argument("--offsets", help="comma-separated context offsets instead (ascending, 0 included)")
+    ap.add_argument("--stream", help="per-stream normalisation: prior_frames,memory_frames,gate_db,floor_db or 'off'")
+    ap.add_argument("--warp", type=float, help="mel-axis shift augmentation, in bands (default 0)")
     ap.add_argument("--exclude-family", help="comma-separated synthesizer families to leave out of training")
     ap.add_argument("--no-cache-features", dest="cache_features", action="store_false",
                     help="do not keep the augmented features under --data (they are reused by later runs)")  # fmt: skip
@@ -505,13 +537,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         cfg.espeak, cfg.festival, cfg.foreign, cfg.epochs, cfg.copies = 60, 20, 4, 2, 1
         cfg.flite, cfg.kokoro = 10, 10
-    for name in ("epochs", "espeak", "festival", "hidden", "projection"):
+    for name in ("epochs", "espeak", "festival", "hidden", "projection", "warp"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if args.future is not None:
         cfg.offsets = tuple(o for o in OFFSETS if o <= args.future)
     if args.offsets:
         cfg.offsets = tuple(int(o) for o in args.offsets.split(","))
+    if args.stream:
+        cfg.stream = () if args.stream == "off" else tuple(float(v) for v in args.stream.split(","))
     print("config:", cfg)
 
     exclude = frozenset(f for f in (args.exclude_family or "").split(",") if f)
@@ -527,10 +561,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"left out: {sorted(exclude)}; {len(feats)} training clips remain")
     rng = np.random.default_rng(cfg.seed)
     names = sorted(set(src) | set(dsrc))
-    train = Runs(feats, labels, [names.index(x) for x in src], cfg.offsets)
-    dev = Runs(dfeats, dlabels, [names.index(x) for x in dsrc], cfg.offsets)
+    stream: dict[str, Any] = {}
+    normalize = None
+    if cfg.stream:
+        # The prior: the mean training speech frame (labelled not silence), before normalisation.
+        speech = np.concatenate([f[lab != SIL] for f, lab in zip(feats, labels, strict=True)])
+        prior = speech.mean(axis=0).astype(np.float32)
+        stream = {"stream_prior": prior, "stream_params": np.array(cfg.stream, np.float32)}
+        del speech
 
-    real = np.concatenate(feats)
+        def normalize(f: F32) -> F32:
+            return engine.normalize_stream(f, prior, list(cfg.stream))
+
+    train = Runs(feats, labels, [names.index(x) for x in src], cfg.offsets, normalize)
+    dev = Runs(dfeats, dlabels, [names.index(x) for x in dsrc], cfg.offsets, normalize)
+    del feats, dfeats
+
+    spans = zip(train.starts, train.lengths, strict=True)
+    real = np.concatenate([train.x[a + train.past : a + train.past + n] for a, n in spans])
     mean = real.mean(axis=0).astype(np.float32)
     inv_std = (1.0 / (real.std(axis=0) + 1e-3)).astype(np.float32)
     counts = np.bincount(np.concatenate(train.labels), minlength=len(VISEMES)).astype(np.float64)
@@ -539,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
     weights[PP] = 1.2  # lips that fail to close are the most visible error
     weights[SIL] = 0.8
 
-    net = Net(cfg, mean, inv_std, rng)
+    net = Net(cfg, mean, inv_std, rng, stream)
     run, per_batch = cfg.run, cfg.batch // cfg.run
     steps_per_epoch = int(counts.sum()) // cfg.batch
     total_steps = steps_per_epoch * cfg.epochs
@@ -557,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
                 * min(1.0, (step + 1) / 300)
             )
             x, y = train.batch(runs[i : i + per_batch], run)
-            losses.append(net.step(feature_augment(x, rng), y, weights, lr, rng))
+            losses.append(net.step(feature_augment(x, rng, cfg.warp), y, weights, lr, rng))
             step += 1
         acc = evaluate(net, dev, names)
         print(

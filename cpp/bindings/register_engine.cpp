@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "avatarkit/engine.hpp"
@@ -28,6 +29,21 @@ engine::Layer make_layer(const F32Array& weight, const F32Array& bias, const cha
 }
 
 std::vector<float> as_vector(const F32Array& a) { return {a.data(), a.data() + a.size()}; }
+
+engine::StreamNorm stream_norm(const F32Array& prior, const std::vector<float>& params) {
+    if (prior.ndim() != 1 || prior.shape(0) != engine::kMels) throw py::value_error("stream_prior must have N_MELS values");
+    if (params.size() > 4) throw py::value_error("stream_params: at most [prior_frames, memory_frames, gate_db, floor_db]");
+    engine::StreamNorm norm;
+    norm.prior = as_vector(prior);
+    float* fields[] = {&norm.prior_frames, &norm.memory_frames, &norm.gate_db, &norm.floor_db};
+    for (std::size_t i = 0; i < params.size(); ++i) *fields[i] = params[i];
+    try {
+        norm.validate();
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(e.what());
+    }
+    return norm;
+}
 
 py::array_t<float> frames_array(const std::vector<float>& values, std::size_t frames) {
     py::array_t<float> out({static_cast<py::ssize_t>(frames), static_cast<py::ssize_t>(engine::kChannels)});
@@ -69,9 +85,11 @@ void register_engine(py::module_& m) {
     py::class_<engine::Model, std::shared_ptr<engine::Model>>(m, "Model", "The viseme classifier's weights (immutable, shared by sessions).")
         .def(py::init([](const F32Array& mean, const F32Array& inv_std, const F32Array& projection_weight,
                          const F32Array& projection_bias, std::vector<int> offsets, const std::vector<F32Array>& weights,
-                         const std::vector<F32Array>& biases) {
+                         const std::vector<F32Array>& biases, const std::optional<F32Array>& stream_prior,
+                         const std::vector<float>& stream_params) {
                  if (weights.size() != biases.size()) throw py::value_error("one bias per weight matrix");
                  engine::ModelSpec spec;
+                 if (stream_prior) spec.stream = stream_norm(*stream_prior, stream_params);
                  spec.mean = as_vector(mean);
                  spec.inv_std = as_vector(inv_std);
                  spec.projection = make_layer(projection_weight, projection_bias, "projection");
@@ -84,10 +102,34 @@ void register_engine(py::module_& m) {
                  }
              }),
              py::arg("mean"), py::arg("inv_std"), py::arg("projection_weight"), py::arg("projection_bias"), py::arg("offsets"),
-             py::arg("weights"), py::arg("biases"))
+             py::arg("weights"), py::arg("biases"), py::arg("stream_prior") = py::none(),
+             py::arg("stream_params") = std::vector<float>{})
         .def_property_readonly("past", &engine::Model::past, "Feature frames of past context.")
         .def_property_readonly("future", &engine::Model::future, "Feature frames of future context (10 ms each).")
-        .def_property_readonly("parameter_count", &engine::Model::parameter_count, "Number of weights and biases.");
+        .def_property_readonly("parameter_count", &engine::Model::parameter_count, "Number of weights and biases.")
+        .def_property_readonly(
+            "stream_normalized", [](const engine::Model& m) { return m.spec().stream.enabled(); },
+            "Whether sessions normalise each stream's features (see normalize_stream).");
+
+    m.def(
+        "normalize_stream",
+        [](const F32Array& log_mel, const F32Array& prior, const std::vector<float>& params) {
+            if (log_mel.ndim() != 2 || log_mel.shape(1) != engine::kMels) throw py::value_error("log_mel must be frames x N_MELS");
+            const engine::StreamNorm norm = stream_norm(prior, params);
+            const auto frames = static_cast<std::size_t>(log_mel.shape(0));
+            std::vector<float> values;
+            {
+                py::gil_scoped_release release;
+                values = engine::normalize_stream(log_mel.data(), frames, norm);
+            }
+            py::array_t<float> out({static_cast<py::ssize_t>(frames), static_cast<py::ssize_t>(engine::kMels)});
+            if (frames) std::memcpy(out.mutable_data(), values.data(), values.size() * sizeof(float));
+            return out;
+        },
+        py::arg("log_mel"), py::arg("prior"), py::arg("params") = std::vector<float>{},
+        "Per-stream normalisation of log-mel frames, as a Session applies it for a model made with\n"
+        "``stream_prior``: each band minus the running mean of the stream's speech frames plus ``prior``.\n"
+        "``params``: [prior_frames, memory_frames, gate_db, floor_db] (defaults 30, 300, 20, -75).");
 
     py::class_<engine::Session>(m, "Session", "One request's streaming engine state; not thread-safe.")
         .def(py::init([](std::shared_ptr<engine::Model> model, int sample_rate, int smoothing, bool nonverbal, std::uint64_t seed,

@@ -52,6 +52,8 @@ def load_model(path: str | None = None) -> _engine.Model:
             offsets=[int(o) for o in z["offsets"]],
             weights=[z[f"weight{i}"].astype(np.float32) for i in range(layers)],
             biases=[z[f"bias{i}"].astype(np.float32) for i in range(layers)],
+            stream_prior=z["stream_prior"].astype(np.float32) if "stream_prior" in z else None,
+            stream_params=[float(v) for v in z["stream_params"]] if "stream_params" in z else [],
         )
 
 

@@ -82,6 +82,41 @@ private:
 // Whole-utterance features (what the training script sees): frames x kMels, row-major.
 std::vector<float> log_mel(const float* samples, std::size_t n, int sample_rate, std::size_t* frames);
 
+// Per-stream normalisation of log-mel frames: each band minus the running mean of this stream's
+// speech frames, plus the training speech mean (`prior`), so that a voice's or a microphone's
+// spectral envelope and the level move the features far less. The mean starts at the prior (worth
+// `prior_frames` frames) and then follows the stream's own frames: a cumulative mean up to
+// `memory_frames`, an exponential one after. Frames more than `gate_db` under the running peak
+// level, or under `floor_db`, are pauses and do not count. Empty `prior`: off.
+struct StreamNorm {
+    std::vector<float> prior;   // kMels, or empty
+    float prior_frames = 30.0f;
+    float memory_frames = 300.0f;
+    float gate_db = 20.0f;
+    float floor_db = -75.0f;
+    bool enabled() const { return !prior.empty(); }
+    void validate() const;  // throws std::invalid_argument
+};
+
+class StreamNormalizer {
+public:
+    explicit StreamNormalizer(const StreamNorm& params);
+    // Normalise one frame of kMels values in place (identity when the parameters are off).
+    void apply(float* frame);
+
+private:
+    const StreamNorm* params_;
+    std::array<float, kMels> mean_{};
+    float count_ = 0.0f;
+    float peak_db_ = -1000.0f;
+};
+
+// The loudness (dB) of a log-mel frame: 10 log10 of its summed band power.
+float frame_loudness_db(const float* log_mel);
+
+// Whole-stream normalisation (what the training script applies): frames x kMels, row-major.
+std::vector<float> normalize_stream(const float* log_mel, std::size_t frames, const StreamNorm& params);
+
 // A dense layer, y = act(x W + b) with W stored input-major (in x out).
 struct Layer {
     int in = 0, out = 0;
@@ -96,6 +131,7 @@ struct ModelSpec {
     Layer projection;                  // kMels -> P, ReLU
     std::vector<int> offsets;          // ascending, in feature frames, includes 0
     std::vector<Layer> layers;         // P * offsets -> ... -> kVisemes (last one linear)
+    StreamNorm stream;                 // applied before `mean`/`inv_std` (off when empty)
 };
 
 class Model {
@@ -159,6 +195,8 @@ private:
     std::vector<float> loudness_;     // ring of kRing, dB, by feature frame
     std::vector<float> posteriors_;   // ring of kRing x kVisemes, by subframe
     std::vector<float> silence_projection_;
+    StreamNormalizer normalizer_;
+    std::vector<float> normalized_;   // one frame
     std::int64_t features_done_ = 0;  // feature frames processed
     std::int64_t subframes_done_ = 0; // subframes classified
     std::int64_t emitted_ = 0;

@@ -38,6 +38,7 @@ void dense(const Layer& l, const float* x, float* y) {
 
 Model::Model(ModelSpec spec) : spec_(std::move(spec)) {
     if (spec_.mean.size() != kMels || spec_.inv_std.size() != kMels) throw std::invalid_argument("model: mean/inv_std must have kMels values");
+    spec_.stream.validate();
     if (spec_.projection.in != kMels) throw std::invalid_argument("model: projection must take kMels inputs");
     check_layer(spec_.projection, "projection");
     if (spec_.offsets.empty() || !std::is_sorted(spec_.offsets.begin(), spec_.offsets.end()) ||

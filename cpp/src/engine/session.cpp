@@ -129,8 +129,12 @@ struct Session::Face {
 };
 
 Session::Session(std::shared_ptr<const Model> model, int sample_rate, FaceOptions options)
-    : model_(std::move(model)), rate_(sample_rate), options_(options), features_(sample_rate) {
-    if (!model_) throw std::invalid_argument("engine session needs a model");
+    : model_(model ? std::move(model) : throw std::invalid_argument("engine session needs a model")),
+      rate_(sample_rate),
+      options_(options),
+      features_(sample_rate),
+      normalizer_(model_->spec().stream),
+      normalized_(kMels) {
     if (options_.smoothing < 0 || options_.smoothing > 8) throw std::invalid_argument("smoothing must be 0..8");
     if (options_.smoothing_ahead < 0 || options_.smoothing_ahead > 8)
         throw std::invalid_argument("smoothing_ahead must be 0..8");
@@ -165,10 +169,10 @@ void Session::on_features(const std::vector<float>& feats, std::size_t count) {
     for (std::size_t i = 0; i < count; ++i) {
         const float* f = feats.data() + i * kMels;
         const std::int64_t j = features_done_++;
-        model_->project(f, projections_.data() + static_cast<std::size_t>(j % kRing) * p);
-        float power = 0.0f;
-        for (int m = 0; m < kMels; ++m) power += std::exp(f[m]);
-        loudness_[static_cast<std::size_t>(j % kRing)] = 10.0f * std::log10(power + 1e-12f);
+        std::copy(f, f + kMels, normalized_.begin());
+        normalizer_.apply(normalized_.data());
+        model_->project(normalized_.data(), projections_.data() + static_cast<std::size_t>(j % kRing) * p);
+        loudness_[static_cast<std::size_t>(j % kRing)] = frame_loudness_db(f);
         // The subframe whose future context just completed.
         const std::int64_t s = j - future;
         if (s < 0) continue;

@@ -23,6 +23,8 @@ class Model:
         offsets: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex],
         weights: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float32]],
         biases: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float32]],
+        stream_prior: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None,
+        stream_params: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex] = [],
     ) -> None: ...
     @property
     def future(self) -> int:
@@ -38,6 +40,11 @@ class Model:
     def past(self) -> int:
         """
         Feature frames of past context.
+        """
+    @property
+    def stream_normalized(self) -> bool:
+        """
+        Whether sessions normalise each stream's features (see normalize_stream).
         """
 
 class Session:
@@ -101,6 +108,17 @@ def log_mel(
     """
     Log-mel features (frames x N_MELS, float32) of mono samples in [-1, 1]: 25 ms Hann windows every
     10 ms; frame j ends at sample round((j + 1) * rate / 100). The same features a Session computes.
+    """
+
+def normalize_stream(
+    log_mel: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+    prior: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+    params: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex] = [],
+) -> numpy.typing.NDArray[numpy.float32]:
+    """
+    Per-stream normalisation of log-mel frames, as a Session applies it for a model made with
+    ``stream_prior``: each band minus the running mean of the stream's speech frames plus ``prior``.
+    ``params``: [prior_frames, memory_frames, gate_db, floor_db] (defaults 30, 300, 20, -75).
     """
 
 def supported_rate(sample_rate: typing.SupportsInt | typing.SupportsIndex) -> bool:
