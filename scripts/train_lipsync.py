@@ -524,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--festival", type=int)
     ap.add_argument("--hidden", type=int)
     ap.add_argument("--projection", type=int)
+    ap.add_argument("--dropout", type=float)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--future", type=int, help="keep context offsets up to +N frames of 10 ms (default 6)")
     ap.add_argument("--offsets", help="comma-separated context offsets instead (ascending, 0 included)")
@@ -537,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         cfg.espeak, cfg.festival, cfg.foreign, cfg.epochs, cfg.copies = 60, 20, 4, 2, 1
         cfg.flite, cfg.kokoro = 10, 10
-    for name in ("epochs", "espeak", "festival", "hidden", "projection", "warp"):
+    for name in ("epochs", "espeak", "festival", "hidden", "projection", "warp", "dropout"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if args.future is not None:

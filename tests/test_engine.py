@@ -346,6 +346,98 @@ def test_rates_agree() -> None:
     assert np.corrcoef(a[:n, COL["jawOpen"]], b[:n, COL["jawOpen"]])[0, 1] > 0.8
 
 
+def _speech_features(seconds: float = 6.0) -> np.ndarray:
+    from avatarkit._core import engine
+
+    rng = np.random.default_rng(3)
+    rate = 16000
+    t = np.arange(int(seconds * rate)) / rate
+    # A voiced buzz whose pitch wanders and whose level rises and falls like syllables.
+    f0 = 120 + 20 * np.sin(2 * np.pi * 0.7 * t)
+    buzz = np.sign(np.sin(2 * np.pi * np.cumsum(f0) / rate)) * 0.1
+    syllables = np.clip(np.sin(2 * np.pi * 3 * t), 0, None)
+    x = (buzz + 0.01 * rng.standard_normal(len(t))) * syllables
+    return engine.log_mel(x.astype(np.float32), rate)
+
+
+def test_stream_normalization_removes_a_fixed_colouring() -> None:
+    """A microphone's fixed EQ and level (a constant per band in log-mel) is mostly gone after a
+    few seconds of speech, while it passes through untouched at the start."""
+    from avatarkit._core import engine
+
+    f = _speech_features()
+    prior = f.mean(axis=0) + 1.0
+    colour = np.linspace(-3, 2, engine.N_MELS).astype(np.float32)
+    a = engine.normalize_stream(f, prior)
+    b = engine.normalize_stream(f + colour, prior)
+    start = np.abs((b - a)[0] - colour).max()
+    late = np.abs(b - a)[-100:].mean(axis=0)
+    assert start < 0.2  # the prior dominates the first frames
+    assert late.max() < 0.25 * np.abs(colour).max()
+
+
+def test_stream_normalization_ignores_silence_and_checks_its_input() -> None:
+    from avatarkit._core import engine
+
+    silence = np.tile(engine.log_mel(np.zeros(1600, np.float32), 16000)[:1], (50, 1))
+    prior = _speech_features().mean(axis=0)
+    assert np.array_equal(engine.normalize_stream(silence, prior), silence)
+    with pytest.raises(ValueError, match="N_MELS"):
+        engine.normalize_stream(silence[:, :10], prior)
+    with pytest.raises(ValueError, match="stream_prior"):
+        engine.normalize_stream(silence, prior[:10])
+    with pytest.raises(ValueError, match="memory_frames"):
+        engine.normalize_stream(silence, prior, [30.0, 10.0])
+    with pytest.raises(ValueError, match="prior"):
+        engine.normalize_stream(silence, np.full(engine.N_MELS, np.nan, np.float32))
+
+
+@needs_espeak
+def test_a_session_normalizes_as_the_training_does() -> None:
+    """The shipped models normalize each stream, and a session's classifier sees exactly
+    ``normalize_stream`` of ``log_mel`` (read back through a probe model whose viseme logits are
+    the first 15 bands of what it is given)."""
+    from avatarkit._core import engine
+    from avatarkit.engine import LOW_LATENCY_MODEL_PATH, MODEL_PATH
+
+    assert load_model().stream_normalized
+    assert load_model(str(LOW_LATENCY_MODEL_PATH)).stream_normalized
+    with np.load(MODEL_PATH) as z:
+        prior, params = z["stream_prior"], [float(v) for v in z["stream_params"]]
+    audio, rate, _ = speak("Maybe the moon will rise over the bay.")
+    pcm = audio.astype(np.float32) / 32768.0
+    feats = engine.log_mel(pcm, rate)
+    normalized = engine.normalize_stream(feats, prior, params)
+    eye = np.eye(engine.N_MELS, dtype=np.float32)
+    last = np.zeros((engine.N_MELS, engine.N_VISEMES), np.float32)
+    last[: engine.N_VISEMES] = np.eye(engine.N_VISEMES, dtype=np.float32)
+    common = {"mean": np.zeros(engine.N_MELS, np.float32), "inv_std": np.ones(engine.N_MELS, np.float32),
+              "projection_weight": eye, "projection_bias": np.full(engine.N_MELS, 50.0, np.float32),
+              "offsets": [0], "weights": [last], "biases": [np.zeros(engine.N_VISEMES, np.float32)]}  # fmt: skip
+    probe = engine.Model(**common, stream_prior=prior, stream_params=params)
+    plain = engine.Model(**common)
+    assert probe.stream_normalized and not plain.stream_normalized
+    visemes = [COL[v] for v in VISEMES]
+
+    def seen(m: engine.Model) -> np.ndarray:
+        s = engine.Session(m, rate, smoothing=0, smoothing_ahead=0, nonverbal=False, closure=0.0)
+        return np.concatenate([s.push_float(pcm), s.flush()])[:, visemes]
+
+    def expected(f: np.ndarray) -> np.ndarray:
+        """Each frame's visemes: the mean of its four subframes' softmax over bands 0..14."""
+        x = f[: 4 * (len(f) // 4), : engine.N_VISEMES]
+        e = np.exp(x - x.max(1, keepdims=True))
+        return (e / e.sum(1, keepdims=True)).reshape(-1, 4, engine.N_VISEMES).mean(1)
+
+    n = len(feats) // 4 - 2
+    want, raw = expected(normalized)[:n], expected(feats)[:n]
+    loud = 10 * np.log10(np.exp(feats[: 4 * n : 4]).sum(1)) > -60  # not in a rested pause
+    gap = np.abs(raw - want)[loud].mean()
+    assert gap > 0.005  # normalisation changes what the classifier sees
+    assert np.abs(seen(probe)[:n] - want)[loud].mean() < 0.01 * gap
+    assert np.abs(seen(plain)[:n] - raw)[loud].mean() < 0.01 * gap
+
+
 def test_model_is_small_and_shipped() -> None:
     from avatarkit.engine import MODEL_PATH
 
