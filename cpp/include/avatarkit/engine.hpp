@@ -101,8 +101,9 @@ struct StreamNorm {
 class StreamNormalizer {
 public:
     explicit StreamNormalizer(const StreamNorm& params);
-    // Normalise one frame of kMels values in place (identity when the parameters are off).
-    void apply(float* frame);
+    // Normalise one frame of kMels values in place, given its frame_loudness_db (identity when
+    // the parameters are off).
+    void apply(float* frame, float level_db);
 
 private:
     const StreamNorm* params_;
@@ -196,7 +197,6 @@ private:
     std::vector<float> posteriors_;   // ring of kRing x kVisemes, by subframe
     std::vector<float> silence_projection_;
     StreamNormalizer normalizer_;
-    std::vector<float> normalized_;   // one frame
     std::int64_t features_done_ = 0;  // feature frames processed
     std::int64_t subframes_done_ = 0; // subframes classified
     std::int64_t emitted_ = 0;

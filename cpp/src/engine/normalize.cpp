@@ -37,10 +37,9 @@ StreamNormalizer::StreamNormalizer(const StreamNorm& params) : params_(&params) 
     }
 }
 
-void StreamNormalizer::apply(float* frame) {
+void StreamNormalizer::apply(float* frame, float level) {
     const StreamNorm& p = *params_;
     if (!p.enabled()) return;
-    const float level = frame_loudness_db(frame);
     peak_db_ = std::max(level, peak_db_ - kPeakDecayDb);
     if (level > p.floor_db && level > peak_db_ - p.gate_db) {
         count_ = std::min(count_ + 1.0f, p.memory_frames);
@@ -55,7 +54,10 @@ std::vector<float> normalize_stream(const float* log_mel, std::size_t frames, co
     params.validate();
     std::vector<float> out(log_mel, log_mel + frames * kMels);
     StreamNormalizer norm(params);
-    for (std::size_t j = 0; j < frames; ++j) norm.apply(out.data() + j * kMels);
+    for (std::size_t j = 0; j < frames; ++j) {
+        float* frame = out.data() + j * kMels;
+        norm.apply(frame, frame_loudness_db(frame));
+    }
     return out;
 }
 

@@ -133,8 +133,7 @@ Session::Session(std::shared_ptr<const Model> model, int sample_rate, FaceOption
       rate_(sample_rate),
       options_(options),
       features_(sample_rate),
-      normalizer_(model_->spec().stream),
-      normalized_(kMels) {
+      normalizer_(model_->spec().stream) {
     if (options_.smoothing < 0 || options_.smoothing > 8) throw std::invalid_argument("smoothing must be 0..8");
     if (options_.smoothing_ahead < 0 || options_.smoothing_ahead > 8)
         throw std::invalid_argument("smoothing_ahead must be 0..8");
@@ -169,10 +168,12 @@ void Session::on_features(const std::vector<float>& feats, std::size_t count) {
     for (std::size_t i = 0; i < count; ++i) {
         const float* f = feats.data() + i * kMels;
         const std::int64_t j = features_done_++;
-        std::copy(f, f + kMels, normalized_.begin());
-        normalizer_.apply(normalized_.data());
-        model_->project(normalized_.data(), projections_.data() + static_cast<std::size_t>(j % kRing) * p);
-        loudness_[static_cast<std::size_t>(j % kRing)] = frame_loudness_db(f);
+        const float level = frame_loudness_db(f);
+        loudness_[static_cast<std::size_t>(j % kRing)] = level;
+        std::array<float, kMels> normalized;
+        std::copy(f, f + kMels, normalized.begin());
+        normalizer_.apply(normalized.data(), level);
+        model_->project(normalized.data(), projections_.data() + static_cast<std::size_t>(j % kRing) * p);
         // The subframe whose future context just completed.
         const std::int64_t s = j - future;
         if (s < 0) continue;
