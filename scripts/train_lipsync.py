@@ -132,7 +132,8 @@ def synthesize(cfg: Config, cache: pathlib.Path, exclude: frozenset[str] = froze
             out += _cached(cache / f"flite-{voice}-{cfg.flite}-s{cfg.seed}-v{LABELS_VERSION}.pkl", make)
     if cfg.kokoro and "neural" not in exclude and neural.available():
         make = functools.partial(dataset.kokoro_train, cfg.kokoro, cfg.seed * 300, lexicon)
-        out += _cached(cache / f"kokoro-{cfg.kokoro}-s{cfg.seed}-v{LABELS_VERSION}.pkl", make)
+        name = f"kokoro-{cfg.kokoro}-s{cfg.seed}-v{LABELS_VERSION}.{neural.LABELS_VERSION}.pkl"
+        out += _cached(cache / name, make)
     return out
 
 
@@ -485,6 +486,8 @@ def features(cfg: Config, data: pathlib.Path, cache: bool) -> tuple[Any, ...]:
         k: getattr(cfg, k) for k in ("espeak", "festival", "foreign", "flite", "kokoro", "copies", "not_speech", "seed")
     }
     key.update(labels=LABELS_VERSION, features=FEATURES_VERSION, flite=Flite.available(), kokoro=neural.available())
+    if neural.available():
+        key.update(kokoro_labels=neural.LABELS_VERSION)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     path = data / f"features-{digest}.pkl"
     if cache and path.is_file():

@@ -463,3 +463,38 @@ def test_evaluation_harness_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "viseme accuracy" in out
     assert "bilabial closure recall" in out
+
+
+def test_kokoro_labels_are_trimmed_to_what_is_heard() -> None:
+    """A phone before a pause ends where its sound ends; one after a pause starts where its sound
+    starts, unless it is a stop (whose closure is silent); every phone keeps 20 ms."""
+    _bench()
+    from lipsync.neural import trim_to_audible
+    from lipsync.visemes import Phone
+
+    rate = 24000
+    t = np.arange(int(1.6 * rate)) / rate
+    tone = (8000 * np.sin(2 * np.pi * 220 * t)).astype(np.int16)
+    audio = np.zeros_like(tone)
+    for lo, hi in ((0.4, 0.7), (1.0, 1.2), (1.25, 1.3)):  # sound only here
+        audio[int(lo * rate) : int(hi * rate)] = tone[int(lo * rate) : int(hi * rate)]
+    phones = [
+        Phone("_", 0.0, 0.2),
+        Phone("m", 0.2, 0.5),  # after a pause, silent until 0.4
+        Phone("a", 0.5, 0.8),  # before a pause, silent after 0.7
+        Phone("_", 0.8, 0.9),
+        Phone("p", 0.9, 1.05),  # a stop after a pause: its silent closure stays
+        Phone("i", 1.05, 1.3),  # between phones: untouched
+        Phone("t", 1.3, 1.6),  # the last phone, silent: keeps 20 ms
+    ]
+    got = [(p.symbol, round(p.start, 3), round(p.end, 3)) for p in trim_to_audible(phones, audio, rate)]
+    assert got == [
+        ("_", 0.0, 0.4),
+        ("m", 0.4, 0.5),
+        ("a", 0.5, 0.7),
+        ("_", 0.7, 0.9),
+        ("p", 0.9, 1.05),
+        ("i", 1.05, 1.3),
+        ("t", 1.3, 1.32),
+        ("_", 1.32, 1.6),
+    ]

@@ -15,7 +15,10 @@ intelligible, accented English. Here:
   the stress mark before it; a word gap's units go half to each side, a gap of
   :data:`GAP_PAUSE_UNITS` or more and punctuation are pauses. The waveform runs
   :data:`OFFSET_SECONDS` ahead of the summed durations (measured by :func:`calibrate`), so phone
-  times are shifted by it;
+  times are shifted by it. Before a pause the duration predictor gives the last phone the pause's
+  time too (a clause-final ``z`` of 0.7 s of which 0.5 s is digital silence), so
+  :func:`trim_to_audible` ends each phone before a pause where its sound ends, and starts each
+  phone after one where its sound starts (stops excepted: their closure is silent);
 - voices: the five style vectors, and blends of two of them (a new timbre per blend).
 """
 
@@ -39,6 +42,11 @@ RATE = 24000
 UNIT = 600  # samples per duration unit
 VOICES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
 GAP_PAUSE_UNITS = 4  # a word gap this long (100 ms) is a pause
+#: Audible: a 10 ms frame within this many dB of the utterance's speech level (trim_to_audible).
+AUDIBLE_DB = 40.0
+#: Labels version of the Kokoro source (2: phones trimmed to their sound at pauses): keys the caches.
+LABELS_VERSION = 2
+_STOPS = "pbtdkgɡʔ"
 OFFSET_SECONDS = -0.070  # audio leads the durations (calibrate(): -0.06 s; pocketsphinx agrees best at -0.07 to -0.08)
 PUNCTUATION = ",.;:!?"
 _MAX_TOKENS = 500
@@ -170,8 +178,8 @@ class Kokoro:
         d = np.asarray(durations).ravel().astype(np.int64)
         per_unit = np.zeros(len(units), np.int64)
         np.add.at(per_unit, np.array(owner, np.int64), d[1:-1])
-        phones = _phones(units, per_unit, int(d[0]), len(audio))
         pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
+        phones = trim_to_audible(_phones(units, per_unit, int(d[0]), len(audio)), pcm, RATE)
         meta: dict[str, float] = {"speed": float(speed)}
         return Utterance(pcm, RATE, phones, "kokoro", voice, text, meta)
 
@@ -215,6 +223,56 @@ def _phones(units: Sequence[tuple[str, str]], frames: npt.NDArray[np.int64], lea
     if out[-1].end < total:
         out.append(Phone("_", out[-1].end, total))
     return [p for p in out if p.end > p.start]
+
+
+def trim_to_audible(phones: Sequence[Phone], audio: npt.NDArray[np.int16], rate: int) -> list[Phone]:
+    """Phones next to a pause (``_``) or the utterance's ends cut to where they are audible.
+
+    A frame (10 ms) is audible when its level is within :data:`AUDIBLE_DB` of the speech level (the
+    90th percentile of the frames inside phones). A phone before a pause or at the end ends with
+    its last audible frame; a phone after a pause or at the start, unless it is a stop, starts with
+    its first. Each keeps at least 20 ms; the pauses grow into the time given up.
+    """
+    hop = rate // 100
+    n = len(audio) // hop
+    if n == 0 or not phones:
+        return list(phones)
+    x = audio[: n * hop].astype(np.float64).reshape(n, hop) / 32768.0
+    level = 10.0 * np.log10(np.mean(x * x, axis=1) + 1e-12)
+    inside = np.zeros(n, bool)
+    for p in phones:
+        if p.symbol != "_":
+            inside[int(p.start * 100) : int(np.ceil(p.end * 100))] = True
+    if not inside.any():
+        return list(phones)
+    audible = level > np.percentile(level[inside], 90) - AUDIBLE_DB
+    spans = [[p.symbol, p.start, p.end] for p in phones]
+    keep = 0.02
+    for i, (symbol, start, end) in enumerate(spans):
+        if symbol == "_":
+            continue
+        lo, hi = int(start * 100), min(n, int(np.ceil(end * 100)))
+        heard = np.flatnonzero(audible[lo:hi]) + lo
+        if i + 1 == len(spans) or spans[i + 1][0] == "_":
+            last = (heard[-1] + 1) / 100 if len(heard) else start
+            spans[i][2] = float(min(end, max(last, start + keep)))
+        if (i == 0 or spans[i - 1][0] == "_") and symbol.lstrip("ˈˌ")[:1] not in _STOPS:
+            first = heard[0] / 100 if len(heard) else end
+            spans[i][1] = float(max(start, min(first, spans[i][2] - keep)))
+    # The pauses (and the time around the utterance) take what the phones gave up.
+    out: list[Phone] = []
+    at = 0.0
+    for symbol, start, end in spans:
+        if symbol == "_":
+            continue
+        if start > at + 1e-9:
+            out.append(Phone("_", at, start))
+        out.append(Phone(symbol, start, end))
+        at = end
+    total = len(audio) / rate
+    if at < total - 1e-9:
+        out.append(Phone("_", at, total))
+    return out
 
 
 @functools.cache
