@@ -138,8 +138,12 @@ class Kokoro:
             return ((1 - w) * self.styles[m.group(1)] + w * self.styles[m.group(2)]).astype(np.float32)
         return self.styles[voice]
 
-    def synthesize(self, text: str, voice: str = "jf_alpha", speed: float = 1.0) -> Utterance:
-        """Speak ``text`` (English) with ``voice``; phones carry espeak IPA symbols."""
+    def synthesize(self, text: str, voice: str = "jf_alpha", speed: float = 1.0, trim: bool = True) -> Utterance:
+        """Speak ``text`` (English) with ``voice``; phones carry espeak IPA symbols.
+
+        ``trim=False`` keeps the phones as the duration predictor gives them (see
+        :func:`trim_to_audible`; ``agreement.py`` compares the two).
+        """
         symbols = self.ipa(text)
         tokens: list[int] = []
         owner: list[int] = []  # per token: index into `units` of what it belongs to
@@ -179,7 +183,9 @@ class Kokoro:
         per_unit = np.zeros(len(units), np.int64)
         np.add.at(per_unit, np.array(owner, np.int64), d[1:-1])
         pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
-        phones = trim_to_audible(_phones(units, per_unit, int(d[0]), len(audio)), pcm, RATE)
+        phones = _phones(units, per_unit, int(d[0]), len(audio))
+        if trim:
+            phones = trim_to_audible(phones, pcm, RATE)
         meta: dict[str, float] = {"speed": float(speed)}
         return Utterance(pcm, RATE, phones, "kokoro", voice, text, meta)
 

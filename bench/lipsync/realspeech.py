@@ -46,15 +46,16 @@ def load(path: pathlib.Path) -> tuple[np.ndarray, int]:
     return audio, int(doc["sample_rate"])
 
 
-def aligned(path: pathlib.Path, transcript: str = TRANSCRIPT) -> Labelled:
-    """The recording with phones from pocketsphinx's two-pass forced alignment to ``transcript``."""
+def align(audio: np.ndarray, transcript: str) -> list[Phone]:
+    """pocketsphinx's two-pass forced alignment of 16 kHz PCM16 ``audio`` to ``transcript``.
+
+    Phones carry pocketsphinx's ARPAbet names in lower case (``pau`` for silence, ``ax`` for a
+    short ``ah``), in seconds.
+    """
     from pocketsphinx import Decoder
 
-    audio, rate = load(path)
-    if rate != 16000:
-        raise ValueError("the alignment model wants 16 kHz")
-    raw = audio.tobytes()
-    decoder = Decoder(samprate=rate, bestpath=False, loglevel="FATAL")
+    raw = audio.astype(np.int16).tobytes()
+    decoder = Decoder(samprate=16000, bestpath=False, loglevel="FATAL")
     decoder.set_align_text(transcript)
     decoder.start_utt()
     decoder.process_raw(raw, full_utt=True)
@@ -74,6 +75,15 @@ def aligned(path: pathlib.Path, transcript: str = TRANSCRIPT) -> Labelled:
             elif name == "ah" and ph.duration <= 5:
                 name = "ax"
             phones.append(Phone(name, start, end))
+    return phones
+
+
+def aligned(path: pathlib.Path, transcript: str = TRANSCRIPT) -> Labelled:
+    """The recording with phones from pocketsphinx's two-pass forced alignment to ``transcript``."""
+    audio, rate = load(path)
+    if rate != 16000:
+        raise ValueError("the alignment model wants 16 kHz")
+    phones = align(audio, transcript)
     duration = len(audio) / rate
     if phones and phones[-1].end < duration:
         phones.append(Phone("pau", phones[-1].end, duration))
