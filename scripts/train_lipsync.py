@@ -71,6 +71,7 @@ class Config:
     flite: int = 500  # per flite training voice (skipped when not installed)
     kokoro: int = 700  # Kokoro utterances over its training voices (skipped when not installed)
     not_speech: float = 0.08  # non-speech clips (tones, music, noise) per speech utterance, labelled silence
+    background: float = 0.25  # share of augmented utterances with music or noise 0-20 dB under the speech
     copies: int = 1  # augmented copies of each utterance
     projection: int = 48
     hidden: int = 256
@@ -148,12 +149,15 @@ def _rir(rng: np.random.Generator, rate: int) -> F32:
     return rir.astype(np.float32)
 
 
-def augment(item: Labelled, rng: np.random.Generator) -> tuple[F32, int, list[Segment], float]:
+def augment(
+    item: Labelled, rng: np.random.Generator, background: float = 0.25
+) -> tuple[F32, int, list[Segment], float]:
     """A perturbed copy: (float samples, rate, segments on the new time axis, duration).
 
     Speed (which also moves pitch and formants, like another vocal tract), a random supported
     rate, microphone tilt, a room, a speech level from -50 to -3 dBFS, background (music or noise
-    0-20 dB under the speech, or faint noise), and now and then clipping, the telephone band or a
+    0-20 dB under the speech in a ``background`` share of copies, or faint noise), and now and
+    then clipping, the telephone band or a
     lossy codec round trip (Opus or MP3).
     """
     utt = item.utt
@@ -177,9 +181,9 @@ def augment(item: Labelled, rng: np.random.Generator) -> tuple[F32, int, list[Se
     level = rng.uniform(-50.0, -3.0)
     x = sounds.at_level(x, level)
     r = rng.random()
-    if r < 0.25:  # music or noise under the speech
+    if r < background:  # music or noise under the speech
         x = x + sounds.background(rng, rate, len(x), level - rng.uniform(0.0, 20.0))
-    elif r < 0.6:  # faint noise: white or pink, 10-45 dB below the speech
+    elif r < background + 0.35:  # faint noise: white or pink, 10-45 dB below the speech
         noise = rng.standard_normal(len(x)).astype(np.float32)
         if rng.random() < 0.5:
             noise = signal.lfilter([1.0], [1.0, -0.95], noise).astype(np.float32)
@@ -220,7 +224,7 @@ def source_name(item: Labelled) -> str:
 
 
 def featurize(
-    items: list[Labelled], copies: int, seed: int, not_speech: float = 0.0
+    items: list[Labelled], copies: int, seed: int, not_speech: float = 0.0, background: float = 0.25
 ) -> tuple[list[F32], list[npt.NDArray[np.int8]], list[str], list[str]]:
     """Features, 10 ms labels, source names and families of augmented copies of each utterance.
 
@@ -239,7 +243,7 @@ def featurize(
                     item.utt.duration,
                 )
             else:
-                x, rate, segs, dur = augment(item, rng)
+                x, rate, segs, dur = augment(item, rng, background)
             f = engine.log_mel(x, rate)
             lab = label_grid(segs, dur, 0.01)
             n = min(len(f), len(lab))
@@ -488,6 +492,8 @@ def features(cfg: Config, data: pathlib.Path, cache: bool) -> tuple[Any, ...]:
     key.update(labels=LABELS_VERSION, features=FEATURES_VERSION, flite=Flite.available(), kokoro=neural.available())
     if neural.available():
         key.update(kokoro_labels=neural.LABELS_VERSION)
+    if cfg.background != Config.background:  # (absent from the key of the earlier recipe)
+        key.update(background=cfg.background)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     path = data / f"features-{digest}.pkl"
     if cache and path.is_file():
@@ -501,8 +507,8 @@ def features(cfg: Config, data: pathlib.Path, cache: bool) -> tuple[Any, ...]:
     dev_items = [items[i] for i in order[:n_dev]]
     train_items = [items[i] for i in order[n_dev:]]
     t0 = time.time()
-    train = featurize(train_items, cfg.copies, cfg.seed, cfg.not_speech)
-    dev = featurize(dev_items, 1, cfg.seed + 7, cfg.not_speech)
+    train = featurize(train_items, cfg.copies, cfg.seed, cfg.not_speech, cfg.background)
+    dev = featurize(dev_items, 1, cfg.seed + 7, cfg.not_speech, cfg.background)
     print(
         f"features: {sum(len(f) for f in train[0])} train / {sum(len(f) for f in dev[0])} dev frames "
         f"({time.time() - t0:.0f} s)"
@@ -533,6 +539,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--offsets", help="comma-separated context offsets instead (ascending, 0 included)")
     ap.add_argument("--stream", help="per-stream normalisation: prior_frames,memory_frames,gate_db,floor_db or 'off'")
     ap.add_argument("--warp", type=float, help="mel-axis shift augmentation, in bands (default 0)")
+    ap.add_argument("--background", type=float, help="share of copies with music or noise under the speech (0.25)")
     ap.add_argument("--exclude-family", help="comma-separated synthesizer families to leave out of training")
     ap.add_argument("--no-cache-features", dest="cache_features", action="store_false",
                     help="do not keep the augmented features under --data (they are reused by later runs)")  # fmt: skip
@@ -541,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         cfg.espeak, cfg.festival, cfg.foreign, cfg.epochs, cfg.copies = 60, 20, 4, 2, 1
         cfg.flite, cfg.kokoro = 10, 10
-    for name in ("epochs", "espeak", "festival", "hidden", "projection", "warp", "dropout"):
+    for name in ("epochs", "espeak", "festival", "hidden", "projection", "warp", "dropout", "background"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if args.future is not None:
