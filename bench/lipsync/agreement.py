@@ -41,19 +41,24 @@ def to_16k(utt: Utterance) -> np.ndarray:
     return np.clip(np.round(x), -32768, 32767).astype(np.int16)
 
 
-def agreement(utts: Sequence[Utterance]) -> tuple[int, int]:
-    """(frames that agree within a frame, frames) between each utterance's labels and pocketsphinx's."""
-    hits = total = 0
+def agreement(utts: Sequence[Utterance]) -> tuple[int, int, int]:
+    """(frames that agree within a frame, frames, utterances skipped) between each utterance's
+    labels and pocketsphinx's; an utterance with a word pocketsphinx's dictionary lacks is skipped."""
+    hits = total = skipped = 0
     for utt in utts:
         audio = to_16k(utt)
         words = re.sub(r"[^a-z' ]", " ", utt.text.lower())
-        phones = realspeech.align(audio, words)
+        try:
+            phones = realspeech.align(audio, words)
+        except RuntimeError:  # a word outside the dictionary
+            skipped += 1
+            continue
         ref = dataset.label(Utterance(audio, 16000, phones, "festival", "pocketsphinx", utt.text))
         ours = dataset.label(utt)
         n = min(len(ours.frames), len(ref.frames))
         hits += int(tolerant_hits(ours.frames[:n], ref.frames[:n]).sum())
         total += n
-    return hits, total
+    return hits, total, skipped
 
 
 def kokoro_sets(split: str, count: int | None) -> dict[str, list[Utterance]]:
@@ -90,10 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         fl = Flite.get()
         sets = {"flite rms": [fl.synthesize(t, "rms") for t in dataset.texts_of(args.split, args.count)]}
-    print(f"| labels ({args.split} split) | frames | agree with pocketsphinx (±1 frame) |\n|---|---|---|")
+    print(f"| labels ({args.split} split) | utterances | frames | agree with pocketsphinx (±1 frame) |")
+    print("|---|---|---|---|")
     for name, utts in sets.items():
-        hits, total = agreement(utts)
-        print(f"| {name} | {total} | {100 * hits / max(1, total):.1f} % |")
+        hits, total, skipped = agreement(utts)
+        print(f"| {name} | {len(utts) - skipped} of {len(utts)} | {total} | {100 * hits / max(1, total):.1f} % |")
     return 0
 
 
