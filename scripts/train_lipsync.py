@@ -157,8 +157,7 @@ def augment(
     Speed (which also moves pitch and formants, like another vocal tract), a random supported
     rate, microphone tilt, a room, a speech level from -50 to -3 dBFS, background (music or noise
     0-20 dB under the speech in a ``background`` share of copies, or faint noise), and now and
-    then clipping, the telephone band or a
-    lossy codec round trip (Opus or MP3).
+    then clipping, the telephone band or a lossy codec round trip (Opus or MP3).
     """
     utt = item.utt
     x = utt.audio.astype(np.float32) / 32768.0
