@@ -538,6 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--offsets", help="comma-separated context offsets instead (ascending, 0 included)")
     ap.add_argument("--stream", help="per-stream normalisation: prior_frames,memory_frames,gate_db,floor_db or 'off'")
     ap.add_argument("--warp", type=float, help="mel-axis shift augmentation, in bands (default 0)")
+    ap.add_argument("--copies", type=int, help="augmented copies of each utterance (default 1)")
     ap.add_argument("--background", type=float, help="share of copies with music or noise under the speech (0.25)")
     ap.add_argument("--exclude-family", help="comma-separated synthesizer families to leave out of training")
     ap.add_argument("--no-cache-features", dest="cache_features", action="store_false",
@@ -547,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         cfg.espeak, cfg.festival, cfg.foreign, cfg.epochs, cfg.copies = 60, 20, 4, 2, 1
         cfg.flite, cfg.kokoro = 10, 10
-    for name in ("epochs", "espeak", "festival", "hidden", "projection", "warp", "dropout", "background"):
+    for name in ("epochs", "espeak", "festival", "hidden", "projection", "warp", "dropout", "background", "copies"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if args.future is not None:
