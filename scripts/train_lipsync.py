@@ -71,7 +71,9 @@ class Config:
     flite: int = 500  # per flite training voice (skipped when not installed)
     kokoro: int = 700  # Kokoro utterances over its training voices (skipped when not installed)
     not_speech: float = 0.08  # non-speech clips (tones, music, noise) per speech utterance, labelled silence
-    background: float = 0.25  # share of augmented utterances with music or noise 0-20 dB under the speech
+    # Share of augmented copies with music or noise 0-20 dB under the speech (0-0.65): the rest get
+    # faint noise (35 %) or none. About a fifth of the first copies are not augmented at all.
+    background: float = 0.25
     copies: int = 1  # augmented copies of each utterance
     projection: int = 48
     hidden: int = 256
@@ -539,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stream", help="per-stream normalisation: prior_frames,memory_frames,gate_db,floor_db or 'off'")
     ap.add_argument("--warp", type=float, help="mel-axis shift augmentation, in bands (default 0)")
     ap.add_argument("--copies", type=int, help="augmented copies of each utterance (default 1)")
-    ap.add_argument("--background", type=float, help="share of copies with music or noise under the speech (0.25)")
+    ap.add_argument("--background", type=float, help="augmented copies with music or noise under them, 0-0.65 (0.25)")
     ap.add_argument("--exclude-family", help="comma-separated synthesizer families to leave out of training")
     ap.add_argument("--no-cache-features", dest="cache_features", action="store_false",
                     help="do not keep the augmented features under --data (they are reused by later runs)")  # fmt: skip
@@ -555,6 +557,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg.offsets = tuple(o for o in OFFSETS if o <= args.future)
     if args.offsets:
         cfg.offsets = tuple(int(o) for o in args.offsets.split(","))
+    if not 0.0 <= cfg.background <= 0.65:
+        ap.error("--background must be in [0, 0.65] (35 % of the copies get faint noise)")
     if args.stream:
         cfg.stream = () if args.stream == "off" else tuple(float(v) for v in args.stream.split(","))
     print("config:", cfg)

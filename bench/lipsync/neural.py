@@ -243,12 +243,13 @@ def trim_to_audible(phones: Sequence[Phone], audio: npt.NDArray[np.int16], rate:
     n = len(audio) // hop
     if n == 0 or not phones:
         return list(phones)
+    fps = rate / hop  # frames per second (100 when the rate divides by 100)
     x = audio[: n * hop].astype(np.float64).reshape(n, hop) / 32768.0
     level = 10.0 * np.log10(np.mean(x * x, axis=1) + 1e-12)
     inside = np.zeros(n, bool)
     for p in phones:
         if p.symbol != "_":
-            inside[int(p.start * 100) : int(np.ceil(p.end * 100))] = True
+            inside[int(p.start * fps) : int(np.ceil(p.end * fps))] = True
     if not inside.any():
         return list(phones)
     audible = level > np.percentile(level[inside], 90) - AUDIBLE_DB
@@ -257,13 +258,15 @@ def trim_to_audible(phones: Sequence[Phone], audio: npt.NDArray[np.int16], rate:
     for i, (symbol, start, end) in enumerate(spans):
         if symbol == "_":
             continue
-        lo, hi = int(start * 100), min(n, int(np.ceil(end * 100)))
+        lo, hi = int(start * fps), min(n, int(np.ceil(end * fps)))
         heard = np.flatnonzero(audible[lo:hi]) + lo
+        # Before a pause, a stop keeps its closure (before the burst) but not the silence after
+        # it; an unreleased stop, silent throughout, keeps only 20 ms.
         if i + 1 == len(spans) or spans[i + 1][0] == "_":
-            last = (heard[-1] + 1) / 100 if len(heard) else start
+            last = (heard[-1] + 1) / fps if len(heard) else start
             spans[i][2] = float(min(end, max(last, start + keep)))
         if (i == 0 or spans[i - 1][0] == "_") and symbol.lstrip("ˈˌ")[:1] not in _STOPS:
-            first = heard[0] / 100 if len(heard) else end
+            first = heard[0] / fps if len(heard) else end
             spans[i][1] = float(max(start, min(first, spans[i][2] - keep)))
     # The pauses (and the time around the utterance) take what the phones gave up.
     out: list[Phone] = []
@@ -299,7 +302,8 @@ def calibrate(utterances: Sequence[Utterance], search_ms: tuple[int, int] = (-12
 
     For each candidate shift, correlates the frame energy (10 ms, dB) with the expected loudness
     of the phone covering each frame (:func:`_shape_of`), pooled over ``utterances`` synthesized
-    with ``OFFSET_SECONDS`` already applied; returns the correction to add to it.
+    with ``OFFSET_SECONDS`` already applied and ``trim=False`` (trimmed phones already follow the
+    loudness, which would pull the answer towards no correction); returns the correction to add.
     """
     best, best_r = 0.0, -2.0
     for ms in range(search_ms[0], search_ms[1] + 1, 5):
