@@ -152,7 +152,7 @@ def _rir(rng: np.random.Generator, rate: int) -> F32:
 
 
 def augment(
-    item: Labelled, rng: np.random.Generator, background: float = 0.25
+    item: Labelled, rng: np.random.Generator, background: float = Config.background
 ) -> tuple[F32, int, list[Segment], float]:
     """A perturbed copy: (float samples, rate, segments on the new time axis, duration).
 
@@ -225,7 +225,7 @@ def source_name(item: Labelled) -> str:
 
 
 def featurize(
-    items: list[Labelled], copies: int, seed: int, not_speech: float = 0.0, background: float = 0.25
+    items: list[Labelled], copies: int, seed: int, not_speech: float = 0.0, background: float = Config.background
 ) -> tuple[list[F32], list[npt.NDArray[np.int8]], list[str], list[str]]:
     """Features, 10 ms labels, source names and families of augmented copies of each utterance.
 

@@ -23,25 +23,13 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-import numpy as np
-from scipy import signal
-
 if __package__ in (None, ""):
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from lipsync import dataset, neural, realspeech
 from lipsync.metrics import tolerant_hits
-from lipsync.synth import Flite, Utterance
+from lipsync.synth import Flite, Utterance, resample_pcm
 from lipsync.visemes import SIL
-
-
-def to_16k(utt: Utterance) -> np.ndarray:
-    """The utterance's audio at 16 kHz (pocketsphinx's acoustic model's rate), PCM16."""
-    x = utt.audio.astype(np.float64)
-    if utt.rate != 16000:
-        g = np.gcd(16000, utt.rate)
-        x = signal.resample_poly(x, 16000 // g, utt.rate // g)
-    return np.clip(np.round(x), -32768, 32767).astype(np.int16)
 
 
 @dataclass
@@ -63,7 +51,7 @@ def agreement(utts: Sequence[Utterance]) -> Agreement:
     """
     out = Agreement()
     for utt in utts:
-        audio = to_16k(utt)
+        audio = resample_pcm(utt.audio, utt.rate, 16000)  # pocketsphinx's acoustic model's rate
         words = re.sub(r"[^a-z' ]", " ", utt.text.lower())
         try:
             phones = realspeech.align(audio, words)

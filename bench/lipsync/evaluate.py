@@ -43,7 +43,7 @@ if __package__ in (None, ""):  # run as a script: make the lipsync package impor
 from lipsync import dataset, neural, realspeech, sounds
 from lipsync.dataset import Labelled
 from lipsync.metrics import Tally, pearson, predicted_visemes
-from lipsync.synth import Espeak, Flite, festival_available
+from lipsync.synth import Espeak, Flite, festival_available, resample_pcm
 from lipsync.visemes import VISEMES
 
 F32 = npt.NDArray[np.float32]
@@ -142,17 +142,7 @@ def resampled(items: Sequence[Labelled], rate: int) -> list[Labelled]:
     """The same utterances at another rate (soxr when installed, else scipy)."""
     out = []
     for item in items:
-        x = item.utt.audio.astype(np.float64) / 32768.0
-        try:
-            import soxr
-
-            y = soxr.resample(x, item.utt.rate, rate)
-        except ImportError:
-            from scipy import signal
-
-            g = math.gcd(rate, item.utt.rate)
-            y = signal.resample_poly(x, rate // g, item.utt.rate // g)
-        pcm = np.clip(np.round(y * 32768.0), -32768, 32767).astype(np.int16)
+        pcm = resample_pcm(item.utt.audio, item.utt.rate, rate)
         utt = type(item.utt)(pcm, rate, item.utt.phones, item.utt.source, item.utt.voice, item.utt.text, item.utt.meta)
         out.append(Labelled(utt, item.segs, item.frames, item.openness))
     return out

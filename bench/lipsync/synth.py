@@ -48,6 +48,25 @@ FESTIVAL_VOICES = {
 }
 
 
+def resample_pcm(audio: I16, rate: int, to: int) -> I16:
+    """PCM16 ``audio`` at ``rate`` resampled to ``to`` Hz (soxr when installed, else scipy)."""
+    if rate == to:
+        return audio
+    x = audio.astype(np.float64) / 32768.0
+    try:
+        import soxr
+
+        y = soxr.resample(x, rate, to)
+    except ImportError:
+        import math
+
+        from scipy import signal
+
+        g = math.gcd(to, rate)
+        y = signal.resample_poly(x, to // g, rate // g)
+    return np.clip(np.round(y * 32768.0), -32768, 32767).astype(np.int16)
+
+
 @dataclass
 class Utterance:
     """Synthesized speech: PCM16 mono, its rate, its phones, and where it came from."""
