@@ -498,3 +498,25 @@ def test_kokoro_labels_are_trimmed_to_what_is_heard() -> None:
         ("t", 1.3, 1.32),
         ("_", 1.32, 1.6),
     ]
+
+
+@needs_espeak
+def test_recognizer_reference_answers_once_per_frame() -> None:
+    """The harness's pocketsphinx reference: nothing before flush, then one frame per 40 ms, each a
+    single viseme; silence reads as silence and speech mostly as speech."""
+    pytest.importorskip("pocketsphinx")
+    _bench()
+    from lipsync.baseline import RecognizerSession
+
+    audio, rate, _ = speak("Please put the blue box back on the shelf.", "en-us")
+    audio = np.concatenate([np.zeros(rate // 2, np.int16), audio])
+    session = RecognizerSession(rate)
+    assert all(len(session.push(audio[at : at + 441])) == 0 for at in range(0, len(audio), 441))
+    frames = session.flush()
+    assert len(frames) == math.ceil(len(audio) / (rate / 25))
+    weights = frames[:, [COL[v] for v in VISEMES]]
+    assert np.all(weights.sum(axis=1) == 1.0) and np.all(weights.max(axis=1) == 1.0)
+    read = [viseme_at(frames, k) for k in range(len(frames))]
+    assert set(read[:10]) == {"sil"}  # the half second of silence before the speech
+    assert sum(v != "sil" for v in read[13:]) > 0.6 * len(read[13:])
+    assert frames[:, COL["jawOpen"]].max() > 0.3

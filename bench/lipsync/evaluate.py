@@ -6,6 +6,7 @@
     python bench/lipsync/evaluate.py --robustness     # also music and noise under speech, levels, codecs
     python bench/lipsync/evaluate.py --seen           # also the training voices on held-out text
     python bench/lipsync/evaluate.py --baseline       # also the first, loudness-only engine
+    python bench/lipsync/evaluate.py --recognizer     # also pocketsphinx's all-phone recognizer (offline)
     python bench/lipsync/evaluate.py --rates          # also kal resampled to every supported rate
     python bench/lipsync/evaluate.py --json out.json  # the figures as JSON too
     python bench/lipsync/evaluate.py --low-latency    # the low-latency engine (0 ms look-ahead)
@@ -89,6 +90,13 @@ def baseline_factory() -> SessionFactory:
     from lipsync.baseline import BaselineSession
 
     return BaselineSession
+
+
+def recognizer_factory() -> SessionFactory:
+    """Sessions of pocketsphinx's all-phone recognizer (whole utterance, offline)."""
+    from lipsync.baseline import RecognizerSession
+
+    return RecognizerSession
 
 
 def run(make: SessionFactory, audio: npt.NDArray[np.int16], rate: int, chunk_ms: float) -> tuple[F32, float, float]:
@@ -379,6 +387,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--smoothing", type=int, nargs=2, metavar=("BEFORE", "AHEAD"), help="10 ms smoothing steps each side"
     )
     ap.add_argument("--baseline", action="store_true", help="also score the first, loudness-only engine")
+    ap.add_argument(
+        "--recognizer", action="store_true", help="also score pocketsphinx's all-phone recognizer (offline)"
+    )
     ap.add_argument("--rates", action="store_true", help="also score kal resampled to every supported rate")
     ap.add_argument("--seen", action="store_true", help="also score the training voices (held-out texts)")
     ap.add_argument("--robustness", action="store_true", help="also score held-out voices under music, noise, ...")
@@ -408,6 +419,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     engines: list[tuple[str, SessionFactory]] = [("engine", engine)]
     if args.baseline:
         engines.append(("baseline (loudness only)", baseline_factory()))
+    if args.recognizer:
+        if not realspeech.available():
+            ap.error("--recognizer needs pocketsphinx")
+        engines.append(("pocketsphinx all-phone (offline, whole utterance)", recognizer_factory()))
 
     results: dict[str, Any] = {}
     for engine_name, make in engines:

@@ -64,18 +64,34 @@ def align(audio: np.ndarray, transcript: str) -> list[Phone]:
     decoder.start_utt()
     decoder.process_raw(raw, full_utt=True)
     decoder.end_utt()
-    phones: list[Phone] = []
-    frame = 0.01
-    for word in decoder.get_alignment():
-        for ph in word:
-            name = ph.name.lower()
-            start, end = ph.start * frame, (ph.start + ph.duration) * frame
-            if name == "sil":
-                name = "pau"
-            elif name == "ah" and ph.duration <= 5:
-                name = "ax"
-            phones.append(Phone(name, start, end))
-    return phones
+    return [_phone(ph.name, ph.start, ph.duration) for word in decoder.get_alignment() for ph in word]
+
+
+def recognize(audio: np.ndarray) -> list[Phone]:
+    """pocketsphinx's all-phone recognition of 16 kHz PCM16 ``audio`` (no transcript, whole utterance).
+
+    The phones pocketsphinx hears, under its English phone-trigram model, named as by :func:`align`;
+    its noise and filler units count as silence.
+    """
+    from pocketsphinx import Decoder, get_model_path
+
+    phone_lm = pathlib.Path(get_model_path()) / "en-us" / "en-us-phone.lm.bin"
+    decoder = Decoder(samprate=16000, allphone=str(phone_lm), lm=None, lw=2.0, beam=1e-20, pbeam=1e-20,
+                      bestpath=False, loglevel="FATAL")  # fmt: skip
+    decoder.start_utt()
+    decoder.process_raw(audio.astype(np.int16).tobytes(), full_utt=True)
+    decoder.end_utt()
+    return [_phone(seg.word, seg.start_frame, seg.end_frame - seg.start_frame + 1) for seg in decoder.seg()]
+
+
+def _phone(name: str, start: int, frames: int) -> Phone:
+    """A pocketsphinx unit (10 ms frames) as a phone in seconds: ``sil`` and fillers are ``pau``."""
+    name = name.lower()
+    if name == "sil" or name.startswith(("+", "<")):
+        name = "pau"
+    elif name == "ah" and frames <= 5:
+        name = "ax"
+    return Phone(name, start * 0.01, (start + frames) * 0.01)
 
 
 def aligned(path: pathlib.Path, transcript: str = TRANSCRIPT) -> Labelled:
