@@ -13,8 +13,8 @@ see identical inputs), numpy and scipy, the ``espeakng-loader`` wheel, and festi
 Steps: synthesize utterances with known phone timing (cached under ``--data``); augment each one
 (speed/vocal-tract perturbation, resampling to a random supported rate, microphone tilt, reverb,
 noise, level), compute the engine's log-mel features and 10 ms viseme labels; train the network
-(per-frame projection, splice at context offsets, two hidden layers, softmax over 15 visemes) with
-Adam in numpy; write float16 weights to an ``.npz`` the engine loads.
+(per-frame projection, splice at context offsets, ReLU layers (two unless ``--layers``), softmax over
+15 visemes) with Adam in numpy; write float16 weights to an ``.npz`` the engine loads.
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ class Config:
     copies: int = 1  # augmented copies of each utterance
     projection: int = 48
     hidden: int = 256
+    layers: int = 2  # hidden layers
     epochs: int = 10
     batch: int = 2048  # frames per step
     run: int = 64  # consecutive frames per run in a batch
@@ -273,7 +274,7 @@ def featurize(
 
 
 class Net:
-    """Projection per frame, splice at OFFSETS, two ReLU layers, softmax; trained with Adam.
+    """Projection per frame, splice at OFFSETS, ``cfg.layers`` ReLU layers, softmax; trained with Adam.
 
     A batch is S runs of consecutive frames (S x W x N_MELS raw log-mel, W = L + past + future):
     each frame is projected once and the projections are spliced for the L centre frames.
@@ -285,19 +286,20 @@ class Net:
         self.cfg = cfg
         self.mean, self.inv_std = mean, inv_std
         self.stream = stream or {}
-        p, h, k = cfg.projection, cfg.hidden, len(cfg.offsets)
+        p, h, k, layers = cfg.projection, cfg.hidden, len(cfg.offsets), cfg.layers
         self.past, self.future = -cfg.offsets[0], cfg.offsets[-1]
         self.shift = np.array(cfg.offsets) + self.past
 
         def init(fan_in: int, fan_out: int) -> F32:
             return (rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)).astype(np.float32)
 
-        self.params: dict[str, F32] = {
-            "wp": init(engine.N_MELS, p), "bp": np.zeros(p, np.float32),
-            "w1": init(p * k, h), "b1": np.zeros(h, np.float32),
-            "w2": init(h, h), "b2": np.zeros(h, np.float32),
-            "w3": init(h, len(VISEMES)) * 0.1, "b3": np.zeros(len(VISEMES), np.float32),
-        }  # fmt: skip
+        # w1 ... w{layers} are the hidden layers, w{layers + 1} the output.
+        self.params: dict[str, F32] = {"wp": init(engine.N_MELS, p), "bp": np.zeros(p, np.float32)}
+        for i in range(1, layers + 1):
+            self.params[f"w{i}"] = init(p * k if i == 1 else h, h)
+            self.params[f"b{i}"] = np.zeros(h, np.float32)
+        self.params[f"w{layers + 1}"] = init(h, len(VISEMES)) * 0.1
+        self.params[f"b{layers + 1}"] = np.zeros(len(VISEMES), np.float32)
         self.m = {n: np.zeros_like(v) for n, v in self.params.items()}
         self.v = {n: np.zeros_like(v) for n, v in self.params.items()}
         self.t = 0
@@ -311,21 +313,18 @@ class Net:
         a0 = z @ p["wp"] + p["bp"]
         proj = np.maximum(a0, 0).reshape(s, w, -1)
         idx = np.arange(n)[:, None] + self.shift[None, :]  # L x K
-        h0 = proj[:, idx, :].reshape(s * n, -1)
-        a1 = h0 @ p["w1"] + p["b1"]
-        h1 = np.maximum(a1, 0)
-        cache = {"z": z, "a0": a0, "h0": h0, "a1": a1}
+        h = proj[:, idx, :].reshape(s * n, -1)
+        cache = {"z": z, "a0": a0, "h0": h}
         drop = self.cfg.dropout if train and rng is not None else 0.0
-        if drop > 0 and rng is not None:
-            cache["m1"] = (rng.random(h1.shape, dtype=np.float32) < 1 - drop).astype(np.float32) / (1 - drop)
-            h1 = h1 * cache["m1"]
-        a2 = h1 @ p["w2"] + p["b2"]
-        h2 = np.maximum(a2, 0)
-        if drop > 0 and rng is not None:
-            cache["m2"] = (rng.random(h2.shape, dtype=np.float32) < 1 - drop).astype(np.float32) / (1 - drop)
-            h2 = h2 * cache["m2"]
-        cache.update(h1=h1, a2=a2, h2=h2)
-        return h2 @ p["w3"] + p["b3"], cache
+        layers = self.cfg.layers
+        for i in range(1, layers + 1):
+            a = h @ p[f"w{i}"] + p[f"b{i}"]
+            h = np.maximum(a, 0)
+            if drop > 0 and rng is not None:
+                cache[f"m{i}"] = (rng.random(h.shape, dtype=np.float32) < 1 - drop).astype(np.float32) / (1 - drop)
+                h = h * cache[f"m{i}"]
+            cache[f"a{i}"], cache[f"h{i}"] = a, h
+        return h @ p[f"w{layers + 1}"] + p[f"b{layers + 1}"], cache
 
     def step(self, x: F32, y: npt.NDArray[np.int64], weights: F32, lr: float, rng: np.random.Generator) -> float:
         """One Adam step on a batch of runs; ``y`` labels the centre frames in order. Returns the loss."""
@@ -342,18 +341,16 @@ class Net:
         d = prob
         d[np.arange(b), y] -= 1.0
         d *= (wy / wy.sum())[:, None]
-        g: dict[str, F32] = {"w3": c["h2"].T @ d, "b3": d.sum(0)}
-        dh2 = d @ p["w3"].T
-        if "m2" in c:
-            dh2 *= c["m2"]
-        da2 = dh2 * (c["a2"] > 0)
-        g["w2"], g["b2"] = c["h1"].T @ da2, da2.sum(0)
-        dh1 = da2 @ p["w2"].T
-        if "m1" in c:
-            dh1 *= c["m1"]
-        da1 = dh1 * (c["a1"] > 0)
-        g["w1"], g["b1"] = c["h0"].T @ da1, da1.sum(0)
-        dh0 = (da1 @ p["w1"].T).reshape(s, n, len(self.cfg.offsets), -1)
+        layers = self.cfg.layers
+        g: dict[str, F32] = {f"w{layers + 1}": c[f"h{layers}"].T @ d, f"b{layers + 1}": d.sum(0)}
+        dh = d @ p[f"w{layers + 1}"].T
+        for i in range(layers, 0, -1):
+            if f"m{i}" in c:
+                dh *= c[f"m{i}"]
+            da = dh * (c[f"a{i}"] > 0)
+            g[f"w{i}"], g[f"b{i}"] = c[f"h{i - 1}"].T @ da, da.sum(0)
+            dh = da @ p[f"w{i}"].T
+        dh0 = dh.reshape(s, n, len(self.cfg.offsets), -1)
         dproj = np.zeros((s, w, dh0.shape[-1]), np.float32)
         for k, at in enumerate(self.shift):
             dproj[:, at : at + n, :] += dh0[:, :, k, :]
@@ -374,6 +371,8 @@ class Net:
     def save(self, path: pathlib.Path, info: dict[str, object]) -> None:
         """Write the weights as float16 (normalisation in float32) in the engine's .npz layout."""
         half = {k: v.astype(np.float16) for k, v in self.params.items()}
+        dense = self.cfg.layers + 1
+        layers = {f"{kind}{i}": half[f"{kind[0]}{i + 1}"] for i in range(dense) for kind in ("weight", "bias")}
         np.savez_compressed(
             path,
             mean=self.mean.astype(np.float32),
@@ -381,13 +380,11 @@ class Net:
             projection_weight=half["wp"],
             projection_bias=half["bp"],
             offsets=np.array(self.cfg.offsets, np.int32),
-            layers=np.array(3),
-            weight0=half["w1"], bias0=half["b1"],
-            weight1=half["w2"], bias1=half["b2"],
-            weight2=half["w3"], bias2=half["b3"],
+            layers=np.array(dense),
             info=np.array(json.dumps(info)),
+            **layers,
             **self.stream,
-        )  # fmt: skip
+        )
 
 
 class Runs:
@@ -534,6 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--festival", type=int)
     ap.add_argument("--hidden", type=int)
     ap.add_argument("--projection", type=int)
+    ap.add_argument("--layers", type=int, help="hidden layers (default 2)")
     ap.add_argument("--dropout", type=float)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--future", type=int, help="keep context offsets up to +N frames of 10 ms (default 6)")
@@ -550,7 +548,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         cfg.espeak, cfg.festival, cfg.foreign, cfg.epochs, cfg.copies = 60, 20, 4, 2, 1
         cfg.flite, cfg.kokoro = 10, 10
-    for name in ("epochs", "espeak", "festival", "hidden", "projection", "warp", "dropout", "background", "copies"):
+    tunable = ("epochs", "espeak", "festival", "hidden", "layers", "projection", "warp", "dropout")
+    for name in (*tunable, "background", "copies"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if args.future is not None:
@@ -559,6 +558,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg.offsets = tuple(int(o) for o in args.offsets.split(","))
     if not 0.0 <= cfg.background <= 0.65:
         ap.error("--background must be in [0, 0.65] (35 % of the copies get faint noise)")
+    if cfg.layers < 1:
+        ap.error("--layers must be at least 1")
     if args.stream:
         cfg.stream = () if args.stream == "off" else tuple(float(v) for v in args.stream.split(","))
     print("config:", cfg)
