@@ -125,4 +125,5 @@ class RecognizerSession:
         n = min(count, len(heard.frames))
         out[np.arange(n), visemes[heard.frames[:n]]] = 1.0
         out[:n, col["jawOpen"]] = heard.openness[:n]
+        out[n:, col["viseme_sil"]] = 1.0  # past the last recognized phone
         return out
