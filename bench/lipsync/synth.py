@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import ctypes
+import math
 import pathlib
 import shutil
 import subprocess
@@ -58,8 +59,6 @@ def resample_pcm(audio: I16, rate: int, to: int) -> I16:
 
         y = soxr.resample(x, rate, to)
     except ImportError:
-        import math
-
         from scipy import signal
 
         g = math.gcd(to, rate)
