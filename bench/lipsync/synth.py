@@ -73,7 +73,7 @@ class Utterance:
     audio: I16
     rate: int
     phones: list[Phone]
-    source: str  # "espeak", "festival", "flite" or "kokoro"
+    source: str  # "espeak", "festival", "flite", "kokoro" or "piper"
     voice: str
     text: str
     meta: dict[str, float] = field(default_factory=dict)
@@ -83,7 +83,7 @@ class Utterance:
         """The phoneme-to-viseme table for this utterance's phone alphabet."""
         if self.source == "espeak":
             return ESPEAK
-        if self.source == "kokoro":
+        if self.source in ("kokoro", "piper"):
             return IPA
         return VOICE_TABLES.get(self.voice, FESTIVAL)
 
