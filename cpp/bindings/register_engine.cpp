@@ -147,7 +147,7 @@ void register_engine(py::module_& m) {
                  return std::make_unique<engine::Session>(std::move(model), sample_rate, options);
              }),
              py::arg("model"), py::arg("sample_rate"), py::arg("smoothing") = 2, py::arg("nonverbal") = true,
-             py::arg("seed") = 0x5eed, py::arg("closure") = 0.85f, py::arg("smoothing_ahead") = 2)
+             py::arg("seed") = 0x5eed, py::arg("closure") = 0.95f, py::arg("smoothing_ahead") = 2)
         .def_property_readonly("sample_rate", &engine::Session::sample_rate, "Input rate in Hz.")
         .def_property_readonly("lookahead_ms", &engine::Session::lookahead_ms,
                                "Audio after a frame's end needed before it is emitted, in milliseconds.")

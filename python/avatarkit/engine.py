@@ -86,7 +86,7 @@ class EngineSession:
         low_latency: bool = False,
         smoothing: int = 2,
         smoothing_ahead: int | None = None,
-        closure: float = 0.85,
+        closure: float = 0.95,
     ) -> None:
         if sample_rate not in SUPPORTED_RATES:
             raise ValueError(f"unsupported sample rate {sample_rate}; use one of {SUPPORTED_RATES}")

@@ -156,7 +156,7 @@ private:
 struct FaceOptions {
     int smoothing = 2;           // extra 10 ms subframes before a 40 ms frame that blend into it
     int smoothing_ahead = 2;     // and after it (each one adds 10 ms of look-ahead)
-    float closure = 0.85f;       // weight of the PP peak inside a frame (lips must meet on short closures)
+    float closure = 0.95f;       // weight of the PP peak inside a frame (lips must meet on short closures)
     bool nonverbal = true;       // brows, nods, blinks, gaze, head sway
     std::uint64_t seed = 0x5eed; // the idle behaviour's random sequence (deterministic per seed)
 };

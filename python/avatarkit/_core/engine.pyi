@@ -58,7 +58,7 @@ class Session:
         smoothing: typing.SupportsInt | typing.SupportsIndex = 2,
         nonverbal: bool = True,
         seed: typing.SupportsInt | typing.SupportsIndex = 24301,
-        closure: typing.SupportsFloat | typing.SupportsIndex = 0.8500000238418579,
+        closure: typing.SupportsFloat | typing.SupportsIndex = 0.949999988079071,
         smoothing_ahead: typing.SupportsInt | typing.SupportsIndex = 2,
     ) -> None: ...
     def flush(self) -> numpy.typing.NDArray[numpy.float32]:
