@@ -13,10 +13,12 @@ import math
 import pathlib
 import shutil
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
 
+from avatarkit._core import engine
 from avatarkit.codec import CANONICAL_NAMES
 from avatarkit.engine import SUPPORTED_RATES, EngineSession, load_model
 
@@ -548,3 +550,124 @@ def test_recognizer_reference_answers_once_per_frame() -> None:
     assert set(read[:10]) == {"sil"}  # the half second of silence before the speech
     assert sum(v != "sil" for v in read[13:]) > 0.6 * len(read[13:])
     assert frames[:, COL["jawOpen"]].max() > 0.3
+
+
+@needs_espeak
+def test_acoustic_model_reference_scores_its_mixtures_and_hears_silence_as_silence() -> None:
+    """The harness's reading of pocketsphinx's acoustic model (bench/lipsync/sphinxam.py): 42 base
+    phones, mixture weights that sum to one (up to their 8-bit quantization), vectorized scores
+    equal to the Gaussians' log-sum-exp written out, digital silence heard as SIL and speech not."""
+    pytest.importorskip("pocketsphinx")
+    _bench()
+    from lipsync import sphinxam
+    from lipsync.synth import resample_pcm
+
+    model = sphinxam.model()
+    assert len(model.phones) == 42 and "SIL" in model.phones and "ZH" in model.phones
+    sums = np.exp(model.logw).sum(axis=1)
+    assert sums.shape == (3, 126) and np.all((sums > 0.9) & (sums <= 1.0))
+
+    audio, rate, _ = speak("Please put the blue box back on the shelf.", "en-us")
+    pcm = resample_pcm(np.concatenate([np.zeros(rate // 2, np.int16), audio]), rate, sphinxam.RATE)
+    scores = sphinxam.senone_scores(pcm)
+    x = sphinxam.streams(sphinxam.mfcc(pcm))
+    assert scores.shape == (len(x), 126)
+    for t in (10, 80, 120):
+        for sen in (0, 64, 125):
+            cb = sen // 3
+            direct = sum(
+                np.logaddexp.reduce(
+                    model.const[cb, s]
+                    - 0.5 * (model.prec[cb, s] * (x[t, s] - model.means[cb, s]) ** 2).sum(-1)
+                    + model.logw[s][:, sen]
+                )
+                for s in range(3)
+            )
+            assert scores[t, sen] == pytest.approx(direct, rel=1e-4, abs=1e-3)
+    top = [model.phones[i // 3] for i in scores.argmax(axis=1)]
+    assert set(top[:45]) == {"SIL"}  # the half second of digital silence
+    assert sum(p != "SIL" for p in top[55:]) > 0.6 * len(top[55:])
+
+
+def _acoustic_model(cmn_prior: np.ndarray | None = None, **kwargs: Any) -> Any:
+    """The engine's AcousticModel from pocketsphinx's files (through the harness's reader)."""
+    pytest.importorskip("pocketsphinx")
+    _bench()
+    from lipsync import sphinxam
+
+    m = sphinxam.model()
+    log_weights = np.ascontiguousarray(m.logw.reshape(3, m.means.shape[2], len(m.phones), 3).transpose(0, 2, 1, 3))
+    prior = np.zeros(engine.N_CEPSTRA, np.float32) if cmn_prior is None else cmn_prior
+    return engine.AcousticModel(m.means, m.prec, m.const, log_weights, prior, **kwargs), m
+
+
+def test_acoustic_model_likelihoods_are_the_top_gaussians_log_sum_exp() -> None:
+    """Each senone's log-likelihood: per stream, the log-sum-exp over the codebook's `top` best
+    Gaussians (by density) of log weight + log density, summed over the three streams."""
+    am, m = _acoustic_model(top=4)
+    rng = np.random.default_rng(5)
+    streams = (rng.standard_normal((3, 3, engine.N_CEPSTRA)) * 8).astype(np.float32)
+    got = am.likelihoods(streams.reshape(3, -1))
+    assert got.shape == (3, am.senones) and am.senones == 126
+    for t in range(3):
+        for sen in (0, 7, 96, 125):
+            cb, total = sen // 3, 0.0
+            for s in range(3):
+                d = m.const[cb, s] - 0.5 * (m.prec[cb, s] * (streams[t, s] - m.means[cb, s]) ** 2).sum(-1)
+                best = np.argsort(d)[-4:]
+                total += np.logaddexp.reduce(d[best] + m.logw[s][best, sen])
+            assert got[t, sen] == pytest.approx(total, rel=1e-4, abs=2e-3)
+
+
+@needs_espeak
+def test_acoustic_features_hear_silence_as_silence_at_every_rate() -> None:
+    """The engine's acoustic rows: log_mel's frames, uniform for the first ACOUSTIC_LAG, then
+    log-posteriors (they sum to one where the floor is not hit); digital silence is SIL, speech is
+    mostly not, and the same speech at another rate is heard nearly the same way."""
+    audio, rate, _ = speak("Please put the blue box back on the shelf.", "en-us")
+    pcm = np.concatenate([np.zeros(rate // 2, np.int16), audio])
+    x = pcm.astype(np.float32) / 32768.0
+    prior = engine.cepstra(x, rate).mean(axis=0)
+    am, m = _acoustic_model(prior)
+    rows = engine.acoustic_features(x, rate, am)
+    assert rows.shape == (len(engine.log_mel(x, rate)), 126)
+    lag = engine.ACOUSTIC_LAG
+    assert np.allclose(rows[:lag], -np.log(126.0))
+    assert np.all(rows >= -40.0) and np.all(rows <= 0.0)
+    assert np.allclose(np.logaddexp.reduce(rows[lag:], axis=1), 0.0, atol=1e-3)
+    top = [m.phones[i // 3] for i in rows.argmax(axis=1)]
+    assert set(top[lag : 45 + lag]) == {"SIL"}
+    assert sum(p != "SIL" for p in top[55 + lag :]) > 0.6 * len(top[55 + lag :])
+    for other in (16000, 48000):
+        _bench()
+        from lipsync.synth import resample_pcm
+
+        y = resample_pcm(pcm, rate, other).astype(np.float32) / 32768.0
+        other_top = [m.phones[i // 3] for i in engine.acoustic_features(y, other, am).argmax(axis=1)]
+        n = min(len(top), len(other_top))
+        assert np.mean([a == b for a, b in zip(top[:n], other_top[:n], strict=True)]) > 0.8
+
+
+def test_acoustic_model_rejects_bad_shapes_and_values() -> None:
+    """A malformed acoustic model is a ValueError, never a crash."""
+    am, m = _acoustic_model()
+    lw = np.ascontiguousarray(m.logw.reshape(3, 128, 42, 3).transpose(0, 2, 1, 3))
+    prior = np.zeros(engine.N_CEPSTRA, np.float32)
+    with pytest.raises(ValueError, match="means"):
+        engine.AcousticModel(m.means[:, :2], m.prec, m.const, lw, prior)
+    with pytest.raises(ValueError, match="precisions"):
+        engine.AcousticModel(m.means, m.prec[:-1], m.const, lw, prior)
+    bad = m.prec.copy()
+    bad[3, 1, 7, 2] = 0.0
+    with pytest.raises(ValueError, match="positive"):
+        engine.AcousticModel(m.means, bad, m.const, lw, prior)
+    nan = m.means.copy()
+    nan[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        engine.AcousticModel(nan, m.prec, m.const, lw, prior)
+    with pytest.raises(ValueError, match="top"):
+        engine.AcousticModel(m.means, m.prec, m.const, lw, prior, top=17)
+    with pytest.raises(ValueError, match="cmn"):
+        engine.AcousticModel(m.means, m.prec, m.const, lw, prior, cmn_prior_frames=0.0)
+    with pytest.raises(ValueError, match="streams"):
+        am.likelihoods(np.zeros((2, 13), np.float32))

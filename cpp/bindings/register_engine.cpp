@@ -82,6 +82,99 @@ void register_engine(py::module_& m) {
         "Log-mel features (frames x N_MELS, float32) of mono samples in [-1, 1]: 25 ms Hann windows every\n"
         "10 ms; frame j ends at sample round((j + 1) * rate / 100). The same features a Session computes.");
 
+    m.attr("N_CEPSTRA") = engine::kCepstra;
+    m.attr("ACOUSTIC_LAG") = engine::kAcousticLag;
+
+    m.def(
+        "cepstra",
+        [](const F32Array& samples, int sample_rate) {
+            if (samples.ndim() != 1) throw py::value_error("samples must be one-dimensional");
+            if (!engine::supported_rate(sample_rate)) throw py::value_error("unsupported sample rate");
+            std::size_t frames = 0;
+            std::vector<float> values;
+            {
+                py::gil_scoped_release release;
+                values = engine::cepstra(samples.data(), static_cast<std::size_t>(samples.size()), sample_rate, &frames);
+            }
+            py::array_t<float> out({static_cast<py::ssize_t>(frames), static_cast<py::ssize_t>(engine::kCepstra)});
+            if (frames) std::memcpy(out.mutable_data(), values.data(), values.size() * sizeof(float));
+            return out;
+        },
+        py::arg("samples"), py::arg("sample_rate"),
+        "Acoustic cepstra (frames x N_CEPSTRA, float32) of mono samples in [-1, 1], the frames of log_mel:\n"
+        "CMU Sphinx's front end (25 mel bands 130-6800 Hz, log, DCT, lifter 22) with one LSB of dither.");
+
+    py::class_<engine::AcousticSpec, std::shared_ptr<engine::AcousticSpec>>(
+        m, "AcousticModel", "A phone model trained on recorded speech (context-independent senones; immutable).")
+        .def(py::init([](const F32Array& means, const F32Array& precisions, const F32Array& constants,
+                         const F32Array& log_weights, const F32Array& cmn_prior, float cmn_prior_frames,
+                         float cmn_memory_frames, int top) {
+                 if (means.ndim() != 4 || means.shape(1) != 3 || means.shape(3) != engine::kCepstra)
+                     throw py::value_error("means must be (codebooks, 3, densities, N_CEPSTRA)");
+                 auto spec = std::make_shared<engine::AcousticSpec>();
+                 spec->codebooks = static_cast<int>(means.shape(0));
+                 spec->densities = static_cast<int>(means.shape(2));
+                 spec->means = as_vector(means);
+                 spec->precisions = as_vector(precisions);
+                 spec->constants = as_vector(constants);
+                 spec->log_weights = as_vector(log_weights);
+                 spec->cmn_prior = as_vector(cmn_prior);
+                 spec->cmn_prior_frames = cmn_prior_frames;
+                 spec->cmn_memory_frames = cmn_memory_frames;
+                 spec->top = top;
+                 try {
+                     spec->validate();
+                 } catch (const std::invalid_argument& e) {
+                     throw py::value_error(e.what());
+                 }
+                 return spec;
+             }),
+             py::arg("means"), py::arg("precisions"), py::arg("constants"), py::arg("log_weights"), py::arg("cmn_prior"),
+             py::arg("cmn_prior_frames") = 100.0f, py::arg("cmn_memory_frames") = 500.0f, py::arg("top") = 4,
+             "``means``/``precisions`` (codebooks, 3, densities, N_CEPSTRA), ``constants`` (codebooks, 3,\n"
+             "densities), ``log_weights`` (3, codebooks, densities, 3), ``cmn_prior`` (N_CEPSTRA,).")
+        .def_property_readonly("senones", &engine::AcousticSpec::senones, "Context-independent senones (3 per phone).")
+        .def(
+            "likelihoods",
+            [](const engine::AcousticSpec& spec, const F32Array& streams) {
+                if (streams.ndim() != 2 || streams.shape(1) != 3 * engine::kCepstra)
+                    throw py::value_error("streams must be frames x (3 * N_CEPSTRA)");
+                auto shared = std::make_shared<const engine::AcousticSpec>(spec);
+                engine::AcousticScorer scorer(shared);
+                const auto frames = static_cast<std::size_t>(streams.shape(0));
+                const auto n = static_cast<std::size_t>(spec.senones());
+                py::array_t<float> out({static_cast<py::ssize_t>(frames), static_cast<py::ssize_t>(n)});
+                float* dst = out.mutable_data();
+                const float* src = streams.data();
+                {
+                    py::gil_scoped_release release;
+                    for (std::size_t t = 0; t < frames; ++t) scorer.likelihoods(src + t * 3 * engine::kCepstra, dst + t * n);
+                }
+                return out;
+            },
+            py::arg("streams"),
+            "Senone log-likelihoods (frames x senones) of mean-normalised cepstra with deltas and double deltas.");
+
+    m.def(
+        "acoustic_features",
+        [](const F32Array& samples, int sample_rate, std::shared_ptr<engine::AcousticSpec> spec) {
+            if (samples.ndim() != 1) throw py::value_error("samples must be one-dimensional");
+            if (!engine::supported_rate(sample_rate)) throw py::value_error("unsupported sample rate");
+            std::size_t frames = 0;
+            std::vector<float> values;
+            {
+                py::gil_scoped_release release;
+                values = engine::acoustic_features(samples.data(), static_cast<std::size_t>(samples.size()), sample_rate, spec, &frames);
+            }
+            py::array_t<float> out({static_cast<py::ssize_t>(frames), static_cast<py::ssize_t>(spec->senones())});
+            if (frames) std::memcpy(out.mutable_data(), values.data(), values.size() * sizeof(float));
+            return out;
+        },
+        py::arg("samples"), py::arg("sample_rate"), py::arg("model"),
+        "Senone log-posteriors (frames x senones, the frames of log_mel) of mono samples in [-1, 1]: running\n"
+        "cepstral mean removed, deltas over +-3 frames, flat prior, floored at -40. Row j is frame\n"
+        "j - ACOUSTIC_LAG's (the first ACOUSTIC_LAG rows are uniform).");
+
     py::class_<engine::Model, std::shared_ptr<engine::Model>>(m, "Model", "The viseme classifier's weights (immutable, shared by sessions).")
         .def(py::init([](const F32Array& mean, const F32Array& inv_std, const F32Array& projection_weight,
                          const F32Array& projection_bias, std::vector<int> offsets, const std::vector<F32Array>& weights,

@@ -44,14 +44,25 @@ private:
     std::vector<std::uint32_t> reverse_;
 };
 
+// Acoustic cepstra (the front end of the phone model below, see AcousticScorer): 25 mel bands from
+// 130 to 6800 Hz (unit area), log, orthonormal DCT to kCepstra values, sinusoidal lifter 22, the
+// way CMU Sphinx computes them; one LSB of deterministic dither (by absolute sample index) keeps
+// digital silence from being an extreme point.
+inline constexpr int kCepstra = 13;
+inline constexpr int kAcousticBands = 25;
+inline constexpr float kAcousticLowHz = 130.0f;
+inline constexpr float kAcousticHighHz = 6800.0f;
+
 // Log-mel frames of 25 ms (Hann) every 10 ms. Frame j covers the samples that end at
 // round((j + 1) * rate / 100); audio before the first sample is taken as silence.
 class FeatureExtractor {
 public:
-    explicit FeatureExtractor(int sample_rate);
+    // With `cepstra`, push() can also give each frame's acoustic cepstra.
+    explicit FeatureExtractor(int sample_rate, bool cepstra = false);
     int sample_rate() const { return rate_; }
-    // Appends kMels log-mel values per completed frame to `out`; returns the number of frames.
-    std::size_t push(const float* samples, std::size_t n, std::vector<float>& out);
+    // Appends kMels log-mel values per completed frame to `out` (and kCepstra acoustic cepstra to
+    // `cepstra` when given; the extractor must have been made with them); returns the frame count.
+    std::size_t push(const float* samples, std::size_t n, std::vector<float>& out, std::vector<float>* cepstra = nullptr);
     std::int64_t frames() const { return next_frame_; }
     std::int64_t samples() const { return total_; }
     // End sample (exclusive) of frame j.
@@ -61,6 +72,7 @@ public:
 
 private:
     void compute(const float* frame, float* out);
+    void compute_cepstra(const float* frame, std::int64_t first_sample, float* out);
 
     int rate_;
     std::size_t window_;
@@ -72,6 +84,8 @@ private:
         std::vector<float> weights;
     };
     std::vector<Band> bands_;
+    std::vector<Band> acoustic_bands_;  // empty unless made with cepstra
+    std::vector<float> dct_;            // kCepstra x kAcousticBands, lifter included
     std::vector<float> history_;  // samples from history_start_ on
     std::int64_t history_start_ = 0;
     std::int64_t total_ = 0;
@@ -81,6 +95,60 @@ private:
 
 // Whole-utterance features (what the training script sees): frames x kMels, row-major.
 std::vector<float> log_mel(const float* samples, std::size_t n, int sample_rate, std::size_t* frames);
+// Whole-utterance acoustic cepstra: frames x kCepstra, row-major (same frames as log_mel).
+std::vector<float> cepstra(const float* samples, std::size_t n, int sample_rate, std::size_t* frames);
+
+// A phone model trained on recorded speech: pocketsphinx's US English acoustic model (BSD
+// licence), its context-independent part: `codebooks` base phones x 3 states ("senones"), each a
+// mixture over its phone's codebook of `densities` diagonal Gaussians per stream (cepstra, their
+// deltas, their double deltas: CMU Sphinx's 1s_c_d_dd). Made by scripts/convert_acoustic_model.py.
+struct AcousticSpec {
+    int codebooks = 0;
+    int densities = 0;
+    std::vector<float> means, precisions;  // codebooks x 3 x densities x kCepstra (precision = 1 / variance)
+    std::vector<float> constants;          // codebooks x 3 x densities: each Gaussian's log normaliser
+    std::vector<float> log_weights;        // 3 x codebooks x densities x 3: stream, codebook, density, state
+    std::vector<float> cmn_prior;          // kCepstra: the running cepstral mean starts here
+    float cmn_prior_frames = 100.0f;       // what the prior is worth, in frames
+    float cmn_memory_frames = 500.0f;      // cumulative mean up to this many frames, exponential after
+    int top = 4;                           // Gaussians per codebook and stream that are summed (Sphinx's top-N)
+    int senones() const { return 3 * codebooks; }
+    void validate() const;  // throws std::invalid_argument
+};
+
+// Streaming senone scores: per frame of cepstra, the running cepstral mean is removed, deltas and
+// double deltas are taken over +-3 frames (so a frame's scores come kAcousticLag frames after it),
+// and each senone's log-likelihood becomes a log-posterior under a flat prior, floored at
+// kAcousticFloor. The row given for frame j is that of frame j - kAcousticLag; the first
+// kAcousticLag rows carry no information (all equal).
+inline constexpr int kAcousticLag = 3;
+inline constexpr float kAcousticFloor = -40.0f;
+
+class AcousticScorer {
+public:
+    explicit AcousticScorer(std::shared_ptr<const AcousticSpec> spec);
+    int senones() const { return spec_->senones(); }
+    // One frame of kCepstra in; appends senones() values (the row for this frame) to `out`.
+    void push(const float* cepstra, std::vector<float>& out);
+    // Log-likelihoods (senones() values) of one frame of normalised streams (3 x kCepstra).
+    void likelihoods(const float* streams, float* out) const;
+
+private:
+    std::shared_ptr<const AcousticSpec> spec_;
+    std::array<float, kCepstra> mean_{};
+    float count_ = 0.0f;
+    std::vector<std::array<float, kCepstra>> ring_;  // normalised cepstra, last 2 * kAcousticLag + 1 frames
+    std::int64_t frames_ = 0;
+    // The Gaussians' terms by (codebook, stream) block and coefficient: precision, precision x
+    // mean, and the constant with the mean's part folded in.
+    std::vector<float> quadratic_, linear_, offset_;
+    mutable std::vector<float> scratch_;
+};
+
+// Whole-utterance acoustic rows (what the training script sees): frames x senones, row-major, the
+// rows a session computes for the same audio.
+std::vector<float> acoustic_features(const float* samples, std::size_t n, int sample_rate,
+                                     std::shared_ptr<const AcousticSpec> spec, std::size_t* frames);
 
 // Per-stream normalisation of log-mel frames: each band minus the running mean of this stream's
 // speech frames, plus the training speech mean (`prior`), so that a voice's or a microphone's

@@ -25,6 +25,15 @@ std::size_t next_pow2(std::size_t n) {
     return p;
 }
 
+// Uniform in [-1, 1) from an absolute sample index (splitmix64): the same dither at any chunking.
+float dither(std::int64_t index) {
+    std::uint64_t z = static_cast<std::uint64_t>(index) * 0x9E3779B97F4A7C15ull + 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return static_cast<float>(z >> 40) / static_cast<float>(1u << 23) - 1.0f;
+}
+
 }  // namespace
 
 bool supported_rate(int sample_rate) {
@@ -86,7 +95,7 @@ void PowerSpectrum::operator()(const float* in, float* out) {
 
 // ------------------------------------------------------------------------------------- features
 
-FeatureExtractor::FeatureExtractor(int sample_rate)
+FeatureExtractor::FeatureExtractor(int sample_rate, bool cepstra)
     : rate_(sample_rate),
       window_(static_cast<std::size_t>(std::lround(kWindowSeconds * static_cast<float>(sample_rate)))),
       fft_(next_pow2(window_)) {
@@ -116,6 +125,34 @@ FeatureExtractor::FeatureExtractor(int sample_rate)
             band.weights.push_back(static_cast<float>(std::max(0.0, w)));
         }
     }
+    if (cepstra) {
+        // Sphinx's filters: unit area in Hz, so each band gives a mean power density whatever the
+        // rate; its pre-emphasis (1 - 0.97 z^-1 at 16 kHz) folded in as a response in Hz.
+        const double alo = hz_to_mel(kAcousticLowHz), ahi = hz_to_mel(kAcousticHighHz);
+        acoustic_bands_.resize(kAcousticBands);
+        for (int m = 0; m < kAcousticBands; ++m) {
+            double left = mel_to_hz(alo + (ahi - alo) * m / (kAcousticBands + 1));
+            double centre = mel_to_hz(alo + (ahi - alo) * (m + 1) / (kAcousticBands + 1));
+            double right = mel_to_hz(alo + (ahi - alo) * (m + 2) / (kAcousticBands + 1));
+            Band& band = acoustic_bands_[static_cast<std::size_t>(m)];
+            band.first = static_cast<std::size_t>(std::ceil(left / bin_hz));
+            for (std::size_t k = band.first; k <= n / 2; ++k) {
+                double f = static_cast<double>(k) * bin_hz;
+                if (f >= right) break;
+                double w = f < centre ? (f - left) / (centre - left) : (right - f) / (right - centre);
+                double emphasis = 1.0 + 0.97 * 0.97 - 2.0 * 0.97 * std::cos(2.0 * kPi * f / 16000.0);
+                band.weights.push_back(static_cast<float>(std::max(0.0, w) * emphasis * 2.0 / (right - left)));
+            }
+        }
+        dct_.resize(static_cast<std::size_t>(kCepstra) * kAcousticBands);
+        for (int i = 0; i < kCepstra; ++i) {
+            const double lifter = 1.0 + 11.0 * std::sin(kPi * i / 22.0);
+            const double scale = std::sqrt((i == 0 ? 1.0 : 2.0) / kAcousticBands) * lifter;
+            for (int m = 0; m < kAcousticBands; ++m)
+                dct_[static_cast<std::size_t>(i * kAcousticBands + m)] =
+                    static_cast<float>(scale * std::cos(kPi * i * (m + 0.5) / kAcousticBands));
+        }
+    }
     frame_buf_.resize(n, 0.0f);
     power_buf_.resize(n / 2 + 1);
     history_.assign(window_, 0.0f);  // silence before the start
@@ -143,7 +180,28 @@ void FeatureExtractor::compute(const float* frame, float* out) {
     }
 }
 
-std::size_t FeatureExtractor::push(const float* samples, std::size_t n, std::vector<float>& out) {
+void FeatureExtractor::compute_cepstra(const float* frame, std::int64_t first_sample, float* out) {
+    constexpr float kLsb = 1.0f / 32768.0f;
+    for (std::size_t i = 0; i < window_; ++i)
+        frame_buf_[i] = (frame[i] + kLsb * dither(first_sample + static_cast<std::int64_t>(i))) * hann_[i];
+    fft_(frame_buf_.data(), power_buf_.data());
+    std::array<float, kAcousticBands> logs{};
+    for (std::size_t m = 0; m < acoustic_bands_.size(); ++m) {
+        const Band& band = acoustic_bands_[m];
+        float e = 0.0f;
+        for (std::size_t i = 0; i < band.weights.size(); ++i) e += band.weights[i] * power_buf_[band.first + i];
+        logs[m] = std::log(e * norm_ + 1e-30f);  // the dither keeps e well above this
+    }
+    for (int i = 0; i < kCepstra; ++i) {
+        const float* row = dct_.data() + static_cast<std::size_t>(i) * kAcousticBands;
+        float c = 0.0f;
+        for (int m = 0; m < kAcousticBands; ++m) c += row[m] * logs[static_cast<std::size_t>(m)];
+        out[i] = c;
+    }
+}
+
+std::size_t FeatureExtractor::push(const float* samples, std::size_t n, std::vector<float>& out, std::vector<float>* cepstra) {
+    if (cepstra && acoustic_bands_.empty()) throw std::logic_error("FeatureExtractor made without cepstra");
     history_.insert(history_.end(), samples, samples + n);
     total_ += static_cast<std::int64_t>(n);
     std::size_t made = 0;
@@ -153,6 +211,11 @@ std::size_t FeatureExtractor::push(const float* samples, std::size_t n, std::vec
         std::size_t at = out.size();
         out.resize(at + kMels);
         compute(history_.data() + (start - history_start_), out.data() + at);
+        if (cepstra) {
+            std::size_t c_at = cepstra->size();
+            cepstra->resize(c_at + kCepstra);
+            compute_cepstra(history_.data() + (start - history_start_), start, cepstra->data() + c_at);
+        }
         ++next_frame_;
         ++made;
     }
@@ -171,6 +234,13 @@ std::vector<float> log_mel(const float* samples, std::size_t n, int sample_rate,
     FeatureExtractor fx(sample_rate);
     std::vector<float> out;
     *frames = fx.push(samples, n, out);
+    return out;
+}
+
+std::vector<float> cepstra(const float* samples, std::size_t n, int sample_rate, std::size_t* frames) {
+    FeatureExtractor fx(sample_rate, true);
+    std::vector<float> mel, out;
+    *frames = fx.push(samples, n, mel, &out);
     return out;
 }
 

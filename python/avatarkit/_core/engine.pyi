@@ -10,6 +10,37 @@ import typing
 import numpy
 import numpy.typing
 
+class AcousticModel:
+    """
+    A phone model trained on recorded speech (context-independent senones; immutable).
+    """
+    def __init__(
+        self,
+        means: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+        precisions: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+        constants: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+        log_weights: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+        cmn_prior: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+        cmn_prior_frames: typing.SupportsFloat | typing.SupportsIndex = 100.0,
+        cmn_memory_frames: typing.SupportsFloat | typing.SupportsIndex = 500.0,
+        top: typing.SupportsInt | typing.SupportsIndex = 4,
+    ) -> None:
+        """
+        ``means``/``precisions`` (codebooks, 3, densities, N_CEPSTRA), ``constants`` (codebooks, 3,
+        densities), ``log_weights`` (3, codebooks, densities, 3), ``cmn_prior`` (N_CEPSTRA,).
+        """
+    def likelihoods(
+        self, streams: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]
+    ) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        Senone log-likelihoods (frames x senones) of mean-normalised cepstra with deltas and double deltas.
+        """
+    @property
+    def senones(self) -> int:
+        """
+        Context-independent senones (3 per phone).
+        """
+
 class Model:
     """
     The viseme classifier's weights (immutable, shared by sessions).
@@ -101,6 +132,26 @@ class Session:
         Samples received so far.
         """
 
+def acoustic_features(
+    samples: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+    sample_rate: typing.SupportsInt | typing.SupportsIndex,
+    model: AcousticModel,
+) -> numpy.typing.NDArray[numpy.float32]:
+    """
+    Senone log-posteriors (frames x senones, the frames of log_mel) of mono samples in [-1, 1]: running
+    cepstral mean removed, deltas over +-3 frames, flat prior, floored at -40. Row j is frame
+    j - ACOUSTIC_LAG's (the first ACOUSTIC_LAG rows are uniform).
+    """
+
+def cepstra(
+    samples: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+    sample_rate: typing.SupportsInt | typing.SupportsIndex,
+) -> numpy.typing.NDArray[numpy.float32]:
+    """
+    Acoustic cepstra (frames x N_CEPSTRA, float32) of mono samples in [-1, 1], the frames of log_mel:
+    CMU Sphinx's front end (25 mel bands 130-6800 Hz, log, DCT, lifter 22) with one LSB of dither.
+    """
+
 def log_mel(
     samples: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
     sample_rate: typing.SupportsInt | typing.SupportsIndex,
@@ -126,8 +177,10 @@ def supported_rate(sample_rate: typing.SupportsInt | typing.SupportsIndex) -> bo
     Whether the engine takes audio at this rate (8000, 16000, 22050, 24000, 32000, 44100, 48000 Hz).
     """
 
+ACOUSTIC_LAG: int = 3
 FEATURE_RATE: int = 100
 FPS: int = 25
+N_CEPSTRA: int = 13
 N_CHANNELS: int = 73
 N_MELS: int = 40
 N_VISEMES: int = 15
