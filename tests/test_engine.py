@@ -671,3 +671,15 @@ def test_acoustic_model_rejects_bad_shapes_and_values() -> None:
         engine.AcousticModel(m.means, m.prec, m.const, lw, prior, cmn_prior_frames=0.0)
     with pytest.raises(ValueError, match="streams"):
         am.likelihoods(np.zeros((2, 13), np.float32))
+
+
+def test_acoustic_features_need_a_model_and_mono_audio() -> None:
+    """acoustic_features: no model, 2-D audio or an unsupported rate is a clear error."""
+    am, _ = _acoustic_model()
+    with pytest.raises(TypeError):
+        engine.acoustic_features(np.zeros(1600, np.float32), 16000, None)
+    with pytest.raises(ValueError, match="one-dimensional"):
+        engine.acoustic_features(np.zeros((800, 2), np.float32), 16000, am)
+    with pytest.raises(ValueError, match="rate"):
+        engine.acoustic_features(np.zeros(1600, np.float32), 11025, am)
+    assert engine.acoustic_features(np.zeros(0, np.float32), 16000, am).shape == (0, 126)

@@ -30,6 +30,22 @@ engine::Layer make_layer(const F32Array& weight, const F32Array& bias, const cha
 
 std::vector<float> as_vector(const F32Array& a) { return {a.data(), a.data() + a.size()}; }
 
+// A whole-utterance feature function of mono samples, run without the GIL: frames x width.
+template <typename Compute>
+py::array_t<float> utterance_features(const F32Array& samples, int sample_rate, int width, Compute compute) {
+    if (samples.ndim() != 1) throw py::value_error("samples must be one-dimensional");
+    if (!engine::supported_rate(sample_rate)) throw py::value_error("unsupported sample rate");
+    std::size_t frames = 0;
+    std::vector<float> values;
+    {
+        py::gil_scoped_release release;
+        values = compute(samples.data(), static_cast<std::size_t>(samples.size()), &frames);
+    }
+    py::array_t<float> out({static_cast<py::ssize_t>(frames), static_cast<py::ssize_t>(width)});
+    if (frames) std::memcpy(out.mutable_data(), values.data(), values.size() * sizeof(float));
+    return out;
+}
+
 engine::StreamNorm stream_norm(const F32Array& prior, const std::vector<float>& params) {
     if (prior.ndim() != 1 || prior.shape(0) != engine::kMels) throw py::value_error("stream_prior must have N_MELS values");
     if (params.size() > 4) throw py::value_error("stream_params: at most [prior_frames, memory_frames, gate_db, floor_db]");
@@ -66,17 +82,9 @@ void register_engine(py::module_& m) {
     m.def(
         "log_mel",
         [](const F32Array& samples, int sample_rate) {
-            if (samples.ndim() != 1) throw py::value_error("samples must be one-dimensional");
-            if (!engine::supported_rate(sample_rate)) throw py::value_error("unsupported sample rate");
-            std::size_t frames = 0;
-            std::vector<float> values;
-            {
-                py::gil_scoped_release release;
-                values = engine::log_mel(samples.data(), static_cast<std::size_t>(samples.size()), sample_rate, &frames);
-            }
-            py::array_t<float> out({static_cast<py::ssize_t>(frames), static_cast<py::ssize_t>(engine::kMels)});
-            if (frames) std::memcpy(out.mutable_data(), values.data(), values.size() * sizeof(float));
-            return out;
+            return utterance_features(samples, sample_rate, engine::kMels, [&](const float* x, std::size_t n, std::size_t* frames) {
+                return engine::log_mel(x, n, sample_rate, frames);
+            });
         },
         py::arg("samples"), py::arg("sample_rate"),
         "Log-mel features (frames x N_MELS, float32) of mono samples in [-1, 1]: 25 ms Hann windows every\n"
@@ -88,17 +96,9 @@ void register_engine(py::module_& m) {
     m.def(
         "cepstra",
         [](const F32Array& samples, int sample_rate) {
-            if (samples.ndim() != 1) throw py::value_error("samples must be one-dimensional");
-            if (!engine::supported_rate(sample_rate)) throw py::value_error("unsupported sample rate");
-            std::size_t frames = 0;
-            std::vector<float> values;
-            {
-                py::gil_scoped_release release;
-                values = engine::cepstra(samples.data(), static_cast<std::size_t>(samples.size()), sample_rate, &frames);
-            }
-            py::array_t<float> out({static_cast<py::ssize_t>(frames), static_cast<py::ssize_t>(engine::kCepstra)});
-            if (frames) std::memcpy(out.mutable_data(), values.data(), values.size() * sizeof(float));
-            return out;
+            return utterance_features(samples, sample_rate, engine::kCepstra, [&](const float* x, std::size_t n, std::size_t* frames) {
+                return engine::cepstra(x, n, sample_rate, frames);
+            });
         },
         py::arg("samples"), py::arg("sample_rate"),
         "Acoustic cepstra (frames x N_CEPSTRA, float32) of mono samples in [-1, 1], the frames of log_mel:\n"
@@ -158,19 +158,11 @@ void register_engine(py::module_& m) {
     m.def(
         "acoustic_features",
         [](const F32Array& samples, int sample_rate, std::shared_ptr<engine::AcousticSpec> spec) {
-            if (samples.ndim() != 1) throw py::value_error("samples must be one-dimensional");
-            if (!engine::supported_rate(sample_rate)) throw py::value_error("unsupported sample rate");
-            std::size_t frames = 0;
-            std::vector<float> values;
-            {
-                py::gil_scoped_release release;
-                values = engine::acoustic_features(samples.data(), static_cast<std::size_t>(samples.size()), sample_rate, spec, &frames);
-            }
-            py::array_t<float> out({static_cast<py::ssize_t>(frames), static_cast<py::ssize_t>(spec->senones())});
-            if (frames) std::memcpy(out.mutable_data(), values.data(), values.size() * sizeof(float));
-            return out;
+            return utterance_features(samples, sample_rate, spec->senones(), [&](const float* x, std::size_t n, std::size_t* frames) {
+                return engine::acoustic_features(x, n, sample_rate, spec, frames);
+            });
         },
-        py::arg("samples"), py::arg("sample_rate"), py::arg("model"),
+        py::arg("samples"), py::arg("sample_rate"), py::arg("model").none(false),
         "Senone log-posteriors (frames x senones, the frames of log_mel) of mono samples in [-1, 1]: running\n"
         "cepstral mean removed, deltas over +-3 frames, flat prior, floored at -40. Row j is frame\n"
         "j - ACOUSTIC_LAG's (the first ACOUSTIC_LAG rows are uniform).");

@@ -25,6 +25,29 @@ std::size_t next_pow2(std::size_t n) {
     return p;
 }
 
+// Triangular filters with mel-spaced edges from lo_hz to hi_hz over the bins of an n-point FFT at
+// `rate`; `scale(f, left, right)` multiplies the triangle's weight at f Hz.
+template <typename Band, typename Scale>
+std::vector<Band> mel_bands(double lo_hz, double hi_hz, int count, int rate, std::size_t n, Scale scale) {
+    const double lo = hz_to_mel(lo_hz), hi = hz_to_mel(hi_hz);
+    const double bin_hz = static_cast<double>(rate) / static_cast<double>(n);
+    std::vector<Band> bands(static_cast<std::size_t>(count));
+    for (int m = 0; m < count; ++m) {
+        double left = mel_to_hz(lo + (hi - lo) * m / (count + 1));
+        double centre = mel_to_hz(lo + (hi - lo) * (m + 1) / (count + 1));
+        double right = mel_to_hz(lo + (hi - lo) * (m + 2) / (count + 1));
+        Band& band = bands[static_cast<std::size_t>(m)];
+        band.first = static_cast<std::size_t>(std::ceil(left / bin_hz));
+        for (std::size_t k = band.first; k <= n / 2; ++k) {
+            double f = static_cast<double>(k) * bin_hz;
+            if (f >= right) break;
+            double w = f < centre ? (f - left) / (centre - left) : (right - f) / (right - centre);
+            band.weights.push_back(static_cast<float>(std::max(0.0, w) * scale(f, left, right)));
+        }
+    }
+    return bands;
+}
+
 // Uniform in [-1, 1) from an absolute sample index (splitmix64): the same dither at any chunking.
 float dither(std::int64_t index) {
     std::uint64_t z = static_cast<std::uint64_t>(index) * 0x9E3779B97F4A7C15ull + 0x9E3779B97F4A7C15ull;
@@ -109,41 +132,14 @@ FeatureExtractor::FeatureExtractor(int sample_rate, bool cepstra)
     }
     const std::size_t n = fft_.size();
     norm_ = static_cast<float>(1.0 / (static_cast<double>(n) * sum_sq));
-    const double lo = hz_to_mel(kMelLowHz), hi = hz_to_mel(kMelHighHz);
-    const double bin_hz = static_cast<double>(sample_rate) / static_cast<double>(n);
-    bands_.resize(kMels);
-    for (int m = 0; m < kMels; ++m) {
-        double left = mel_to_hz(lo + (hi - lo) * m / (kMels + 1));
-        double centre = mel_to_hz(lo + (hi - lo) * (m + 1) / (kMels + 1));
-        double right = mel_to_hz(lo + (hi - lo) * (m + 2) / (kMels + 1));
-        Band& band = bands_[static_cast<std::size_t>(m)];
-        band.first = static_cast<std::size_t>(std::ceil(left / bin_hz));
-        for (std::size_t k = band.first; k <= n / 2; ++k) {
-            double f = static_cast<double>(k) * bin_hz;
-            if (f >= right) break;
-            double w = f < centre ? (f - left) / (centre - left) : (right - f) / (right - centre);
-            band.weights.push_back(static_cast<float>(std::max(0.0, w)));
-        }
-    }
+    bands_ = mel_bands<Band>(kMelLowHz, kMelHighHz, kMels, sample_rate, n, [](double, double, double) { return 1.0; });
     if (cepstra) {
         // Sphinx's filters: unit area in Hz, so each band gives a mean power density whatever the
         // rate; its pre-emphasis (1 - 0.97 z^-1 at 16 kHz) folded in as a response in Hz.
-        const double alo = hz_to_mel(kAcousticLowHz), ahi = hz_to_mel(kAcousticHighHz);
-        acoustic_bands_.resize(kAcousticBands);
-        for (int m = 0; m < kAcousticBands; ++m) {
-            double left = mel_to_hz(alo + (ahi - alo) * m / (kAcousticBands + 1));
-            double centre = mel_to_hz(alo + (ahi - alo) * (m + 1) / (kAcousticBands + 1));
-            double right = mel_to_hz(alo + (ahi - alo) * (m + 2) / (kAcousticBands + 1));
-            Band& band = acoustic_bands_[static_cast<std::size_t>(m)];
-            band.first = static_cast<std::size_t>(std::ceil(left / bin_hz));
-            for (std::size_t k = band.first; k <= n / 2; ++k) {
-                double f = static_cast<double>(k) * bin_hz;
-                if (f >= right) break;
-                double w = f < centre ? (f - left) / (centre - left) : (right - f) / (right - centre);
-                double emphasis = 1.0 + 0.97 * 0.97 - 2.0 * 0.97 * std::cos(2.0 * kPi * f / 16000.0);
-                band.weights.push_back(static_cast<float>(std::max(0.0, w) * emphasis * 2.0 / (right - left)));
-            }
-        }
+        acoustic_bands_ = mel_bands<Band>(
+            kAcousticLowHz, kAcousticHighHz, kAcousticBands, sample_rate, n, [](double f, double left, double right) {
+                return (1.0 + 0.97 * 0.97 - 2.0 * 0.97 * std::cos(2.0 * kPi * f / 16000.0)) * 2.0 / (right - left);
+            });
         dct_.resize(static_cast<std::size_t>(kCepstra) * kAcousticBands);
         for (int i = 0; i < kCepstra; ++i) {
             const double lifter = 1.0 + 11.0 * std::sin(kPi * i / 22.0);
