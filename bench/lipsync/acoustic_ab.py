@@ -1,6 +1,6 @@
 """Does a model trained on real speech help the engine read voices it never heard? An A/B on the shipped recipe.
 
-    python bench/lipsync/acoustic_ab.py features                    # once (~35 min on one core)
+    python bench/lipsync/acoustic_ab.py features                    # once (23 min here, 2 cores)
     python bench/lipsync/acoustic_ab.py train --family neural --arm mel
     python bench/lipsync/acoustic_ab.py train --family neural --arm both
 
@@ -14,7 +14,8 @@ from 40 to 166 values); everything else (offsets, epochs, augmentation, seed) is
 recipe. It then reports 10 ms frame accuracy on the family's held-out test voices, scored as
 synthesized: the network's own output, without the engine's smoothing or face.
 
-An experiment, run in numpy: the engine does not compute these scores yet.
+An experiment, run in numpy. The engine's own version of the scores (``engine.acoustic_features``)
+differs in its windows and its running cepstral mean, and sessions do not use it yet.
 """
 
 from __future__ import annotations
