@@ -479,6 +479,51 @@ def evaluate(net: Net, data: Runs, names: list[str]) -> dict[str, float]:
     return {name: float(correct[i] / max(total[i], 1)) for i, name in enumerate(names)}
 
 
+def fit(
+    net: Net,
+    train: Runs,
+    dev: Runs,
+    names: list[str],
+    cfg: Config,
+    weights: F32,
+    rng: np.random.Generator,
+    frames: int,
+    augment: Callable[[F32], F32],
+    label: str = "epoch",
+) -> dict[str, float]:
+    """Train ``net`` for ``cfg.epochs``: cosine learning rate after a 300-step warm-up.
+
+    Each batch passes through ``augment``; prints and returns the dev accuracy per source after
+    each epoch.
+    """
+    run, per_batch = cfg.run, cfg.batch // cfg.run
+    total_steps = frames // cfg.batch * cfg.epochs
+    step = 0
+    acc: dict[str, float] = {}
+    for epoch in range(cfg.epochs):
+        t0 = time.time()
+        runs = train.epoch(run, rng)
+        losses = []
+        for i in range(0, len(runs) - per_batch + 1, per_batch):
+            lr = (
+                cfg.lr
+                * 0.5
+                * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+                * min(1.0, (step + 1) / 300)
+            )
+            x, y = train.batch(runs[i : i + per_batch], run)
+            losses.append(net.step(augment(x), y, weights, lr, rng))
+            step += 1
+        acc = evaluate(net, dev, names)
+        print(
+            f"{label} {epoch + 1}/{cfg.epochs}: loss {np.mean(losses):.3f}, dev 10 ms accuracy "
+            + ", ".join(f"{k} {v:.3f}" for k, v in acc.items())
+            + f" ({time.time() - t0:.0f} s)",
+            flush=True,
+        )
+    return acc
+
+
 FEATURES_VERSION = 3  # bump when augmentation or featurization changes: the feature cache is keyed on it
 
 
@@ -611,32 +656,7 @@ def main(argv: list[str] | None = None) -> int:
     weights[SIL] = 0.8
 
     net = Net(cfg, mean, inv_std, rng, stream)
-    run, per_batch = cfg.run, cfg.batch // cfg.run
-    steps_per_epoch = int(counts.sum()) // cfg.batch
-    total_steps = steps_per_epoch * cfg.epochs
-    step = 0
-    acc: dict[str, float] = {}
-    for epoch in range(cfg.epochs):
-        t0 = time.time()
-        runs = train.epoch(run, rng)
-        losses = []
-        for i in range(0, len(runs) - per_batch + 1, per_batch):
-            lr = (
-                cfg.lr
-                * 0.5
-                * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
-                * min(1.0, (step + 1) / 300)
-            )
-            x, y = train.batch(runs[i : i + per_batch], run)
-            losses.append(net.step(feature_augment(x, rng, cfg.warp), y, weights, lr, rng))
-            step += 1
-        acc = evaluate(net, dev, names)
-        print(
-            f"epoch {epoch + 1}/{cfg.epochs}: loss {np.mean(losses):.3f}, dev 10 ms accuracy "
-            + ", ".join(f"{k} {v:.3f}" for k, v in acc.items())
-            + f" ({time.time() - t0:.0f} s)",
-            flush=True,
-        )
+    acc = fit(net, train, dev, names, cfg, weights, rng, int(counts.sum()), lambda x: feature_augment(x, rng, cfg.warp))
 
     info = {"config": cfg.__dict__, "offsets": list(cfg.offsets), "train_frames": int(counts.sum()),
             "excluded_families": sorted(exclude),

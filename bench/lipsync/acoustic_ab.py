@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import pathlib
 import pickle
 import sys
-import time
 from typing import Any
 
 import numpy as np
@@ -149,23 +147,13 @@ def train(family: str, arm: str, epochs: int) -> dict[str, float]:
     net.params["wp"] = (rng.standard_normal((width, cfg.projection)) * np.sqrt(2.0 / width)).astype(np.float32)
     net.m["wp"], net.v["wp"] = np.zeros_like(net.params["wp"]), np.zeros_like(net.params["wp"])
     mels = engine.N_MELS
-    run, per_batch = cfg.run, cfg.batch // cfg.run
-    total = int(counts.sum()) // cfg.batch * cfg.epochs
-    step = 0
-    for epoch in range(cfg.epochs):
-        t0 = time.time()
-        runs = train_runs.epoch(run, rng)
-        losses = []
-        for i in range(0, len(runs) - per_batch + 1, per_batch):
-            lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(step, total) / total)) * min(1.0, (step + 1) / 300)
-            x, y = train_runs.batch(runs[i : i + per_batch], run)
-            x[..., :mels] = tl.feature_augment(x[..., :mels], rng, cfg.warp)  # the log-mel part only
-            losses.append(net.step(x, y, weights, lr, rng))
-            step += 1
-        acc = tl.evaluate(net, dev_runs, names)
-        dev = ", ".join(f"{k} {v:.3f}" for k, v in acc.items())
-        print(f"{arm} without {family}, epoch {epoch + 1}: loss {np.mean(losses):.3f}, dev {dev} "
-              f"({time.time() - t0:.0f} s)", flush=True)  # fmt: skip
+
+    def augment(x: F32) -> F32:
+        x[..., :mels] = tl.feature_augment(x[..., :mels], rng, cfg.warp)  # the log-mel part only
+        return x
+
+    label = f"{arm} without {family}, epoch"
+    tl.fit(net, train_runs, dev_runs, names, cfg, weights, rng, int(counts.sum()), augment, label)
     result = {}
     for name, make in TESTS[family].items():
         correct = total_frames = 0
