@@ -8,7 +8,9 @@ sentences per installed synthesizer.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import json
 import math
 import pathlib
 import shutil
@@ -589,16 +591,27 @@ def test_acoustic_model_reference_scores_its_mixtures_and_hears_silence_as_silen
     assert sum(p != "SIL" for p in top[55:]) > 0.6 * len(top[55:])
 
 
-def _acoustic_model(cmn_prior: np.ndarray | None = None, **kwargs: Any) -> Any:
-    """The engine's AcousticModel from pocketsphinx's files (through the harness's reader)."""
-    pytest.importorskip("pocketsphinx")
-    _bench()
-    from lipsync import sphinxam
+@dataclasses.dataclass
+class _Acoustic:
+    """The shipped acoustic model's arrays (avatarkit/data/acoustic_model.npz) and phone names."""
 
-    m = sphinxam.model()
-    log_weights = np.ascontiguousarray(m.logw.reshape(3, m.means.shape[2], len(m.phones), 3).transpose(0, 2, 1, 3))
-    prior = np.zeros(engine.N_CEPSTRA, np.float32) if cmn_prior is None else cmn_prior
-    return engine.AcousticModel(m.means, m.prec, m.const, log_weights, prior, **kwargs), m
+    means: np.ndarray
+    precisions: np.ndarray
+    constants: np.ndarray
+    log_weights: np.ndarray  # (stream, codebook, density, state)
+    cmn_prior: np.ndarray
+    phones: list[str]
+
+
+def _acoustic_model(cmn_prior: np.ndarray | None = None, **kwargs: Any) -> tuple[Any, _Acoustic]:
+    """An engine AcousticModel made from the shipped file's arrays (another prior, other options)."""
+    from avatarkit.engine import ACOUSTIC_MODEL_PATH
+
+    with np.load(ACOUSTIC_MODEL_PATH) as z:
+        m = _Acoustic(z["means"], z["precisions"], z["constants"], z["log_weights"], z["cmn_prior"],
+                      json.loads(str(z["info"]))["phones"])  # fmt: skip
+    prior = m.cmn_prior if cmn_prior is None else cmn_prior
+    return engine.AcousticModel(m.means, m.precisions, m.constants, m.log_weights, prior, **kwargs), m
 
 
 def test_acoustic_model_likelihoods_are_the_top_gaussians_log_sum_exp() -> None:
@@ -613,9 +626,9 @@ def test_acoustic_model_likelihoods_are_the_top_gaussians_log_sum_exp() -> None:
         for sen in (0, 7, 96, 125):
             cb, total = sen // 3, 0.0
             for s in range(3):
-                d = m.const[cb, s] - 0.5 * (m.prec[cb, s] * (streams[t, s] - m.means[cb, s]) ** 2).sum(-1)
+                d = m.constants[cb, s] - 0.5 * (m.precisions[cb, s] * (streams[t, s] - m.means[cb, s]) ** 2).sum(-1)
                 best = np.argsort(d)[-4:]
-                total += np.logaddexp.reduce(d[best] + m.logw[s][best, sen])
+                total += np.logaddexp.reduce(d[best] + m.log_weights[s, cb, best, sen % 3])
             assert got[t, sen] == pytest.approx(total, rel=1e-4, abs=2e-3)
 
 
@@ -651,24 +664,23 @@ def test_acoustic_features_hear_silence_as_silence_at_every_rate() -> None:
 def test_acoustic_model_rejects_bad_shapes_and_values() -> None:
     """A malformed acoustic model is a ValueError, never a crash."""
     am, m = _acoustic_model()
-    lw = np.ascontiguousarray(m.logw.reshape(3, 128, 42, 3).transpose(0, 2, 1, 3))
-    prior = np.zeros(engine.N_CEPSTRA, np.float32)
+    lw, prec, const, prior = m.log_weights, m.precisions, m.constants, m.cmn_prior
     with pytest.raises(ValueError, match="means"):
-        engine.AcousticModel(m.means[:, :2], m.prec, m.const, lw, prior)
+        engine.AcousticModel(m.means[:, :2], prec, const, lw, prior)
     with pytest.raises(ValueError, match="precisions"):
-        engine.AcousticModel(m.means, m.prec[:-1], m.const, lw, prior)
-    bad = m.prec.copy()
+        engine.AcousticModel(m.means, prec[:-1], const, lw, prior)
+    bad = prec.copy()
     bad[3, 1, 7, 2] = 0.0
     with pytest.raises(ValueError, match="positive"):
-        engine.AcousticModel(m.means, bad, m.const, lw, prior)
+        engine.AcousticModel(m.means, bad, const, lw, prior)
     nan = m.means.copy()
     nan[0, 0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
-        engine.AcousticModel(nan, m.prec, m.const, lw, prior)
+        engine.AcousticModel(nan, prec, const, lw, prior)
     with pytest.raises(ValueError, match="top"):
-        engine.AcousticModel(m.means, m.prec, m.const, lw, prior, top=17)
+        engine.AcousticModel(m.means, prec, const, lw, prior, top=17)
     with pytest.raises(ValueError, match="cmn"):
-        engine.AcousticModel(m.means, m.prec, m.const, lw, prior, cmn_prior_frames=0.0)
+        engine.AcousticModel(m.means, prec, const, lw, prior, cmn_prior_frames=0.0)
     with pytest.raises(ValueError, match="streams"):
         am.likelihoods(np.zeros((2, 13), np.float32))
 
@@ -683,3 +695,72 @@ def test_acoustic_features_need_a_model_and_mono_audio() -> None:
     with pytest.raises(ValueError, match="rate"):
         engine.acoustic_features(np.zeros(1600, np.float32), 11025, am)
     assert engine.acoustic_features(np.zeros(0, np.float32), 16000, am).shape == (0, 126)
+
+
+def _acoustic_classifier(rng: np.random.Generator, acoustic: Any, blind: bool = False) -> Any:
+    """A random viseme classifier over log-mel values plus the acoustic model's senone rows (with
+    ``blind``, the same draws with zero weight on the senone rows)."""
+    inputs = engine.N_MELS + acoustic.senones
+    projection = (rng.standard_normal((inputs, 8)) * 0.3).astype(np.float32)
+    if blind:
+        projection[engine.N_MELS :] = 0.0
+    return engine.Model(
+        mean=np.zeros(inputs, np.float32),
+        inv_std=np.ones(inputs, np.float32),
+        projection_weight=projection,
+        projection_bias=np.zeros(8, np.float32),
+        offsets=[-2, 0, 1],
+        weights=[(rng.standard_normal((24, engine.N_VISEMES)) * 0.3).astype(np.float32)],
+        biases=[np.zeros(engine.N_VISEMES, np.float32)],
+        acoustic=acoustic,
+    )
+
+
+@needs_espeak
+def test_a_model_that_reads_acoustic_scores_streams_them_whatever_the_chunking() -> None:
+    """A classifier made with an acoustic model takes N_MELS + senones inputs per frame; a session
+    computes the senone rows as it goes (no look-ahead beyond the model's own), with the same
+    frames whatever the chunking, and they depend on the acoustic part of the weights."""
+    acoustic, _ = _acoustic_model()
+    rng = np.random.default_rng(11)
+    model = _acoustic_classifier(rng, acoustic)
+    assert model.inputs == engine.N_MELS + 126 and model.acoustic is not None
+    audio, rate, _ = speak("Maybe the bag of peas is on the bottom shelf.", "en-us")
+
+    def run(chunk: int, m: Any = model) -> np.ndarray:
+        s = EngineSession(rate, model=m)
+        assert s.lookahead_ms == pytest.approx(10.0 * (2 + 1))
+        frames = [s.push(audio[i : i + chunk]) for i in range(0, len(audio), chunk)]
+        return np.concatenate([*frames, s.flush()])
+
+    whole = run(len(audio))
+    assert len(whole) == math.ceil(len(audio) * 25 / rate)
+    for chunk in (37, 441, 4096):
+        np.testing.assert_array_equal(run(chunk), whole)
+    blind = _acoustic_classifier(np.random.default_rng(11), acoustic, blind=True)
+    assert not np.allclose(run(len(audio), blind), whole)
+
+
+def test_a_model_with_an_acoustic_model_checks_its_input_width() -> None:
+    """mean, inv_std and the projection must cover the senone rows too: else a ValueError."""
+    acoustic, _ = _acoustic_model()
+    rng = np.random.default_rng(3)
+    good = _acoustic_classifier(rng, acoustic)
+    assert good.parameter_count == (engine.N_MELS + 126) * 8 + 8 + 24 * engine.N_VISEMES + engine.N_VISEMES
+    args = dict(
+        mean=np.zeros(engine.N_MELS, np.float32), inv_std=np.ones(engine.N_MELS, np.float32),
+        projection_weight=np.zeros((engine.N_MELS, 8), np.float32), projection_bias=np.zeros(8, np.float32),
+        offsets=[0], weights=[np.zeros((8, engine.N_VISEMES), np.float32)],
+        biases=[np.zeros(engine.N_VISEMES, np.float32)],
+    )  # fmt: skip
+    assert engine.Model(**args).acoustic is None and engine.Model(**args).inputs == engine.N_MELS
+    with pytest.raises(ValueError, match="mean/inv_std"):
+        engine.Model(**args, acoustic=acoustic)
+    wide = engine.N_MELS + 126
+    args.update(mean=np.zeros(wide, np.float32), inv_std=np.ones(wide, np.float32))
+    with pytest.raises(ValueError, match="projection"):
+        engine.Model(**args, acoustic=acoustic)
+    args["inv_std"] = np.full(wide, np.inf, np.float32)
+    args["projection_weight"] = np.zeros((wide, 8), np.float32)
+    with pytest.raises(ValueError, match="non-finite"):
+        engine.Model(**args, acoustic=acoustic)

@@ -104,51 +104,49 @@ void register_engine(py::module_& m) {
         "Acoustic cepstra (frames x N_CEPSTRA, float32) of mono samples in [-1, 1], the frames of log_mel:\n"
         "CMU Sphinx's front end (25 mel bands 130-6800 Hz, log, DCT, lifter 22) with one LSB of dither.");
 
-    py::class_<engine::AcousticSpec, std::shared_ptr<engine::AcousticSpec>>(
+    py::class_<engine::AcousticModel, std::shared_ptr<engine::AcousticModel>>(
         m, "AcousticModel", "A phone model trained on recorded speech (context-independent senones; immutable).")
         .def(py::init([](const F32Array& means, const F32Array& precisions, const F32Array& constants,
                          const F32Array& log_weights, const F32Array& cmn_prior, float cmn_prior_frames,
                          float cmn_memory_frames, int top) {
                  if (means.ndim() != 4 || means.shape(1) != 3 || means.shape(3) != engine::kCepstra)
                      throw py::value_error("means must be (codebooks, 3, densities, N_CEPSTRA)");
-                 auto spec = std::make_shared<engine::AcousticSpec>();
-                 spec->codebooks = static_cast<int>(means.shape(0));
-                 spec->densities = static_cast<int>(means.shape(2));
-                 spec->means = as_vector(means);
-                 spec->precisions = as_vector(precisions);
-                 spec->constants = as_vector(constants);
-                 spec->log_weights = as_vector(log_weights);
-                 spec->cmn_prior = as_vector(cmn_prior);
-                 spec->cmn_prior_frames = cmn_prior_frames;
-                 spec->cmn_memory_frames = cmn_memory_frames;
-                 spec->top = top;
+                 engine::AcousticSpec spec;
+                 spec.codebooks = static_cast<int>(means.shape(0));
+                 spec.densities = static_cast<int>(means.shape(2));
+                 spec.means = as_vector(means);
+                 spec.precisions = as_vector(precisions);
+                 spec.constants = as_vector(constants);
+                 spec.log_weights = as_vector(log_weights);
+                 spec.cmn_prior = as_vector(cmn_prior);
+                 spec.cmn_prior_frames = cmn_prior_frames;
+                 spec.cmn_memory_frames = cmn_memory_frames;
+                 spec.top = top;
                  try {
-                     spec->validate();
+                     return std::make_shared<engine::AcousticModel>(std::move(spec));
                  } catch (const std::invalid_argument& e) {
                      throw py::value_error(e.what());
                  }
-                 return spec;
              }),
              py::arg("means"), py::arg("precisions"), py::arg("constants"), py::arg("log_weights"), py::arg("cmn_prior"),
              py::arg("cmn_prior_frames") = 100.0f, py::arg("cmn_memory_frames") = 500.0f, py::arg("top") = 4,
              "``means``/``precisions`` (codebooks, 3, densities, N_CEPSTRA), ``constants`` (codebooks, 3,\n"
              "densities), ``log_weights`` (3, codebooks, densities, 3), ``cmn_prior`` (N_CEPSTRA,).")
-        .def_property_readonly("senones", &engine::AcousticSpec::senones, "Context-independent senones (3 per phone).")
+        .def_property_readonly("senones", &engine::AcousticModel::senones, "Context-independent senones (3 per phone).")
         .def(
             "likelihoods",
-            [](const engine::AcousticSpec& spec, const F32Array& streams) {
+            [](const engine::AcousticModel& model, const F32Array& streams) {
                 if (streams.ndim() != 2 || streams.shape(1) != 3 * engine::kCepstra)
                     throw py::value_error("streams must be frames x (3 * N_CEPSTRA)");
-                auto shared = std::make_shared<const engine::AcousticSpec>(spec);
-                engine::AcousticScorer scorer(shared);
                 const auto frames = static_cast<std::size_t>(streams.shape(0));
-                const auto n = static_cast<std::size_t>(spec.senones());
+                const auto n = static_cast<std::size_t>(model.senones());
                 py::array_t<float> out({static_cast<py::ssize_t>(frames), static_cast<py::ssize_t>(n)});
                 float* dst = out.mutable_data();
                 const float* src = streams.data();
                 {
                     py::gil_scoped_release release;
-                    for (std::size_t t = 0; t < frames; ++t) scorer.likelihoods(src + t * 3 * engine::kCepstra, dst + t * n);
+                    std::vector<float> scratch;
+                    for (std::size_t t = 0; t < frames; ++t) model.likelihoods(src + t * 3 * engine::kCepstra, dst + t * n, scratch);
                 }
                 return out;
             },
@@ -157,9 +155,9 @@ void register_engine(py::module_& m) {
 
     m.def(
         "acoustic_features",
-        [](const F32Array& samples, int sample_rate, std::shared_ptr<engine::AcousticSpec> spec) {
-            return utterance_features(samples, sample_rate, spec->senones(), [&](const float* x, std::size_t n, std::size_t* frames) {
-                return engine::acoustic_features(x, n, sample_rate, spec, frames);
+        [](const F32Array& samples, int sample_rate, std::shared_ptr<engine::AcousticModel> model) {
+            return utterance_features(samples, sample_rate, model->senones(), [&](const float* x, std::size_t n, std::size_t* frames) {
+                return engine::acoustic_features(x, n, sample_rate, model, frames);
             });
         },
         py::arg("samples"), py::arg("sample_rate"), py::arg("model").none(false),
@@ -171,9 +169,10 @@ void register_engine(py::module_& m) {
         .def(py::init([](const F32Array& mean, const F32Array& inv_std, const F32Array& projection_weight,
                          const F32Array& projection_bias, std::vector<int> offsets, const std::vector<F32Array>& weights,
                          const std::vector<F32Array>& biases, const std::optional<F32Array>& stream_prior,
-                         const std::vector<float>& stream_params) {
+                         const std::vector<float>& stream_params, const std::optional<std::shared_ptr<engine::AcousticModel>>& acoustic) {
                  if (weights.size() != biases.size()) throw py::value_error("one bias per weight matrix");
                  engine::ModelSpec spec;
+                 if (acoustic) spec.acoustic = *acoustic;
                  if (stream_prior) spec.stream = stream_norm(*stream_prior, stream_params);
                  spec.mean = as_vector(mean);
                  spec.inv_std = as_vector(inv_std);
@@ -188,10 +187,20 @@ void register_engine(py::module_& m) {
              }),
              py::arg("mean"), py::arg("inv_std"), py::arg("projection_weight"), py::arg("projection_bias"), py::arg("offsets"),
              py::arg("weights"), py::arg("biases"), py::arg("stream_prior") = py::none(),
-             py::arg("stream_params") = std::vector<float>{})
+             py::arg("stream_params") = std::vector<float>{}, py::arg("acoustic") = py::none(),
+             "``mean``/``inv_std`` and the projection's rows: one per input, the N_MELS log-mel values, then,\n"
+             "with an ``acoustic`` model, its senone scores (the rows of acoustic_features).")
         .def_property_readonly("past", &engine::Model::past, "Feature frames of past context.")
         .def_property_readonly("future", &engine::Model::future, "Feature frames of future context (10 ms each).")
         .def_property_readonly("parameter_count", &engine::Model::parameter_count, "Number of weights and biases.")
+        .def_property_readonly("inputs", &engine::Model::inputs, "Values per feature frame: N_MELS, plus the acoustic model's senones.")
+        .def_property_readonly(
+            "acoustic",
+            [](const engine::Model& m) -> std::optional<std::shared_ptr<engine::AcousticModel>> {
+                if (!m.spec().acoustic) return std::nullopt;
+                return std::const_pointer_cast<engine::AcousticModel>(m.spec().acoustic);
+            },
+            "The acoustic model whose scores the network reads, or None.")
         .def_property_readonly(
             "stream_normalized", [](const engine::Model& m) { return m.spec().stream.enabled(); },
             "Whether sessions normalise each stream's features (see normalize_stream).");

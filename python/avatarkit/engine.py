@@ -33,11 +33,28 @@ SUPPORTED_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
 MODEL_PATH = pathlib.Path(__file__).parent / "data" / "lipsync_model.npz"
 #: The causal variant: no future context (look-ahead 0 ms), a little less accurate; ``low_latency=True``.
 LOW_LATENCY_MODEL_PATH = pathlib.Path(__file__).parent / "data" / "lipsync_model_low_latency.npz"
+#: pocketsphinx's US English acoustic model (BSD licence), whose senone scores the network reads
+#: (made by ``scripts/convert_acoustic_model.py``).
+ACOUSTIC_MODEL_PATH = pathlib.Path(__file__).parent / "data" / "acoustic_model.npz"
+
+
+@functools.lru_cache(maxsize=2)
+def load_acoustic_model(path: str | None = None) -> _engine.AcousticModel:
+    """The acoustic model from an ``.npz`` written by ``scripts/convert_acoustic_model.py`` (cached).
+
+    Args:
+        path: the file; the model shipped in the package when None.
+    """
+    with np.load(path or ACOUSTIC_MODEL_PATH) as z:
+        return _engine.AcousticModel(z["means"], z["precisions"], z["constants"], z["log_weights"], z["cmn_prior"])
 
 
 @functools.lru_cache(maxsize=4)
 def load_model(path: str | None = None) -> _engine.Model:
     """The viseme classifier from an ``.npz`` written by ``scripts/train_lipsync.py`` (cached).
+
+    A model trained on the acoustic model's scores (its file says ``acoustic``) gets the shipped
+    acoustic model.
 
     Args:
         path: the file; the model shipped in the package when None.
@@ -54,6 +71,7 @@ def load_model(path: str | None = None) -> _engine.Model:
             biases=[z[f"bias{i}"].astype(np.float32) for i in range(layers)],
             stream_prior=z["stream_prior"].astype(np.float32) if "stream_prior" in z else None,
             stream_params=[float(v) for v in z["stream_params"]] if "stream_params" in z else [],
+            acoustic=load_acoustic_model() if "acoustic" in z and bool(z["acoustic"]) else None,
         )
 
 

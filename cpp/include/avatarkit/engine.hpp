@@ -116,39 +116,49 @@ struct AcousticSpec {
     void validate() const;  // throws std::invalid_argument
 };
 
+// The acoustic model ready to score (immutable, shared by sessions): the spec, validated, with
+// each Gaussian's terms laid out by (codebook, stream) block and coefficient for vectorized scoring.
+class AcousticModel {
+public:
+    explicit AcousticModel(AcousticSpec spec);  // throws std::invalid_argument
+    const AcousticSpec& spec() const { return spec_; }
+    int senones() const { return spec_.senones(); }
+    // Log-likelihoods (senones() values) of one frame of normalised streams (3 x kCepstra).
+    void likelihoods(const float* streams, float* out, std::vector<float>& scratch) const;
+
+private:
+    AcousticSpec spec_;
+    std::vector<float> quadratic_, linear_, offset_;  // precision, precision x mean, constant - mean's part
+};
+
 // Streaming senone scores: per frame of cepstra, the running cepstral mean is removed, deltas and
 // double deltas are taken over +-3 frames (so a frame's scores come kAcousticLag frames after it),
 // and each senone's log-likelihood becomes a log-posterior under a flat prior, floored at
 // kAcousticFloor. The row given for frame j is that of frame j - kAcousticLag; the first
-// kAcousticLag rows carry no information (all equal).
+// kAcousticLag rows carry no information (uniform: -log(senones) each).
 inline constexpr int kAcousticLag = 3;
 inline constexpr float kAcousticFloor = -40.0f;
 
 class AcousticScorer {
 public:
-    explicit AcousticScorer(std::shared_ptr<const AcousticSpec> spec);
-    int senones() const { return spec_->senones(); }
+    explicit AcousticScorer(std::shared_ptr<const AcousticModel> model);
+    int senones() const { return model_->senones(); }
     // One frame of kCepstra in; appends senones() values (the row for this frame) to `out`.
     void push(const float* cepstra, std::vector<float>& out);
-    // Log-likelihoods (senones() values) of one frame of normalised streams (3 x kCepstra).
-    void likelihoods(const float* streams, float* out) const;
 
 private:
-    std::shared_ptr<const AcousticSpec> spec_;
+    std::shared_ptr<const AcousticModel> model_;
     std::array<float, kCepstra> mean_{};
     float count_ = 0.0f;
     std::vector<std::array<float, kCepstra>> ring_;  // normalised cepstra, last 2 * kAcousticLag + 1 frames
     std::int64_t frames_ = 0;
-    // The Gaussians' terms by (codebook, stream) block and coefficient: precision, precision x
-    // mean, and the constant with the mean's part folded in.
-    std::vector<float> quadratic_, linear_, offset_;
-    mutable std::vector<float> scratch_;
+    std::vector<float> scratch_;
 };
 
 // Whole-utterance acoustic rows (what the training script sees): frames x senones, row-major, the
 // rows a session computes for the same audio.
 std::vector<float> acoustic_features(const float* samples, std::size_t n, int sample_rate,
-                                     std::shared_ptr<const AcousticSpec> spec, std::size_t* frames);
+                                     std::shared_ptr<const AcousticModel> model, std::size_t* frames);
 
 // Per-stream normalisation of log-mel frames: each band minus the running mean of this stream's
 // speech frames, plus the training speech mean (`prior`), so that a voice's or a microphone's
@@ -194,13 +204,17 @@ struct Layer {
 };
 
 // The classifier: normalise each feature frame, project it (per frame, shared), splice the
-// projections at the context offsets, then dense layers to kVisemes logits.
+// projections at the context offsets, then dense layers to kVisemes logits. A feature frame is
+// kMels log-mel values (stream-normalised), followed, with an acoustic model, by that model's
+// senone row for the same frame (AcousticScorer: the scores of the frame kAcousticLag earlier).
 struct ModelSpec {
-    std::vector<float> mean, inv_std;  // kMels each
-    Layer projection;                  // kMels -> P, ReLU
+    std::vector<float> mean, inv_std;  // inputs() each
+    Layer projection;                  // inputs() -> P, ReLU
     std::vector<int> offsets;          // ascending, in feature frames, includes 0
     std::vector<Layer> layers;         // P * offsets -> ... -> kVisemes (last one linear)
-    StreamNorm stream;                 // applied before `mean`/`inv_std` (off when empty)
+    StreamNorm stream;                 // applied to the log-mel values before `mean`/`inv_std` (off when empty)
+    std::shared_ptr<const AcousticModel> acoustic;  // or none
+    int inputs() const { return kMels + (acoustic ? acoustic->senones() : 0); }
 };
 
 class Model {
@@ -210,8 +224,9 @@ public:
     int past() const { return -spec_.offsets.front(); }
     int future() const { return spec_.offsets.back(); }
     int projection_size() const { return spec_.projection.out; }
-    // One projected frame (P values) from one log-mel frame.
-    void project(const float* log_mel, float* out) const;
+    int inputs() const { return spec_.inputs(); }
+    // One projected frame (P values) from one feature frame (inputs() values).
+    void project(const float* features, float* out) const;
     // Viseme probabilities (kVisemes) from spliced projections (P * offsets values).
     void classify(const float* spliced, float* probabilities, std::vector<float>& scratch) const;
     std::size_t parameter_count() const;
@@ -250,7 +265,8 @@ public:
     static constexpr int kRing = 128;
 
 private:
-    void on_features(const std::vector<float>& feats, std::size_t count);
+    void extract(const float* samples, std::size_t n);
+    void on_features(std::size_t count);
     std::size_t emit_ready(std::int64_t limit, std::vector<float>& out);
     void frame(std::int64_t k, float* out);
     float loudness_db(std::int64_t j) const;
@@ -259,7 +275,8 @@ private:
     int rate_;
     FaceOptions options_;
     FeatureExtractor features_;
-    std::vector<float> feat_buf_, splice_, scratch_;
+    std::vector<float> feat_buf_, cepstra_buf_, splice_, scratch_, input_;
+    std::unique_ptr<AcousticScorer> acoustic_;  // when the model has an acoustic model
     std::vector<float> projections_;  // ring of kRing x P, by feature frame
     std::vector<float> loudness_;     // ring of kRing, dB, by feature frame
     std::vector<float> posteriors_;   // ring of kRing x kVisemes, by subframe

@@ -42,23 +42,18 @@ void AcousticSpec::validate() const {
         throw std::invalid_argument("acoustic model: need 1 <= cmn_prior_frames <= cmn_memory_frames <= 1e6");
 }
 
-AcousticScorer::AcousticScorer(std::shared_ptr<const AcousticSpec> spec) : spec_(std::move(spec)) {
-    if (!spec_) throw std::invalid_argument("acoustic model: none given");
-    spec_->validate();
-    std::copy(spec_->cmn_prior.begin(), spec_->cmn_prior.end(), mean_.begin());
-    count_ = spec_->cmn_prior_frames;
-    ring_.resize(kSpan);
-    const std::size_t d = static_cast<std::size_t>(spec_->densities);
-    const std::size_t blocks = static_cast<std::size_t>(spec_->codebooks) * kStreams;
-    scratch_.resize(d);
+AcousticModel::AcousticModel(AcousticSpec spec) : spec_(std::move(spec)) {
+    spec_.validate();
+    const std::size_t d = static_cast<std::size_t>(spec_.densities);
+    const std::size_t blocks = static_cast<std::size_t>(spec_.codebooks) * kStreams;
     quadratic_.resize(blocks * kCepstra * d);
     linear_.resize(blocks * kCepstra * d);
     offset_.resize(blocks * d);
     for (std::size_t b = 0; b < blocks; ++b) {
         for (std::size_t g = 0; g < d; ++g) {
-            const float* mu = spec_->means.data() + (b * d + g) * kCepstra;
-            const float* prec = spec_->precisions.data() + (b * d + g) * kCepstra;
-            double c = spec_->constants[b * d + g];
+            const float* mu = spec_.means.data() + (b * d + g) * kCepstra;
+            const float* prec = spec_.precisions.data() + (b * d + g) * kCepstra;
+            double c = spec_.constants[b * d + g];
             for (std::size_t i = 0; i < kCepstra; ++i) {
                 quadratic_[(b * kCepstra + i) * d + g] = prec[i];
                 linear_[(b * kCepstra + i) * d + g] = prec[i] * mu[i];
@@ -69,10 +64,11 @@ AcousticScorer::AcousticScorer(std::shared_ptr<const AcousticSpec> spec) : spec_
     }
 }
 
-void AcousticScorer::likelihoods(const float* streams, float* out) const {
-    const AcousticSpec& s = *spec_;
+void AcousticModel::likelihoods(const float* streams, float* out, std::vector<float>& scratch) const {
+    const AcousticSpec& s = spec_;
     const std::size_t d = static_cast<std::size_t>(s.densities);
     const std::size_t top = static_cast<std::size_t>(s.top);
+    scratch.resize(d);
     std::fill(out, out + s.senones(), 0.0f);
     for (int cb = 0; cb < s.codebooks; ++cb) {
         for (int st = 0; st < kStreams; ++st) {
@@ -82,26 +78,26 @@ void AcousticScorer::likelihoods(const float* streams, float* out) const {
             const std::size_t block = static_cast<std::size_t>(cb * kStreams + st);
             const float* quad = quadratic_.data() + block * kCepstra * d;
             const float* lin = linear_.data() + block * kCepstra * d;
-            std::copy_n(offset_.data() + block * d, d, scratch_.data());
+            std::copy_n(offset_.data() + block * d, d, scratch.data());
             for (int i = 0; i < kCepstra; ++i) {
                 const float xi = x[i], half_sq = -0.5f * x[i] * x[i];
                 const float* q = quad + static_cast<std::size_t>(i) * d;
                 const float* l = lin + static_cast<std::size_t>(i) * d;
-                for (std::size_t g = 0; g < d; ++g) scratch_[g] += half_sq * q[g] + xi * l[g];
+                for (std::size_t g = 0; g < d; ++g) scratch[g] += half_sq * q[g] + xi * l[g];
             }
             // Sphinx sums only the best few Gaussians of a codebook: the rest are negligible.
             std::array<std::size_t, kMaxTop> best{};
             std::array<float, kMaxTop> best_ll;
             best_ll.fill(-std::numeric_limits<float>::infinity());
             for (std::size_t g = 0; g < d; ++g) {
-                if (scratch_[g] <= best_ll[top - 1]) continue;
+                if (scratch[g] <= best_ll[top - 1]) continue;
                 std::size_t at = top - 1;
-                while (at > 0 && best_ll[at - 1] < scratch_[g]) {
+                while (at > 0 && best_ll[at - 1] < scratch[g]) {
                     best_ll[at] = best_ll[at - 1];
                     best[at] = best[at - 1];
                     --at;
                 }
-                best_ll[at] = scratch_[g];
+                best_ll[at] = scratch[g];
                 best[at] = g;
             }
             const float* w = s.log_weights.data() +
@@ -118,10 +114,18 @@ void AcousticScorer::likelihoods(const float* streams, float* out) const {
     }
 }
 
+AcousticScorer::AcousticScorer(std::shared_ptr<const AcousticModel> model) : model_(std::move(model)) {
+    if (!model_) throw std::invalid_argument("acoustic model: none given");
+    const AcousticSpec& spec = model_->spec();
+    std::copy(spec.cmn_prior.begin(), spec.cmn_prior.end(), mean_.begin());
+    count_ = spec.cmn_prior_frames;
+    ring_.resize(kSpan);
+}
+
 void AcousticScorer::push(const float* cepstra, std::vector<float>& out) {
     // Running cepstral mean: the prior, then a cumulative mean up to cmn_memory_frames, then an
     // exponential one (every frame counts, as in Sphinx's live CMN).
-    count_ = std::min(count_ + 1.0f, spec_->cmn_memory_frames);
+    count_ = std::min(count_ + 1.0f, model_->spec().cmn_memory_frames);
     std::array<float, kCepstra> c{};
     for (int i = 0; i < kCepstra; ++i) {
         mean_[static_cast<std::size_t>(i)] += (cepstra[i] - mean_[static_cast<std::size_t>(i)]) / count_;
@@ -149,7 +153,7 @@ void AcousticScorer::push(const float* cepstra, std::vector<float>& out) {
         streams[kCepstra + u] = frame(centre + 2)[u] - frame(centre - 2)[u];
         streams[2 * kCepstra + u] = (frame(centre + 3)[u] - frame(centre - 1)[u]) - (frame(centre + 1)[u] - frame(centre - 3)[u]);
     }
-    likelihoods(streams.data(), row);
+    model_->likelihoods(streams.data(), row, scratch_);
     float peak = -std::numeric_limits<float>::infinity();
     for (std::size_t k = 0; k < n; ++k) peak = std::max(peak, row[k]);
     float sum = 0.0f;
@@ -159,8 +163,8 @@ void AcousticScorer::push(const float* cepstra, std::vector<float>& out) {
 }
 
 std::vector<float> acoustic_features(const float* samples, std::size_t n, int sample_rate,
-                                     std::shared_ptr<const AcousticSpec> spec, std::size_t* frames) {
-    AcousticScorer scorer(std::move(spec));
+                                     std::shared_ptr<const AcousticModel> model, std::size_t* frames) {
+    AcousticScorer scorer(std::move(model));
     FeatureExtractor fx(sample_rate, true);
     std::vector<float> mel, cep, out;
     *frames = fx.push(samples, n, mel, &cep);

@@ -37,9 +37,15 @@ void dense(const Layer& l, const float* x, float* y) {
 }  // namespace
 
 Model::Model(ModelSpec spec) : spec_(std::move(spec)) {
-    if (spec_.mean.size() != kMels || spec_.inv_std.size() != kMels) throw std::invalid_argument("model: mean/inv_std must have kMels values");
+    const auto inputs = static_cast<std::size_t>(spec_.inputs());
+    if (spec_.mean.size() != inputs || spec_.inv_std.size() != inputs)
+        throw std::invalid_argument("model: mean/inv_std must have one value per input (kMels, plus the acoustic model's senones)");
+    for (float v : spec_.mean)
+        if (!std::isfinite(v)) throw std::invalid_argument("model: non-finite mean");
+    for (float v : spec_.inv_std)
+        if (!std::isfinite(v)) throw std::invalid_argument("model: non-finite inv_std");
     spec_.stream.validate();
-    if (spec_.projection.in != kMels) throw std::invalid_argument("model: projection must take kMels inputs");
+    if (spec_.projection.in != spec_.inputs()) throw std::invalid_argument("model: the projection must take one weight row per input");
     check_layer(spec_.projection, "projection");
     if (spec_.offsets.empty() || !std::is_sorted(spec_.offsets.begin(), spec_.offsets.end()) ||
         std::adjacent_find(spec_.offsets.begin(), spec_.offsets.end()) != spec_.offsets.end())
@@ -59,10 +65,11 @@ Model::Model(ModelSpec spec) : spec_(std::move(spec)) {
     spec_.projection.relu = true;
 }
 
-void Model::project(const float* log_mel, float* out) const {
-    float z[kMels];
-    for (int m = 0; m < kMels; ++m) z[m] = (log_mel[m] - spec_.mean[static_cast<std::size_t>(m)]) * spec_.inv_std[static_cast<std::size_t>(m)];
-    dense(spec_.projection, z, out);
+void Model::project(const float* features, float* out) const {
+    thread_local std::vector<float> z;
+    z.resize(spec_.mean.size());
+    for (std::size_t m = 0; m < z.size(); ++m) z[m] = (features[m] - spec_.mean[m]) * spec_.inv_std[m];
+    dense(spec_.projection, z.data(), out);
 }
 
 void Model::classify(const float* spliced, float* probabilities, std::vector<float>& scratch) const {

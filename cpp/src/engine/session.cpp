@@ -132,7 +132,7 @@ Session::Session(std::shared_ptr<const Model> model, int sample_rate, FaceOption
     : model_(model ? std::move(model) : throw std::invalid_argument("engine session needs a model")),
       rate_(sample_rate),
       options_(options),
-      features_(sample_rate),
+      features_(sample_rate, static_cast<bool>(model_->spec().acoustic)),
       normalizer_(model_->spec().stream) {
     if (options_.smoothing < 0 || options_.smoothing > 8) throw std::invalid_argument("smoothing must be 0..8");
     if (options_.smoothing_ahead < 0 || options_.smoothing_ahead > 8)
@@ -142,8 +142,15 @@ Session::Session(std::shared_ptr<const Model> model, int sample_rate, FaceOption
     loudness_.assign(kRing, -84.0f);
     posteriors_.assign(kRing * kVisemes, 0.0f);
     silence_projection_.resize(p);
-    auto silence = FeatureExtractor::silence();
-    model_->project(silence.data(), silence_projection_.data());
+    // Before the start: digital silence, and the acoustic model's row before it has heard anything.
+    const auto silence = FeatureExtractor::silence();
+    input_.assign(silence.begin(), silence.end());
+    if (model_->spec().acoustic) {
+        acoustic_ = std::make_unique<AcousticScorer>(model_->spec().acoustic);
+        const int senones = acoustic_->senones();  // the scorer's first rows
+        input_.resize(input_.size() + static_cast<std::size_t>(senones), -std::log(static_cast<float>(senones)));
+    }
+    model_->project(input_.data(), silence_projection_.data());
     splice_.resize(p * model_->spec().offsets.size());
     face_ = std::make_shared<Face>();
     face_->rng.state = options_.seed;
@@ -161,19 +168,20 @@ float Session::loudness_db(std::int64_t j) const {
     return loudness_[static_cast<std::size_t>(j % kRing)];
 }
 
-void Session::on_features(const std::vector<float>& feats, std::size_t count) {
+// Classifies the `count` feature frames just extracted into feat_buf_ (and cepstra_buf_).
+void Session::on_features(std::size_t count) {
     const std::size_t p = static_cast<std::size_t>(model_->projection_size());
     const auto& offsets = model_->spec().offsets;
     const int future = model_->future();
     for (std::size_t i = 0; i < count; ++i) {
-        const float* f = feats.data() + i * kMels;
+        const float* f = feat_buf_.data() + i * kMels;
         const std::int64_t j = features_done_++;
         const float level = frame_loudness_db(f);
         loudness_[static_cast<std::size_t>(j % kRing)] = level;
-        std::array<float, kMels> normalized;
-        std::copy(f, f + kMels, normalized.begin());
-        normalizer_.apply(normalized.data(), level);
-        model_->project(normalized.data(), projections_.data() + static_cast<std::size_t>(j % kRing) * p);
+        input_.assign(f, f + kMels);
+        normalizer_.apply(input_.data(), level);
+        if (acoustic_) acoustic_->push(cepstra_buf_.data() + i * kCepstra, input_);
+        model_->project(input_.data(), projections_.data() + static_cast<std::size_t>(j % kRing) * p);
         // The subframe whose future context just completed.
         const std::int64_t s = j - future;
         if (s < 0) continue;
@@ -187,6 +195,12 @@ void Session::on_features(const std::vector<float>& feats, std::size_t count) {
     }
 }
 
+void Session::extract(const float* samples, std::size_t n) {
+    feat_buf_.clear();
+    cepstra_buf_.clear();
+    on_features(features_.push(samples, n, feat_buf_, acoustic_ ? &cepstra_buf_ : nullptr));
+}
+
 std::size_t Session::push(const std::int16_t* pcm, std::size_t n, std::vector<float>& out) {
     std::vector<float> samples(n);
     for (std::size_t i = 0; i < n; ++i) samples[i] = static_cast<float>(pcm[i]) * (1.0f / 32768.0f);
@@ -195,7 +209,6 @@ std::size_t Session::push(const std::int16_t* pcm, std::size_t n, std::vector<fl
 
 std::size_t Session::push_float(const float* samples, std::size_t n, std::vector<float>& out) {
     if (finished_) throw std::logic_error("engine session already flushed");
-    feat_buf_.clear();
     // Bounded pieces keep the feature buffer small whatever the chunk size.
     constexpr std::size_t kPiece = 4096;
     std::vector<float> clean;
@@ -204,9 +217,7 @@ std::size_t Session::push_float(const float* samples, std::size_t n, std::vector
         std::size_t len = std::min(kPiece, n - at);
         clean.assign(samples + at, samples + at + len);
         for (float& x : clean) x = std::isfinite(x) ? std::min(1.0f, std::max(-1.0f, x)) : 0.0f;
-        feat_buf_.clear();
-        std::size_t count = features_.push(clean.data(), len, feat_buf_);
-        on_features(feat_buf_, count);
+        extract(clean.data(), len);
         made += emit_ready(-1, out);
     }
     return made;
@@ -220,9 +231,7 @@ std::size_t Session::flush(std::vector<float>& out) {
     std::size_t made = 0;
     std::vector<float> zeros(static_cast<std::size_t>(rate_ / kFeatureRate + 1), 0.0f);
     while (features_.frames() < need_features) {
-        feat_buf_.clear();
-        std::size_t count = features_.push(zeros.data(), zeros.size(), feat_buf_);
-        on_features(feat_buf_, count);
+        extract(zeros.data(), zeros.size());
     }
     made += emit_ready(frames, out);
     finished_ = true;

@@ -56,11 +56,26 @@ class Model:
         biases: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float32]],
         stream_prior: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None,
         stream_params: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex] = [],
-    ) -> None: ...
+        acoustic: AcousticModel | None = None,
+    ) -> None:
+        """
+        ``mean``/``inv_std`` and the projection's rows: one per input, the N_MELS log-mel values, then,
+        with an ``acoustic`` model, its senone scores (the rows of acoustic_features).
+        """
+    @property
+    def acoustic(self) -> AcousticModel | None:
+        """
+        The acoustic model whose scores the network reads, or None.
+        """
     @property
     def future(self) -> int:
         """
         Feature frames of future context (10 ms each).
+        """
+    @property
+    def inputs(self) -> int:
+        """
+        Values per feature frame: N_MELS, plus the acoustic model's senones.
         """
     @property
     def parameter_count(self) -> int:
