@@ -12,18 +12,23 @@ see identical inputs), numpy and scipy, the ``espeakng-loader`` wheel, and festi
 
 Steps: synthesize utterances with known phone timing (cached under ``--data``); augment each one
 (speed/vocal-tract perturbation, resampling to a random supported rate, microphone tilt, reverb,
-noise, level), compute the engine's log-mel features and 10 ms viseme labels; train the network
-(per-frame projection, splice at context offsets, ReLU layers (two unless ``--layers``), softmax over
-15 visemes) with Adam in numpy; write float16 weights to an ``.npz`` the engine loads.
+noise, level), compute the engine's log-mel features, the senone scores of the shipped acoustic
+model (pocketsphinx's, trained on recorded speech) and 10 ms viseme labels, on every core; train the
+network (per-frame projection, splice at context offsets, ReLU layers (two unless ``--layers``),
+softmax over 15 visemes) with Adam in numpy; write float16 weights to an ``.npz`` the engine loads.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import contextlib
 import functools
 import hashlib
+import itertools
 import json
 import math
+import multiprocessing
 import os
 import pathlib
 import pickle
@@ -51,6 +56,7 @@ from lipsync.synth import Flite  # noqa: E402
 from lipsync.visemes import PP, SIL, VISEMES, Segment, label_grid  # noqa: E402
 
 from avatarkit._core import engine  # noqa: E402
+from avatarkit.engine import ACOUSTIC_MODEL_PATH, load_acoustic_model  # noqa: E402
 
 F32 = npt.NDArray[np.float32]
 
@@ -90,6 +96,9 @@ class Config:
     # floor_db], or () for none.
     stream: tuple[float, ...] = (30.0, 300.0, 20.0, -75.0)
     warp: float = 0.0  # feature augmentation: mel-axis shift of up to this many bands
+    # Whether the network also reads the senone scores of the shipped acoustic model (pocketsphinx's,
+    # trained on recorded speech: engine.acoustic_features), besides the log-mel frames.
+    acoustic: bool = True
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -229,49 +238,80 @@ def source_name(item: Labelled) -> str:
     return item.utt.source if item.utt.source in ("espeak", "kokoro") else f"{item.utt.source}:{item.utt.voice}"
 
 
-def featurize(
-    items: list[Labelled], copies: int, seed: int, not_speech: float = 0.0, background: float = Config.background
-) -> tuple[list[F32], list[npt.NDArray[np.int8]], list[str], list[str]]:
-    """Features, 10 ms labels, source names and families of augmented copies of each utterance.
+Clip = tuple[F32, npt.NDArray[np.float16], npt.NDArray[np.int8], str, str]
+_ITEMS: list[Labelled] = []  # what featurize()'s worker processes read (inherited when they fork)
 
-    ``not_speech`` clips (tones, beeps, hum, noise, music-like sound) per utterance are added,
-    labelled silence throughout, with family ``"not speech"``.
+
+def _features_of(x: F32, rate: int, lab: npt.NDArray[np.int8] | None, source: str, family: str) -> Clip:
+    f = engine.log_mel(x, rate)
+    if lab is None:
+        lab = np.zeros(len(f), np.int8)
+    n = min(len(f), len(lab))
+    rows = engine.acoustic_features(x, rate, load_acoustic_model())[:n].astype(np.float16)
+    return f[:n], rows, lab[:n].astype(np.int8), source, family
+
+
+def _speech_clip(task: tuple[int, int, int, float]) -> Clip:
+    """Copy ``copy`` of utterance ``index``: clean now and then, else augmented (its own random draws)."""
+    index, copy, seed, background = task
+    item = _ITEMS[index]
+    rng = np.random.default_rng([seed, 0, index, copy])
+    if copy == 0 and rng.random() < 0.2:  # some clean copies at their own rate
+        x, rate, segs, dur = item.utt.audio.astype(np.float32) / 32768.0, item.utt.rate, item.segs, item.utt.duration
+    else:
+        x, rate, segs, dur = augment(item, rng, background)
+    lab = label_grid(segs, dur, 0.01).astype(np.int8)
+    return _features_of(x, rate, lab, source_name(item), dataset.family(item.utt.source, item.utt.voice))
+
+
+def _not_speech_clip(task: tuple[int, int]) -> Clip:
+    """Not-speech clip ``index``: tones, beeps, hum, noise or music-like sound, labelled silence."""
+    index, seed = task
+    rng = np.random.default_rng([seed, 1, index])
+    rate = int(rng.choice(RATES, p=RATE_WEIGHTS))
+    x = sounds.not_speech(rng, rate, rng.uniform(1.0, 6.0))
+    if rng.random() < 0.3:  # with silence around it
+        x = np.concatenate([np.zeros(int(rng.uniform(0, 0.5) * rate), np.float32), x,
+                            np.zeros(int(rng.uniform(0, 0.5) * rate), np.float32)])  # fmt: skip
+    if rng.random() < 0.05:
+        x = sounds.codec_roundtrip(x, rate, "opus", 24000)[0]
+    x = np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.float32) / 32768.0
+    return _features_of(x, rate, None, "not speech", "not speech")
+
+
+def featurize(
+    items: list[Labelled],
+    copies: int,
+    seed: int,
+    not_speech: float = 0.0,
+    background: float = Config.background,
+    jobs: int = 1,
+) -> tuple[list[F32], list[npt.NDArray[np.float16]], list[npt.NDArray[np.int8]], list[str], list[str]]:
+    """Log-mel features, acoustic rows, 10 ms labels, source names and families of augmented copies.
+
+    The acoustic rows are the shipped acoustic model's senone scores of the same audio
+    (``engine.acoustic_features``, float16 to halve the cache). ``not_speech`` clips (tones,
+    beeps, hum, noise, music-like sound) per utterance are added, labelled silence throughout,
+    with family ``"not speech"``. Every clip draws from its own random sequence, so the result
+    does not depend on ``jobs`` (worker processes).
     """
-    rng = np.random.default_rng(seed)
-    feats, labels, sources, families = [], [], [], []
-    for item in tqdm(items, desc="features", unit="utt", mininterval=5):
-        for c in range(copies):
-            if c == 0 and rng.random() < 0.2:  # some clean copies at their own rate
-                x, rate, segs, dur = (
-                    item.utt.audio.astype(np.float32) / 32768.0,
-                    item.utt.rate,
-                    item.segs,
-                    item.utt.duration,
-                )
-            else:
-                x, rate, segs, dur = augment(item, rng, background)
-            f = engine.log_mel(x, rate)
-            lab = label_grid(segs, dur, 0.01)
-            n = min(len(f), len(lab))
-            feats.append(f[:n])
-            labels.append(lab[:n].astype(np.int8))
-            sources.append(source_name(item))
-            families.append(dataset.family(item.utt.source, item.utt.voice))
-    for _ in range(round(not_speech * len(items))):
-        rate = int(rng.choice(RATES, p=RATE_WEIGHTS))
-        x = sounds.not_speech(rng, rate, rng.uniform(1.0, 6.0))
-        if rng.random() < 0.3:  # with silence around it
-            x = np.concatenate([np.zeros(int(rng.uniform(0, 0.5) * rate), np.float32), x,
-                                np.zeros(int(rng.uniform(0, 0.5) * rate), np.float32)])  # fmt: skip
-        if rng.random() < 0.05:
-            x = sounds.codec_roundtrip(x, rate, "opus", 24000)[0]
-        x = np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.float32) / 32768.0
-        f = engine.log_mel(x, rate)
-        feats.append(f)
-        labels.append(np.zeros(len(f), np.int8))
-        sources.append("not speech")
-        families.append("not speech")
-    return feats, labels, sources, families
+    global _ITEMS
+    _ITEMS = items
+    speech = [(i, c, seed, background) for i in range(len(items)) for c in range(copies)]
+    other = [(i, seed) for i in range(round(not_speech * len(items)))]
+    clips = []
+    with contextlib.ExitStack() as stack:
+        mapper: Callable[..., Any] = map
+        if jobs > 1:
+            context = multiprocessing.get_context("fork")
+            pool = stack.enter_context(concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context))
+            mapper = functools.partial(pool.map, chunksize=8)
+        for clip in tqdm(itertools.chain(mapper(_speech_clip, speech), mapper(_not_speech_clip, other)),
+                         total=len(speech) + len(other), desc="features", unit="clip", mininterval=5):  # fmt: skip
+            clips.append(clip)
+    _ITEMS = []
+    feats, rows, labels, sources, families = (list(column) for column in zip(*clips, strict=True))
+    return feats, rows, labels, sources, families
 
 
 # ------------------------------------------------------------------------------------------ model
@@ -280,8 +320,9 @@ def featurize(
 class Net:
     """Projection per frame, splice at OFFSETS, ``cfg.layers`` ReLU layers, softmax; trained with Adam.
 
-    A batch is S runs of consecutive frames (S x W x N_MELS raw log-mel, W = L + past + future):
-    each frame is projected once and the projections are spliced for the L centre frames.
+    A batch is S runs of consecutive frames (S x W x inputs: raw log-mel, then the acoustic rows
+    when the model reads them; W = L + past + future): each frame is projected once and the
+    projections are spliced for the L centre frames.
     """
 
     def __init__(
@@ -298,7 +339,7 @@ class Net:
             return (rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)).astype(np.float32)
 
         # w1 ... w{layers} are the hidden layers, w{layers + 1} the output.
-        self.params: dict[str, F32] = {"wp": init(engine.N_MELS, p), "bp": np.zeros(p, np.float32)}
+        self.params: dict[str, F32] = {"wp": init(len(mean), p), "bp": np.zeros(p, np.float32)}
         for i in range(1, layers + 1):
             self.params[f"w{i}"] = init(p * k if i == 1 else h, h)
             self.params[f"b{i}"] = np.zeros(h, np.float32)
@@ -309,7 +350,7 @@ class Net:
         self.t = 0
 
     def forward(self, x: F32, train: bool, rng: np.random.Generator | None = None) -> tuple[F32, dict[str, F32]]:
-        """Logits ((S * L) x 15) for runs of raw log-mel frames ``x`` (S x W x N_MELS)."""
+        """Logits ((S * L) x 15) for runs of raw feature frames ``x`` (S x W x inputs)."""
         p = self.params
         s, w, _ = x.shape
         n = w - self.past - self.future
@@ -388,14 +429,18 @@ class Net:
             info=np.array(json.dumps(info)),
             **layers,
             **self.stream,
+            acoustic=np.array(self.cfg.acoustic),
         )
 
 
 class Runs:
-    """Utterances' features padded with silence (past before, future after) for runs of frames.
+    """Utterances' features padded (past before, future after) for runs of frames.
 
-    ``normalize`` (the engine's per-stream normalisation) is applied to each utterance with its
-    trailing silence, as a session sees them; the leading silence is what a session starts with.
+    The log-mel part is padded with silence; ``normalize`` (the engine's per-stream normalisation)
+    is applied to each utterance with its trailing silence, as a session sees them, and the leading
+    silence is what a session starts with. With ``acoustic`` rows (one array per utterance), they
+    follow the log-mel values of each frame, padded with their first row before (uniform, as a
+    session starts) and their last after.
     """
 
     def __init__(
@@ -405,20 +450,38 @@ class Runs:
         sources: list[int],
         offsets: tuple[int, ...],
         normalize: Callable[[F32], F32] | None = None,
+        acoustic: list[npt.NDArray[Any]] | None = None,
     ) -> None:
         self.past, self.future = -offsets[0], offsets[-1]
-        rows, self.starts, self.lengths = [], [], []
-        at = 0
-        for f in feats:
-            after = np.concatenate([f, np.full((self.future, engine.N_MELS), SILENCE, np.float32)])
-            rows += [np.full((self.past, engine.N_MELS), SILENCE, np.float32),
-                     normalize(after) if normalize else after]  # fmt: skip
-            self.starts.append(at)  # row of the first frame's window start
-            self.lengths.append(len(f))
-            at += self.past + len(f) + self.future
-        self.x = np.concatenate(rows)
+        self.lengths = [len(f) for f in feats]
+        self.starts = list(np.cumsum([0] + [self.past + n + self.future for n in self.lengths])[:-1])
+        width = engine.N_MELS + (acoustic[0].shape[1] if acoustic else 0)
+        self.x = np.empty((sum(self.past + n + self.future for n in self.lengths), width), np.float32)
+        for u, f in enumerate(feats):
+            block = self.x[self.starts[u] : self.starts[u] + self.past + len(f) + self.future]
+            mel = block[:, : engine.N_MELS]
+            mel[: self.past] = SILENCE
+            mel[self.past : self.past + len(f)] = f
+            mel[self.past + len(f) :] = SILENCE
+            if normalize:
+                mel[self.past :] = normalize(np.ascontiguousarray(mel[self.past :]))
+            if acoustic:
+                block[:, engine.N_MELS :] = np.pad(acoustic[u], ((self.past, self.future), (0, 0)), mode="edge")
         self.labels = [lab.astype(np.int64) for lab in labels]
         self.sources = sources
+
+    def stats(self) -> tuple[F32, F32]:
+        """Mean and 1 / (std + 0.001) of the utterances' own frames (not the padding), per input."""
+        total = np.zeros(self.x.shape[1], np.float64)
+        square = np.zeros(self.x.shape[1], np.float64)
+        for a, n in zip(self.starts, self.lengths, strict=True):
+            rows = self.x[a + self.past : a + self.past + n].astype(np.float64)
+            total += rows.sum(0)
+            square += (rows * rows).sum(0)
+        count = sum(self.lengths)
+        mean = total / count
+        std = np.sqrt(np.maximum(square / count - mean * mean, 0.0))
+        return mean.astype(np.float32), (1.0 / (std + 1e-3)).astype(np.float32)
 
     def epoch(self, run: int, rng: np.random.Generator) -> list[tuple[int, int]]:
         """Shuffled (utterance, first frame) runs of ``run`` frames, each utterance cut at a random phase."""
@@ -430,7 +493,7 @@ class Runs:
         return out
 
     def batch(self, runs: list[tuple[int, int]], run: int) -> tuple[F32, npt.NDArray[np.int64]]:
-        """Windows (S x (run + past + future) x N_MELS) and the centre labels (S * run)."""
+        """Windows (S x (run + past + future) x inputs) and the centre labels (S * run)."""
         width = run + self.past + self.future
         first = np.array([self.starts[u] + f for u, f in runs])
         x = self.x[first[:, None] + np.arange(width)[None, :]]
@@ -439,11 +502,14 @@ class Runs:
 
 
 def feature_augment(x: F32, rng: np.random.Generator, warp: float = 0.0) -> F32:
-    """Per-run level, spectral tilt and band masking (fresh every batch).
+    """Per-run level, spectral tilt and band masking of the log-mel part (fresh every batch).
 
     With ``warp`` > 0, also a shift along the mel axis of up to ``warp`` bands, which moves every
     formant like a longer or shorter vocal tract (tried; it did not help, so it is off by default).
     """
+    if x.shape[2] > engine.N_MELS:  # the acoustic rows pass through
+        x[..., : engine.N_MELS] = feature_augment(x[..., : engine.N_MELS], rng, warp)
+        return x
     s = x.shape[0]
     if warp > 0:
         shift = rng.uniform(-warp, warp, s) * (rng.random(s) < 0.6)
@@ -524,7 +590,7 @@ def fit(
     return acc
 
 
-FEATURES_VERSION = 3  # bump when augmentation or featurization changes: the feature cache is keyed on it
+FEATURES_VERSION = 4  # bump when augmentation or featurization changes: the feature cache is keyed on it
 
 
 def features(cfg: Config, data: pathlib.Path, cache: bool) -> tuple[Any, ...]:
@@ -537,6 +603,7 @@ def features(cfg: Config, data: pathlib.Path, cache: bool) -> tuple[Any, ...]:
         k: getattr(cfg, k) for k in ("espeak", "festival", "foreign", "flite", "kokoro", "copies", "not_speech", "seed")
     }
     key.update(labels=LABELS_VERSION, features=FEATURES_VERSION, flite=Flite.available(), kokoro=neural.available())
+    key.update(acoustic_model=hashlib.sha256(ACOUSTIC_MODEL_PATH.read_bytes()).hexdigest()[:12])
     if neural.available():
         key.update(kokoro_labels=neural.LABELS_VERSION)
     if cfg.background != Config.background:  # (absent from the key of the earlier recipe)
@@ -556,8 +623,9 @@ def features(cfg: Config, data: pathlib.Path, cache: bool) -> tuple[Any, ...]:
     dev_items = [items[i] for i in order[:n_dev]]
     train_items = [items[i] for i in order[n_dev:]]
     t0 = time.time()
-    train = featurize(train_items, cfg.copies, cfg.seed, cfg.not_speech, cfg.background)
-    dev = featurize(dev_items, 1, cfg.seed + 7, cfg.not_speech, cfg.background)
+    jobs = os.cpu_count() or 1
+    train = featurize(train_items, cfg.copies, cfg.seed, cfg.not_speech, cfg.background, jobs)
+    dev = featurize(dev_items, 1, cfg.seed + 7, cfg.not_speech, cfg.background, jobs)
     print(
         f"features: {sum(len(f) for f in train[0])} train / {sum(len(f) for f in dev[0])} dev frames "
         f"({time.time() - t0:.0f} s)"
@@ -592,6 +660,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--piper", type=int, help="Piper joe training utterances (default 500)")
     ap.add_argument("--copies", type=int, help="augmented copies of each utterance (default 1)")
     ap.add_argument("--background", type=float, help="augmented copies with music or noise under them, 0-0.65 (0.25)")
+    ap.add_argument("--no-acoustic", dest="acoustic", action="store_false",
+                    help="train on the log-mel frames alone, without the acoustic model's scores")  # fmt: skip
     ap.add_argument("--exclude-family", help="comma-separated synthesizer families to leave out of training")
     ap.add_argument("--no-cache-features", dest="cache_features", action="store_false",
                     help="do not keep the augmented features under --data (they are reused by later runs)")  # fmt: skip
@@ -601,6 +671,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg.espeak, cfg.festival, cfg.foreign, cfg.epochs, cfg.copies = 60, 20, 4, 2, 1
         cfg.flite, cfg.kokoro, cfg.piper = 10, 10, 10
     tunable = ("epochs", "espeak", "festival", "hidden", "layers", "projection", "warp", "dropout")
+    cfg.acoustic = args.acoustic
     for name in (*tunable, "background", "copies", "piper"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
@@ -620,11 +691,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = exclude - set(dataset.FAMILIES)
     if unknown:
         ap.error(f"unknown families {sorted(unknown)}; choose from {dataset.FAMILIES}")
-    feats, labels, src, fams, dfeats, dlabels, dsrc, dfams = features(cfg, args.data, args.cache_features)
+    feats, rows, labels, src, fams, dfeats, drows, dlabels, dsrc, dfams = features(cfg, args.data, args.cache_features)
     keep = [i for i, f in enumerate(fams) if f not in exclude]
     dkeep = [i for i, f in enumerate(dfams) if f not in exclude]
     feats, labels, src = [feats[i] for i in keep], [labels[i] for i in keep], [src[i] for i in keep]
     dfeats, dlabels, dsrc = [dfeats[i] for i in dkeep], [dlabels[i] for i in dkeep], [dsrc[i] for i in dkeep]
+    rows, drows = ([rows[i] for i in keep], [drows[i] for i in dkeep]) if cfg.acoustic else (None, None)
     if exclude:
         print(f"left out: {sorted(exclude)}; {len(feats)} training clips remain")
     rng = np.random.default_rng(cfg.seed)
@@ -641,14 +713,11 @@ def main(argv: list[str] | None = None) -> int:
         def normalize(f: F32) -> F32:
             return engine.normalize_stream(f, prior, list(cfg.stream))
 
-    train = Runs(feats, labels, [names.index(x) for x in src], cfg.offsets, normalize)
-    dev = Runs(dfeats, dlabels, [names.index(x) for x in dsrc], cfg.offsets, normalize)
-    del feats, dfeats
+    train = Runs(feats, labels, [names.index(x) for x in src], cfg.offsets, normalize, rows)
+    dev = Runs(dfeats, dlabels, [names.index(x) for x in dsrc], cfg.offsets, normalize, drows)
+    del feats, dfeats, rows, drows
 
-    spans = zip(train.starts, train.lengths, strict=True)
-    real = np.concatenate([train.x[a + train.past : a + train.past + n] for a, n in spans])
-    mean = real.mean(axis=0).astype(np.float32)
-    inv_std = (1.0 / (real.std(axis=0) + 1e-3)).astype(np.float32)
+    mean, inv_std = train.stats()
     counts = np.bincount(np.concatenate(train.labels), minlength=len(VISEMES)).astype(np.float64)
     print("label shares:", {v: round(float(c / counts.sum()), 3) for v, c in zip(VISEMES, counts, strict=True)})
     weights = np.ones(len(VISEMES), np.float32)
