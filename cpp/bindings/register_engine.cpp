@@ -108,7 +108,7 @@ void register_engine(py::module_& m) {
         m, "AcousticModel", "A phone model trained on recorded speech (context-independent senones; immutable).")
         .def(py::init([](const F32Array& means, const F32Array& precisions, const F32Array& constants,
                          const F32Array& log_weights, const F32Array& cmn_prior, float cmn_prior_frames,
-                         float cmn_memory_frames, int top) {
+                         float cmn_memory_frames) {
                  if (means.ndim() != 4 || means.shape(1) != 3 || means.shape(3) != engine::kCepstra)
                      throw py::value_error("means must be (codebooks, 3, densities, N_CEPSTRA)");
                  engine::AcousticSpec spec;
@@ -121,7 +121,6 @@ void register_engine(py::module_& m) {
                  spec.cmn_prior = as_vector(cmn_prior);
                  spec.cmn_prior_frames = cmn_prior_frames;
                  spec.cmn_memory_frames = cmn_memory_frames;
-                 spec.top = top;
                  try {
                      return std::make_shared<engine::AcousticModel>(std::move(spec));
                  } catch (const std::invalid_argument& e) {
@@ -129,7 +128,7 @@ void register_engine(py::module_& m) {
                  }
              }),
              py::arg("means"), py::arg("precisions"), py::arg("constants"), py::arg("log_weights"), py::arg("cmn_prior"),
-             py::arg("cmn_prior_frames") = 100.0f, py::arg("cmn_memory_frames") = 500.0f, py::arg("top") = 4,
+             py::arg("cmn_prior_frames") = 100.0f, py::arg("cmn_memory_frames") = 500.0f,
              "``means``/``precisions`` (codebooks, 3, densities, N_CEPSTRA), ``constants`` (codebooks, 3,\n"
              "densities), ``log_weights`` (3, codebooks, densities, 3), ``cmn_prior`` (N_CEPSTRA,).")
         .def_property_readonly("senones", &engine::AcousticModel::senones, "Context-independent senones (3 per phone).")

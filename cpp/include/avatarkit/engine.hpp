@@ -111,7 +111,6 @@ struct AcousticSpec {
     std::vector<float> cmn_prior;          // kCepstra: the running cepstral mean starts here
     float cmn_prior_frames = 100.0f;       // what the prior is worth, in frames
     float cmn_memory_frames = 500.0f;      // cumulative mean up to this many frames, exponential after
-    int top = 4;                           // Gaussians per codebook and stream that are summed (Sphinx's top-N)
     int senones() const { return 3 * codebooks; }
     void validate() const;  // throws std::invalid_argument
 };
@@ -129,6 +128,8 @@ public:
 private:
     AcousticSpec spec_;
     std::vector<float> quadratic_, linear_, offset_;  // precision, precision x mean, constant - mean's part
+    std::vector<float> weights_;                       // mixture weights by (codebook, stream) block, state, density
+    std::size_t padded_ = 0;                           // densities rounded up to whole groups of 8
 };
 
 // Streaming senone scores: per frame of cepstra, the running cepstral mean is removed, deltas and

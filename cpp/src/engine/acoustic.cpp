@@ -2,6 +2,8 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -15,7 +17,34 @@ namespace {
 constexpr int kStreams = 3;
 constexpr int kStates = 3;
 constexpr int kSpan = 2 * kAcousticLag + 1;
-constexpr int kMaxTop = 16;
+constexpr int kMaxDensities = 1024;
+constexpr std::size_t kLanes = 8;  // Gaussians scored together (a multiple of the SIMD width)
+
+// out[i] = exp(in[i] - shift) for in[i] <= shift (0 below -87), to float precision: Cody-Waite
+// reduction by ln 2 and Cephes' polynomial, written as plain loops over arrays so that they
+// vectorize (std::exp is a call). `bits` is scratch of n values.
+void exp_shifted(const float* in, float shift, float* out, std::int32_t* bits, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+        const float y = in[i] - shift + 87.0f;
+        const float x = 0.5f * (y + std::fabs(y)) - 87.0f;  // max(x, -87) without a comparison, which
+                                                             // would keep the loop from vectorizing
+        const float k = (x * 1.44269504f + 12582912.0f) - 12582912.0f;  // round to nearest (1.5 x 2^23)
+        const float r = (x - k * 0.693359375f) + k * 2.12194440e-4f;
+        float p = 1.9875691500e-4f;
+        p = p * r + 1.3981999507e-3f;
+        p = p * r + 8.3334519073e-3f;
+        p = p * r + 4.1665795894e-2f;
+        p = p * r + 1.6666665459e-1f;
+        p = p * r + 5.0000001201e-1f;
+        out[i] = p * r * r + r + 1.0f;
+        bits[i] = (static_cast<std::int32_t>(k) + 127) * (1 << 23);  // the float 2^k, k in [-126, 0]
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+        float scale;
+        std::memcpy(&scale, bits + i, sizeof scale);
+        out[i] *= scale;
+    }
+}
 
 void check_values(const std::vector<float>& v, std::size_t size, const char* what) {
     if (v.size() != size) throw std::invalid_argument(std::string("acoustic model: bad size of ") + what);
@@ -26,10 +55,8 @@ void check_values(const std::vector<float>& v, std::size_t size, const char* wha
 }  // namespace
 
 void AcousticSpec::validate() const {
-    if (codebooks < 1 || codebooks > 256 || densities < 1 || densities > 1024)
+    if (codebooks < 1 || codebooks > 256 || densities < 1 || densities > kMaxDensities)
         throw std::invalid_argument("acoustic model: codebooks and densities out of range");
-    if (top < 1 || top > std::min(densities, kMaxTop))
-        throw std::invalid_argument("acoustic model: top must be in [1, min(densities, 16)]");
     const auto cb = static_cast<std::size_t>(codebooks), d = static_cast<std::size_t>(densities);
     check_values(means, cb * kStreams * d * kCepstra, "means");
     check_values(precisions, cb * kStreams * d * kCepstra, "precisions");
@@ -45,70 +72,69 @@ void AcousticSpec::validate() const {
 AcousticModel::AcousticModel(AcousticSpec spec) : spec_(std::move(spec)) {
     spec_.validate();
     const std::size_t d = static_cast<std::size_t>(spec_.densities);
+    padded_ = (d + kLanes - 1) / kLanes * kLanes;
+    const std::size_t dp = padded_;
     const std::size_t blocks = static_cast<std::size_t>(spec_.codebooks) * kStreams;
-    quadratic_.resize(blocks * kCepstra * d);
-    linear_.resize(blocks * kCepstra * d);
-    offset_.resize(blocks * d);
+    quadratic_.assign(blocks * kCepstra * dp, 0.0f);
+    linear_.assign(blocks * kCepstra * dp, 0.0f);
+    offset_.assign(blocks * dp, -1e30f);  // a padding Gaussian is never near, and weighs nothing
+    weights_.assign(blocks * kStates * dp, 0.0f);
     for (std::size_t b = 0; b < blocks; ++b) {
         for (std::size_t g = 0; g < d; ++g) {
             const float* mu = spec_.means.data() + (b * d + g) * kCepstra;
             const float* prec = spec_.precisions.data() + (b * d + g) * kCepstra;
             double c = spec_.constants[b * d + g];
             for (std::size_t i = 0; i < kCepstra; ++i) {
-                quadratic_[(b * kCepstra + i) * d + g] = prec[i];
-                linear_[(b * kCepstra + i) * d + g] = prec[i] * mu[i];
+                quadratic_[(b * kCepstra + i) * dp + g] = prec[i];
+                linear_[(b * kCepstra + i) * dp + g] = prec[i] * mu[i];
                 c -= 0.5 * static_cast<double>(prec[i]) * mu[i] * mu[i];
             }
-            offset_[b * d + g] = static_cast<float>(c);
+            offset_[b * dp + g] = static_cast<float>(c);
+            // log_weights is (stream, codebook, density, state); blocks are (codebook, stream).
+            const std::size_t cb = b / kStreams, st = b % kStreams;
+            for (std::size_t state = 0; state < kStates; ++state)
+                weights_[(b * kStates + state) * dp + g] =
+                    std::exp(spec_.log_weights[((st * static_cast<std::size_t>(spec_.codebooks) + cb) * d + g) * kStates + state]);
         }
     }
 }
 
 void AcousticModel::likelihoods(const float* streams, float* out, std::vector<float>& scratch) const {
     const AcousticSpec& s = spec_;
-    const std::size_t d = static_cast<std::size_t>(s.densities);
-    const std::size_t top = static_cast<std::size_t>(s.top);
-    scratch.resize(d);
+    const std::size_t d = padded_;  // whole groups of kLanes (the padding Gaussians weigh nothing)
+    scratch.resize(2 * d);
+    float* ll = scratch.data();
+    float* e = scratch.data() + d;
+    std::array<std::int32_t, kMaxDensities> bits;
     std::fill(out, out + s.senones(), 0.0f);
     for (int cb = 0; cb < s.codebooks; ++cb) {
         for (int st = 0; st < kStreams; ++st) {
             const float* x = streams + st * kCepstra;
             // log N(x) = c - 0.5 sum p x^2 + sum p mu x, with the terms stored by coefficient so
-            // that the loop over Gaussians vectorizes.
+            // that the loops over Gaussians vectorize.
             const std::size_t block = static_cast<std::size_t>(cb * kStreams + st);
             const float* quad = quadratic_.data() + block * kCepstra * d;
             const float* lin = linear_.data() + block * kCepstra * d;
-            std::copy_n(offset_.data() + block * d, d, scratch.data());
-            for (int i = 0; i < kCepstra; ++i) {
+            const float* offset = offset_.data() + block * d;
+            std::copy_n(offset, d, ll);
+            for (std::size_t i = 0; i < kCepstra; ++i) {
                 const float xi = x[i], half_sq = -0.5f * x[i] * x[i];
-                const float* q = quad + static_cast<std::size_t>(i) * d;
-                const float* l = lin + static_cast<std::size_t>(i) * d;
-                for (std::size_t g = 0; g < d; ++g) scratch[g] += half_sq * q[g] + xi * l[g];
+                const float* q = quad + i * d;
+                const float* l = lin + i * d;
+                for (std::size_t g = 0; g < d; ++g) ll[g] += half_sq * q[g] + xi * l[g];
             }
-            // Sphinx sums only the best few Gaussians of a codebook: the rest are negligible.
-            std::array<std::size_t, kMaxTop> best{};
-            std::array<float, kMaxTop> best_ll;
-            best_ll.fill(-std::numeric_limits<float>::infinity());
-            for (std::size_t g = 0; g < d; ++g) {
-                if (scratch[g] <= best_ll[top - 1]) continue;
-                std::size_t at = top - 1;
-                while (at > 0 && best_ll[at - 1] < scratch[g]) {
-                    best_ll[at] = best_ll[at - 1];
-                    best[at] = best[at - 1];
-                    --at;
-                }
-                best_ll[at] = scratch[g];
-                best[at] = g;
-            }
-            const float* w = s.log_weights.data() +
-                             ((static_cast<std::size_t>(st) * static_cast<std::size_t>(s.codebooks) + static_cast<std::size_t>(cb)) * d) * kStates;
-            for (int state = 0; state < kStates; ++state) {
-                float peak = -std::numeric_limits<float>::infinity();
-                for (std::size_t k = 0; k < top; ++k) peak = std::max(peak, best_ll[k] + w[best[k] * kStates + static_cast<std::size_t>(state)]);
-                float sum = 0.0f;
-                for (std::size_t k = 0; k < top; ++k)
-                    sum += std::exp(best_ll[k] + w[best[k] * kStates + static_cast<std::size_t>(state)] - peak);
-                out[cb * kStates + state] += peak + std::log(sum);
+            // Each state's mixture over the whole codebook: log sum_g w_g N_g(x).
+            const float peak = *std::max_element(ll, ll + d);
+            exp_shifted(ll, peak, e, bits.data(), d);
+            const float* w = weights_.data() + block * kStates * d;
+            for (std::size_t state = 0; state < kStates; ++state) {
+                const float* ws = w + state * d;
+                std::array<float, kLanes> sum{};
+                for (std::size_t g = 0; g < d; g += kLanes)
+                    for (std::size_t j = 0; j < kLanes; ++j) sum[j] += ws[g + j] * e[g + j];
+                float total = 0.0f;
+                for (float v : sum) total += v;
+                out[static_cast<std::size_t>(cb) * kStates + state] += peak + std::log(std::max(total, 1e-30f));
             }
         }
     }

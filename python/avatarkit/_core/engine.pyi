@@ -23,7 +23,6 @@ class AcousticModel:
         cmn_prior: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
         cmn_prior_frames: typing.SupportsFloat | typing.SupportsIndex = 100.0,
         cmn_memory_frames: typing.SupportsFloat | typing.SupportsIndex = 500.0,
-        top: typing.SupportsInt | typing.SupportsIndex = 4,
     ) -> None:
         """
         ``means``/``precisions`` (codebooks, 3, densities, N_CEPSTRA), ``constants`` (codebooks, 3,
