@@ -125,11 +125,18 @@ public:
     // Log-likelihoods (senones() values) of one frame of normalised streams (3 x kCepstra).
     void likelihoods(const float* streams, float* out, std::vector<float>& scratch) const;
 
+    // The precomputed terms, as the scoring loops read them.
+    struct Tables {
+        const float *quadratic, *linear, *offset, *weights;
+        std::size_t padded, codebooks;
+    };
+
 private:
     AcousticSpec spec_;
     std::vector<float> quadratic_, linear_, offset_;  // precision, precision x mean, constant - mean's part
     std::vector<float> weights_;                       // mixture weights by (codebook, stream) block, state, density
     std::size_t padded_ = 0;                           // densities rounded up to whole groups of 8
+    bool avx2_ = false;                                // score with the AVX2 build of the loops
 };
 
 // Streaming senone scores: per frame of cepstra, the running cepstral mean is removed, deltas and

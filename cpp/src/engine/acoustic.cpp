@@ -20,10 +20,22 @@ constexpr int kSpan = 2 * kAcousticLag + 1;
 constexpr int kMaxDensities = 1024;
 constexpr std::size_t kLanes = 8;  // Gaussians scored together (a multiple of the SIMD width)
 
+// The scoring loops are compiled twice on x86 with GCC or Clang: for the baseline (SSE2) and for
+// AVX2, chosen at run time. No FMA contraction in either (ISO C++ mode: -ffp-contract=off), and
+// the same order of operations, so both give the same bits.
+#if defined(__GNUC__)
+#define AK_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define AK_ALWAYS_INLINE inline
+#endif
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define AK_AVX2_DISPATCH 1
+#endif
+
 // out[i] = exp(in[i] - shift) for in[i] <= shift (0 below -87), to float precision: Cody-Waite
 // reduction by ln 2 and Cephes' polynomial, written as plain loops over arrays so that they
 // vectorize (std::exp is a call). `bits` is scratch of n values.
-void exp_shifted(const float* in, float shift, float* out, std::int32_t* bits, std::size_t n) {
+AK_ALWAYS_INLINE void exp_shifted(const float* in, float shift, float* out, std::int32_t* bits, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) {
         const float y = in[i] - shift + 87.0f;
         const float x = 0.5f * (y + std::fabs(y)) - 87.0f;  // max(x, -87) without a comparison, which
@@ -73,6 +85,9 @@ AcousticModel::AcousticModel(AcousticSpec spec) : spec_(std::move(spec)) {
     spec_.validate();
     const std::size_t d = static_cast<std::size_t>(spec_.densities);
     padded_ = (d + kLanes - 1) / kLanes * kLanes;
+#if defined(AK_AVX2_DISPATCH)
+    avx2_ = __builtin_cpu_supports("avx2");
+#endif
     const std::size_t dp = padded_;
     const std::size_t blocks = static_cast<std::size_t>(spec_.codebooks) * kStreams;
     quadratic_.assign(blocks * kCepstra * dp, 0.0f);
@@ -99,45 +114,66 @@ AcousticModel::AcousticModel(AcousticSpec spec) : spec_(std::move(spec)) {
     }
 }
 
-void AcousticModel::likelihoods(const float* streams, float* out, std::vector<float>& scratch) const {
-    const AcousticSpec& s = spec_;
-    const std::size_t d = padded_;  // whole groups of kLanes (the padding Gaussians weigh nothing)
-    scratch.resize(2 * d);
-    float* ll = scratch.data();
-    float* e = scratch.data() + d;
-    std::array<std::int32_t, kMaxDensities> bits;
-    std::fill(out, out + s.senones(), 0.0f);
-    for (int cb = 0; cb < s.codebooks; ++cb) {
-        for (int st = 0; st < kStreams; ++st) {
-            const float* x = streams + st * kCepstra;
-            // log N(x) = c - 0.5 sum p x^2 + sum p mu x, with the terms stored by coefficient so
-            // that the loops over Gaussians vectorize.
-            const std::size_t block = static_cast<std::size_t>(cb * kStreams + st);
-            const float* quad = quadratic_.data() + block * kCepstra * d;
-            const float* lin = linear_.data() + block * kCepstra * d;
-            const float* offset = offset_.data() + block * d;
-            std::copy_n(offset, d, ll);
-            for (std::size_t i = 0; i < kCepstra; ++i) {
-                const float xi = x[i], half_sq = -0.5f * x[i] * x[i];
-                const float* q = quad + i * d;
-                const float* l = lin + i * d;
-                for (std::size_t g = 0; g < d; ++g) ll[g] += half_sq * q[g] + xi * l[g];
-            }
-            // Each state's mixture over the whole codebook: log sum_g w_g N_g(x).
-            const float peak = *std::max_element(ll, ll + d);
-            exp_shifted(ll, peak, e, bits.data(), d);
-            const float* w = weights_.data() + block * kStates * d;
-            for (std::size_t state = 0; state < kStates; ++state) {
-                const float* ws = w + state * d;
-                std::array<float, kLanes> sum{};
-                for (std::size_t g = 0; g < d; g += kLanes)
-                    for (std::size_t j = 0; j < kLanes; ++j) sum[j] += ws[g + j] * e[g + j];
-                float total = 0.0f;
-                for (float v : sum) total += v;
-                out[static_cast<std::size_t>(cb) * kStates + state] += peak + std::log(std::max(total, 1e-30f));
-            }
-        }
+namespace {
+
+// One (codebook, stream) block: each state's log of sum_g w_g N_g(x) over the block's Gaussians,
+// added to out[0..2]. The Gaussians' terms are stored by coefficient, so the loops over them
+// vectorize: log N(x) = c - 0.5 sum p x^2 + sum p mu x.
+AK_ALWAYS_INLINE void score_block(const float* x, const float* quad, const float* lin, const float* offset,
+                                  const float* w, std::size_t d, float* ll, float* e, std::int32_t* bits, float* out) {
+    std::copy_n(offset, d, ll);
+    for (std::size_t i = 0; i < kCepstra; ++i) {
+        const float xi = x[i], half_sq = -0.5f * x[i] * x[i];
+        const float* q = quad + i * d;
+        const float* l = lin + i * d;
+        for (std::size_t g = 0; g < d; ++g) ll[g] += half_sq * q[g] + xi * l[g];
     }
+    const float peak = *std::max_element(ll, ll + d);
+    exp_shifted(ll, peak, e, bits, d);
+    for (std::size_t state = 0; state < kStates; ++state) {
+        const float* ws = w + state * d;
+        std::array<float, kLanes> sum{};
+        for (std::size_t g = 0; g < d; g += kLanes)
+            for (std::size_t j = 0; j < kLanes; ++j) sum[j] += ws[g + j] * e[g + j];
+        float total = 0.0f;
+        for (float v : sum) total += v;
+        out[state] += peak + std::log(std::max(total, 1e-30f));
+    }
+}
+
+AK_ALWAYS_INLINE void score_all(const AcousticModel::Tables& t, const float* streams, float* out, float* ll, float* e) {
+    std::array<std::int32_t, kMaxDensities> bits;
+    const std::size_t d = t.padded;
+    for (std::size_t cb = 0; cb < t.codebooks; ++cb)
+        for (std::size_t st = 0; st < kStreams; ++st) {
+            const std::size_t block = cb * kStreams + st;
+            score_block(streams + st * kCepstra, t.quadratic + block * kCepstra * d, t.linear + block * kCepstra * d,
+                        t.offset + block * d, t.weights + block * kStates * d, d, ll, e, bits.data(), out + cb * kStates);
+        }
+}
+
+void score_all_baseline(const AcousticModel::Tables& t, const float* streams, float* out, float* ll, float* e) {
+    score_all(t, streams, out, ll, e);
+}
+
+#if defined(AK_AVX2_DISPATCH)
+__attribute__((target("avx2"))) void score_all_avx2(const AcousticModel::Tables& t, const float* streams, float* out,
+                                                     float* ll, float* e) {
+    score_all(t, streams, out, ll, e);
+}
+#endif
+
+}  // namespace
+
+void AcousticModel::likelihoods(const float* streams, float* out, std::vector<float>& scratch) const {
+    const Tables t{quadratic_.data(), linear_.data(), offset_.data(), weights_.data(), padded_,
+                   static_cast<std::size_t>(spec_.codebooks)};
+    scratch.resize(2 * padded_);
+    std::fill(out, out + spec_.senones(), 0.0f);
+#if defined(AK_AVX2_DISPATCH)
+    if (avx2_) return score_all_avx2(t, streams, out, scratch.data(), scratch.data() + padded_);
+#endif
+    score_all_baseline(t, streams, out, scratch.data(), scratch.data() + padded_);
 }
 
 AcousticScorer::AcousticScorer(std::shared_ptr<const AcousticModel> model) : model_(std::move(model)) {
