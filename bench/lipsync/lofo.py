@@ -30,10 +30,10 @@ if __package__ in (None, ""):
 from lipsync import dataset  # noqa: E402
 
 # The shipped low-latency model's recipe (docs/lipsync.md): causal offsets over 400 ms, 12 epochs,
-# and a per-stream normalisation prior worth 1 s.
+# a per-stream normalisation prior worth 1 s, and the log-mel frames alone (no acoustic scores).
 LOW_LATENCY_TRAINING = [
     "--offsets=-40,-32,-24,-20,-16,-13,-10,-8,-6,-5,-4,-3,-2,-1,0",
-    "--hidden", "256", "--epochs", "12", "--stream", "100,300,20,-75",
+    "--hidden", "256", "--epochs", "12", "--stream", "100,300,20,-75", "--no-acoustic",
 ]  # fmt: skip
 
 
