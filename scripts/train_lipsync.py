@@ -66,6 +66,7 @@ OFFSETS = (-24, -19, -15, -12, -9, -7, -5, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6)
 RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
 RATE_WEIGHTS = (0.1, 0.3, 0.15, 0.15, 0.05, 0.1, 0.15)
 SILENCE = float(np.log(1e-10))  # the engine's log floor (kPowerFloor)
+ACOUSTIC_FLOOR = -40.0  # the floor of the engine's senone log-posteriors (kAcousticFloor)
 LABELS_VERSION = 2  # bump when the labelling changes: the synthesis cache is keyed on it
 
 
@@ -99,6 +100,10 @@ class Config:
     # Whether the network also reads the senone scores of the shipped acoustic model (pocketsphinx's,
     # trained on recorded speech: engine.acoustic_features), besides the log-mel frames.
     acoustic: bool = True
+    # Feature augmentation of the acoustic rows: this share of the runs in a batch have their senone
+    # posteriors flattened (log-posteriors times a temperature drawn from 0 to 1, renormalised), as
+    # the acoustic model is unsure of a voice unlike its training speech.
+    acoustic_blur: float = 0.0
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -501,14 +506,34 @@ class Runs:
         return x, y
 
 
-def feature_augment(x: F32, rng: np.random.Generator, warp: float = 0.0) -> F32:
+def blur_acoustic(rows: F32, rng: np.random.Generator, share: float) -> F32:
+    """Flatten the senone log-posteriors (S x W x senones) of ``share`` of the runs, in place.
+
+    Each chosen run's rows are multiplied by a temperature drawn from 0 (uniform) to 1 (unchanged)
+    and renormalised, floored like the engine's (``ACOUSTIC_FLOOR``).
+    """
+    chosen = np.flatnonzero(rng.random(rows.shape[0]) < share)
+    if chosen.size:
+        t = rng.uniform(0.0, 1.0, (chosen.size, 1, 1)).astype(np.float32)
+        z = rows[chosen] * t
+        top = z.max(axis=2, keepdims=True)
+        z -= top + np.log(np.exp(z - top).sum(axis=2, keepdims=True))
+        rows[chosen] = np.maximum(z, ACOUSTIC_FLOOR)
+    return rows
+
+
+def feature_augment(x: F32, rng: np.random.Generator, warp: float = 0.0, blur: float = 0.0) -> F32:
     """Per-run level, spectral tilt and band masking of the log-mel part (fresh every batch).
 
     With ``warp`` > 0, also a shift along the mel axis of up to ``warp`` bands, which moves every
     formant like a longer or shorter vocal tract (tried; it did not help, so it is off by default).
+    The acoustic rows, if any, pass through, or with ``blur`` > 0 are flattened in that share of
+    the runs (``blur_acoustic``).
     """
-    if x.shape[2] > engine.N_MELS:  # the acoustic rows pass through
+    if x.shape[2] > engine.N_MELS:
         x[..., : engine.N_MELS] = feature_augment(x[..., : engine.N_MELS], rng, warp)
+        if blur > 0:
+            x[..., engine.N_MELS :] = blur_acoustic(x[..., engine.N_MELS :], rng, blur)
         return x
     s = x.shape[0]
     if warp > 0:
@@ -662,6 +687,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--background", type=float, help="augmented copies with music or noise under them, 0-0.65 (0.25)")
     ap.add_argument("--no-acoustic", dest="acoustic", action="store_false",
                     help="train on the log-mel frames alone, without the acoustic model's scores")  # fmt: skip
+    ap.add_argument("--acoustic-blur", type=float, help="share of runs with flattened acoustic scores (default 0)")
     ap.add_argument("--exclude-family", help="comma-separated synthesizer families to leave out of training")
     ap.add_argument("--no-cache-features", dest="cache_features", action="store_false",
                     help="do not keep the augmented features under --data (they are reused by later runs)")  # fmt: skip
@@ -672,6 +698,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg.flite, cfg.kokoro, cfg.piper = 10, 10, 10
     tunable = ("epochs", "espeak", "festival", "hidden", "layers", "projection", "warp", "dropout")
     cfg.acoustic = args.acoustic
+    if args.acoustic_blur is not None:
+        cfg.acoustic_blur = args.acoustic_blur
     for name in (*tunable, "background", "copies", "piper"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
@@ -681,6 +709,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg.offsets = tuple(int(o) for o in args.offsets.split(","))
     if not 0.0 <= cfg.background <= 0.65:
         ap.error("--background must be in [0, 0.65] (35 % of the copies get faint noise)")
+    if not 0.0 <= cfg.acoustic_blur <= 1.0:
+        ap.error("--acoustic-blur must be in [0, 1]")
     if cfg.layers < 1:
         ap.error("--layers must be at least 1")
     if args.stream:
@@ -725,7 +755,11 @@ def main(argv: list[str] | None = None) -> int:
     weights[SIL] = 0.8
 
     net = Net(cfg, mean, inv_std, rng, stream)
-    acc = fit(net, train, dev, names, cfg, weights, rng, int(counts.sum()), lambda x: feature_augment(x, rng, cfg.warp))
+
+    def augment(x: F32) -> F32:
+        return feature_augment(x, rng, cfg.warp, cfg.acoustic_blur)
+
+    acc = fit(net, train, dev, names, cfg, weights, rng, int(counts.sum()), augment)
 
     info = {"config": cfg.__dict__, "offsets": list(cfg.offsets), "train_frames": int(counts.sum()),
             "excluded_families": sorted(exclude),
