@@ -762,3 +762,67 @@ def test_a_model_with_an_acoustic_model_checks_its_input_width() -> None:
     args["projection_weight"] = np.zeros((wide, 8), np.float32)
     with pytest.raises(ValueError, match="non-finite"):
         engine.Model(**args, acoustic=acoustic)
+
+
+def _merge_script() -> Any:
+    spec = importlib.util.spec_from_file_location("merge_lipsync_models", REPO / "scripts" / "merge_lipsync_models.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _random_model_arrays(rng: np.random.Generator, inputs: int, acoustic: bool, hidden: int) -> dict[str, Any]:
+    """The arrays of a model file (train_lipsync's layout), random weights and normalisation."""
+    proj, offsets = 8, np.array([-3, -1, 0, 2])
+    return {
+        "mean": rng.normal(0.0, 1.0, inputs).astype(np.float32),
+        "inv_std": rng.uniform(0.5, 2.0, inputs).astype(np.float32),
+        "projection_weight": (rng.standard_normal((inputs, proj)) * 0.3).astype(np.float32),
+        "projection_bias": (rng.standard_normal(proj) * 0.1).astype(np.float32),
+        "offsets": offsets,
+        "layers": np.array(2),
+        "weight0": (rng.standard_normal((proj * len(offsets), hidden)) * 0.3).astype(np.float32),
+        "bias0": (rng.standard_normal(hidden) * 0.1).astype(np.float32),
+        "weight1": (rng.standard_normal((hidden, engine.N_VISEMES)) * 0.5).astype(np.float32),
+        "bias1": (rng.standard_normal(engine.N_VISEMES) * 0.1).astype(np.float32),
+        "acoustic": np.array(acoustic),
+    }
+
+
+def test_a_merged_model_averages_the_logits_of_its_two_networks(tmp_path: pathlib.Path) -> None:
+    """scripts/merge_lipsync_models.py: a log-mel model and one that reads the acoustic scores become
+    one model file. With weight 0 it speaks exactly as the first, with 1 as the second (each one's
+    input normalisation folded into its half), in between neither; its zero blocks are not counted
+    as parameters; models that cannot be merged are refused."""
+    merge = _merge_script().merge
+    rng = np.random.default_rng(21)
+    a = _random_model_arrays(rng, engine.N_MELS, False, 16)
+    b = _random_model_arrays(rng, engine.N_MELS + 126, True, 24)
+    paths = {}
+    for name, arrays in [("a", a), ("b", b)] + [(f"m{w}", merge(a, b, w)) for w in (0.0, 0.5, 1.0)]:
+        paths[name] = tmp_path / f"{name}.npz"
+        np.savez(paths[name], **arrays)
+    t = np.arange(3 * 16000) / 16000
+    voiced = np.sin(2 * np.pi * 140 * t) * (np.sin(2 * np.pi * 2.5 * t) > 0)
+    noise = np.random.default_rng(1).standard_normal(len(t)) * (np.sin(2 * np.pi * 1.5 * t) > 0.5)
+    pcm = ((0.25 * voiced + 0.05 * noise) * 32767).astype(np.int16)
+
+    def run(name: str) -> np.ndarray:
+        s = EngineSession(16000, model=load_model(str(paths[name])), nonverbal=False)
+        return np.concatenate([s.push(pcm[i : i + 640]) for i in range(0, len(pcm), 640)] + [s.flush()])
+
+    out = {name: run(name) for name in paths}
+    np.testing.assert_allclose(out["m0.0"], out["a"], atol=1e-4)
+    np.testing.assert_allclose(out["m1.0"], out["b"], atol=1e-4)
+    assert np.abs(out["a"] - out["b"]).max() > 0.05
+    assert np.abs(out["m0.5"] - out["a"]).max() > 0.01 and np.abs(out["m0.5"] - out["b"]).max() > 0.01
+    merged, one, two = (load_model(str(paths[n])) for n in ("m0.5", "a", "b"))
+    assert merged.acoustic is not None and merged.inputs == engine.N_MELS + 126
+    assert merged.parameter_count == one.parameter_count + two.parameter_count - engine.N_VISEMES  # one last bias
+    with pytest.raises(ValueError, match="offsets"):
+        merge(a, {**b, "offsets": np.array([-2, 0])})
+    with pytest.raises(ValueError, match="swap"):
+        merge(b, a)
+    with pytest.raises(ValueError, match="normalisation"):
+        merge({**a, "stream_prior": np.zeros(engine.N_MELS, np.float32)}, b)

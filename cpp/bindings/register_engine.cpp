@@ -191,7 +191,8 @@ void register_engine(py::module_& m) {
              "with an ``acoustic`` model, its senone scores (the rows of acoustic_features).")
         .def_property_readonly("past", &engine::Model::past, "Feature frames of past context.")
         .def_property_readonly("future", &engine::Model::future, "Feature frames of future context (10 ms each).")
-        .def_property_readonly("parameter_count", &engine::Model::parameter_count, "Number of weights and biases.")
+        .def_property_readonly("parameter_count", &engine::Model::parameter_count,
+                               "Number of weights and biases (not the zeros outside each weight row's non-zero span, such as a merged ensemble's off-diagonal blocks).")
         .def_property_readonly("inputs", &engine::Model::inputs, "Values per feature frame: N_MELS, plus the acoustic model's senones.")
         .def_property_readonly(
             "acoustic",

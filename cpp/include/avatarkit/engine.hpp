@@ -209,6 +209,12 @@ struct Layer {
     int in = 0, out = 0;
     std::vector<float> weight, bias;
     bool relu = true;
+    // Set by Model: per input row, the span of outputs whose weights are not zero ([first, last)
+    // columns) and where that span starts in `packed` (the spans back to back). A block-diagonal
+    // layer (two networks merged into one, an ensemble) costs and reads only its blocks.
+    std::vector<std::int32_t> first, last;
+    std::vector<std::size_t> at;
+    std::vector<float> packed;
 };
 
 // The classifier: normalise each feature frame, project it (per frame, shared), splice the

@@ -20,18 +20,38 @@ void check_layer(const Layer& l, const char* what) {
         if (!std::isfinite(v)) throw std::invalid_argument(std::string("model: non-finite bias in ") + what);
 }
 
+// Each row's span of non-zero weights, packed back to back (Layer::first, last, at, packed).
+void find_spans(Layer& l) {
+    const std::size_t in = static_cast<std::size_t>(l.in), out = static_cast<std::size_t>(l.out);
+    l.first.assign(in, 0);
+    l.last.assign(in, 0);
+    l.at.assign(in, 0);
+    l.packed.clear();
+    for (std::size_t i = 0; i < in; ++i) {
+        const float* w = l.weight.data() + i * out;
+        std::size_t a = 0, b = out;
+        while (a < out && w[a] == 0.0f) ++a;
+        while (b > a && w[b - 1] == 0.0f) --b;
+        l.first[i] = static_cast<std::int32_t>(a);
+        l.last[i] = static_cast<std::int32_t>(b);
+        l.at[i] = l.packed.size();
+        l.packed.insert(l.packed.end(), w + a, w + b);
+    }
+}
+
 // y = act(x W + b), W input-major: the inner loop runs over outputs, so it vectorizes.
 void dense(const Layer& l, const float* x, float* y) {
     std::copy(l.bias.begin(), l.bias.end(), y);
-    const float* w = l.weight.data();
-    const std::size_t out = static_cast<std::size_t>(l.out);
-    for (int i = 0; i < l.in; ++i, w += out) {
+    for (std::size_t i = 0; i < static_cast<std::size_t>(l.in); ++i) {
         const float xi = x[i];
         if (xi == 0.0f) continue;  // ReLU outputs are often exactly zero
-        for (std::size_t o = 0; o < out; ++o) y[o] += xi * w[o];
+        const float* w = l.packed.data() + l.at[i];
+        float* yo = y + l.first[i];
+        const std::size_t n = static_cast<std::size_t>(l.last[i] - l.first[i]);
+        for (std::size_t o = 0; o < n; ++o) yo[o] += xi * w[o];
     }
     if (l.relu)
-        for (std::size_t o = 0; o < out; ++o) y[o] = std::max(y[o], 0.0f);
+        for (std::size_t o = 0; o < static_cast<std::size_t>(l.out); ++o) y[o] = std::max(y[o], 0.0f);
 }
 
 }  // namespace
@@ -63,6 +83,8 @@ Model::Model(ModelSpec spec) : spec_(std::move(spec)) {
     if (width != kVisemes) throw std::invalid_argument("model: the last layer must give kVisemes outputs");
     spec_.layers.back().relu = false;
     spec_.projection.relu = true;
+    find_spans(spec_.projection);
+    for (Layer& l : spec_.layers) find_spans(l);
 }
 
 void Model::project(const float* features, float* out) const {
@@ -93,8 +115,9 @@ void Model::classify(const float* spliced, float* probabilities, std::vector<flo
 }
 
 std::size_t Model::parameter_count() const {
-    std::size_t n = spec_.projection.weight.size() + spec_.projection.bias.size();
-    for (const Layer& l : spec_.layers) n += l.weight.size() + l.bias.size();
+    // The weights in the non-zero spans (a merged ensemble's zero blocks are not parameters).
+    std::size_t n = spec_.projection.packed.size() + spec_.projection.bias.size();
+    for (const Layer& l : spec_.layers) n += l.packed.size() + l.bias.size();
     return n;
 }
 

@@ -79,7 +79,7 @@ class Model:
     @property
     def parameter_count(self) -> int:
         """
-        Number of weights and biases.
+        Number of weights and biases (not the zeros outside each weight row's non-zero span, such as a merged ensemble's off-diagonal blocks).
         """
     @property
     def past(self) -> int:
