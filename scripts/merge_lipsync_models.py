@@ -142,8 +142,9 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(str(e))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, **merged)
-    params = sum(v.size for k, v in merged.items() if k.startswith(("weight", "bias", "projection")))
-    print(f"{args.out}: {params} weights and biases", file=sys.stderr)
+    weights = sum(np.count_nonzero(v) for k, v in merged.items() if k.startswith(("weight", "projection_weight")))
+    biases = sum(v.size for k, v in merged.items() if k.startswith(("bias", "projection_bias")))
+    print(f"{args.out}: {weights + biases} weights and biases (not counting the zero blocks)", file=sys.stderr)
     return 0
 
 

@@ -1,6 +1,6 @@
 """Leave-one-family-out: for each synthesizer family, train without it and score its held-out voices.
 
-    python bench/lipsync/lofo.py                         # every family, standard engine (~1 h on 2 cores)
+    python bench/lipsync/lofo.py                         # every family, standard engine (~2.5 h on 2 cores)
     python bench/lipsync/lofo.py --families neural       # one fold
     python bench/lipsync/lofo.py --low-latency           # the causal model (its offsets, hidden layers)
     python bench/lipsync/lofo.py --split dev             # score the development sentences instead
@@ -9,6 +9,8 @@
 Each fold runs ``scripts/train_lipsync.py --exclude-family F`` (same data, augmentation and
 training as the shipped model; the augmented features are computed once and cached under
 ``build/lipsync-data``) into ``build/lofo/``, then ``evaluate.py --families F`` with that model.
+For the standard engine that is the shipped recipe's two networks (``-mel``: ``--no-acoustic``;
+``-acoustic``) merged by ``scripts/merge_lipsync_models.py``; ``--single`` trains one network.
 The report gives each family's figures and their mean and worst: the figure that says how the
 engine does on a kind of voice it has never heard.
 """
@@ -37,14 +39,26 @@ LOW_LATENCY_TRAINING = [
 ]  # fmt: skip
 
 
+# The shipped standard model's recipe: two networks trained on the same features, one on the log-mel
+# frames alone and one that also reads the acoustic scores, merged into one that averages their
+# logits (scripts/merge_lipsync_models.py).
+STANDARD_ARMS = (("mel", ["--no-acoustic"]), ("acoustic", []))
+
+
 def fold(family: str, args: argparse.Namespace, out_dir: pathlib.Path) -> dict[str, Any]:
     """Train without ``family``, score ``family``: the evaluation's figures for it."""
     model = out_dir / f"without-{family}{'-low-latency' if args.low_latency else ''}.npz"
-    if not (args.reuse and model.is_file()):
-        train = [sys.executable, str(REPO / "scripts" / "train_lipsync.py"), "--exclude-family", family]
-        train += ["--out", str(model)] + (LOW_LATENCY_TRAINING if args.low_latency else []) + args.train_args
-        print("$", " ".join(train), flush=True)
-        subprocess.run(train, check=True)
+    arms = [(model, LOW_LATENCY_TRAINING if args.low_latency else [])] if args.low_latency or args.single else []
+    arms = arms or [(out_dir / f"without-{family}-{name}.npz", extra) for name, extra in STANDARD_ARMS]
+    for path, extra in arms:
+        if not (args.reuse and path.is_file()):
+            train = [sys.executable, str(REPO / "scripts" / "train_lipsync.py"), "--exclude-family", family]
+            train += ["--out", str(path), *extra, *args.train_args]
+            print("$", " ".join(train), flush=True)
+            subprocess.run(train, check=True)
+    if len(arms) > 1:
+        merge = [sys.executable, str(REPO / "scripts" / "merge_lipsync_models.py"), *(str(a) for a, _ in arms)]
+        subprocess.run([*merge, "--out", str(model)], check=True)
     with tempfile.TemporaryDirectory() as tmp:
         report = pathlib.Path(tmp) / "report.json"
         evaluate = [sys.executable, str(REPO / "bench" / "lipsync" / "evaluate.py"), "--model", str(model)]
@@ -67,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--low-latency", action="store_true")
     ap.add_argument("--out-dir", type=pathlib.Path, default=REPO / "build" / "lofo")
     ap.add_argument("--reuse", action="store_true", help="score models already trained in --out-dir")
+    ap.add_argument("--single", action="store_true", help="standard engine: one network, not the merged pair")
     ap.add_argument("--json", type=pathlib.Path)
     ap.add_argument("train_args", nargs="*", help="more arguments for train_lipsync.py (after --)")
     args = ap.parse_args(argv)
