@@ -446,10 +446,12 @@ def test_model_is_small_and_shipped() -> None:
     from avatarkit.engine import MODEL_PATH
 
     assert MODEL_PATH.is_file()
-    assert MODEL_PATH.stat().st_size < 800_000  # float16 weights, compressed: small in the wheel
+    assert MODEL_PATH.stat().st_size < 1_200_000  # float16 weights, compressed: small in the wheel
     model = load_model()
     assert model.future <= 8  # with the 20 ms smoothing margin: within the 100 ms budget
-    assert model.parameter_count < 400_000  # about 0.005 CPU s per audio s: the budget is 0.02
+    # Two networks merged (docs/lipsync.md): about 0.006 CPU s per audio s for both, beside the
+    # acoustic scores' 0.007; the budget is 0.02.
+    assert model.parameter_count < 700_000
 
 
 # ---------------------------------------------------------------------------------- harness smoke
