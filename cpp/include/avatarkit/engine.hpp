@@ -207,7 +207,7 @@ std::vector<float> normalize_stream(const float* log_mel, std::size_t frames, co
 // A dense layer, y = act(x W + b) with W stored input-major (in x out).
 struct Layer {
     int in = 0, out = 0;
-    std::vector<float> weight, bias;
+    std::vector<float> weight, bias;  // `weight` in x out; Model packs it (below) and releases it
     bool relu = true;
     // Set by Model: per input row, the span of outputs whose weights are not zero ([first, last)
     // columns) and where that span starts in `packed` (the spans back to back). A block-diagonal

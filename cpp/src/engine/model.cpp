@@ -20,7 +20,8 @@ void check_layer(const Layer& l, const char* what) {
         if (!std::isfinite(v)) throw std::invalid_argument(std::string("model: non-finite bias in ") + what);
 }
 
-// Each row's span of non-zero weights, packed back to back (Layer::first, last, at, packed).
+// Each row's span of non-zero weights, packed back to back (Layer::first, last, at, packed); the
+// dense matrix is then released (only `packed` is read), so a model holds each weight once.
 void find_spans(Layer& l) {
     const std::size_t in = static_cast<std::size_t>(l.in), out = static_cast<std::size_t>(l.out);
     l.first.assign(in, 0);
@@ -37,6 +38,8 @@ void find_spans(Layer& l) {
         l.at[i] = l.packed.size();
         l.packed.insert(l.packed.end(), w + a, w + b);
     }
+    l.packed.shrink_to_fit();
+    std::vector<float>().swap(l.weight);
 }
 
 // y = act(x W + b), W input-major: the inner loop runs over outputs, so it vectorizes.
