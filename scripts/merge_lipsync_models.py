@@ -28,10 +28,6 @@ import numpy.typing as npt
 F32 = npt.NDArray[np.float32]
 
 
-def _layers(z: dict[str, Any]) -> int:
-    return int(z["layers"])
-
-
 def merge(a: dict[str, Any], b: dict[str, Any], weight: float = 0.5) -> dict[str, Any]:
     """The arrays of a model whose logits are ``(1 - weight) * a's + weight * b's``.
 
@@ -46,8 +42,8 @@ def merge(a: dict[str, Any], b: dict[str, Any], weight: float = 0.5) -> dict[str
         raise ValueError(f"weight must be in [0, 1], not {weight}")
     if not np.array_equal(a["offsets"], b["offsets"]):
         raise ValueError("the models' context offsets differ")
-    layers = _layers(a)
-    if layers != _layers(b) or layers < 1:
+    layers = int(a["layers"])
+    if layers != int(b["layers"]) or layers < 1:
         raise ValueError("the models have different numbers of layers")
     for key in ("stream_prior", "stream_params"):
         if (key in a) != (key in b) or (key in a and not np.array_equal(a[key], b[key])):
@@ -95,7 +91,7 @@ def merge(a: dict[str, Any], b: dict[str, Any], weight: float = 0.5) -> dict[str
         else:
             rows_a = np.arange(wa.shape[0])
             rows_b = wa.shape[0] + np.arange(wb.shape[0])
-        height = rows_b[-1] + 1 if i == 0 else wa.shape[0] + wb.shape[0]
+        height = wa.shape[0] + wb.shape[0]
         if last:
             w = np.zeros((height, wa.shape[1]))
             w[rows_a] = (1.0 - weight) * wa

@@ -48,8 +48,10 @@ STANDARD_ARMS = (("mel", ["--no-acoustic"]), ("acoustic", []))
 def fold(family: str, args: argparse.Namespace, out_dir: pathlib.Path) -> dict[str, Any]:
     """Train without ``family``, score ``family``: the evaluation's figures for it."""
     model = out_dir / f"without-{family}{'-low-latency' if args.low_latency else ''}.npz"
-    arms = [(model, LOW_LATENCY_TRAINING if args.low_latency else [])] if args.low_latency or args.single else []
-    arms = arms or [(out_dir / f"without-{family}-{name}.npz", extra) for name, extra in STANDARD_ARMS]
+    if args.low_latency or args.single:
+        arms = [(model, LOW_LATENCY_TRAINING if args.low_latency else [])]
+    else:
+        arms = [(out_dir / f"without-{family}-{name}.npz", extra) for name, extra in STANDARD_ARMS]
     for path, extra in arms:
         if not (args.reuse and path.is_file()):
             train = [sys.executable, str(REPO / "scripts" / "train_lipsync.py"), "--exclude-family", family]
