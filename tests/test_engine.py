@@ -307,6 +307,20 @@ def test_pa_pa_pa_closes_the_lips(low_latency: bool) -> None:
 
 @needs_espeak
 @ENGINES
+@pytest.mark.parametrize("pause", [0.0, 0.5], ids=["stream-start", "after-a-pause"])
+def test_a_p_out_of_silence_closes_the_lips(low_latency: bool, pause: float) -> None:
+    # The closure before the burst is silent, and the frame of the burst still carries the pause.
+    audio, rate, phones = speak("Please come.")
+    lead = np.concatenate([speak("Yes.")[0], np.zeros(int(pause * rate), np.int16)]) if pause else audio[:0]
+    frames = run(np.concatenate([lead, audio]), rate, low_latency=low_latency)
+    start, end = next((s, e) for sym, s, e in phones if sym == "p")
+    start, end = start + len(lead) / rate, end + len(lead) / rate
+    window = range(max(0, int((start - 0.04) / 0.04)), min(len(frames), math.ceil((end + 0.04) / 0.04)))
+    assert any(viseme_at(frames, k) == "PP" for k in window), f"no PP near the p at {start:.2f} s"
+
+
+@needs_espeak
+@ENGINES
 def test_oo_rounds_the_lips(low_latency: bool) -> None:
     audio, rate, phones = speak("ooh, who knew two moons")
     frames = run(audio, rate, low_latency=low_latency)

@@ -89,6 +89,7 @@ constexpr PoseValue kPoses[] = {
 
 constexpr float kJawGain = 0.8f;
 constexpr float kQuietDb = 35.0f;  // a frame this far under the running speech level is quiet
+constexpr float kOnsetClosure = 0.12f;  // PP peak that closes the lips on the first frame after a pause
 constexpr float kPi = 3.14159265f;
 
 // SplitMix64: a small, well-mixed, portable random sequence.
@@ -125,7 +126,7 @@ struct Session::Face {
     float gaze_x = 0.0f, gaze_y = 0.0f, gaze_tx = 0.0f, gaze_ty = 0.0f;
     std::array<float, 4> phase{};
     float prev_level = -84.0f;
-    int quiet_frames = 0;          // consecutive frames far under the running speech level
+    int quiet_frames = 4;          // consecutive frames far under the running speech level (a stream starts after a pause)
 };
 
 Session::Session(std::shared_ptr<const Model> model, int sample_rate, FaceOptions options)
@@ -310,9 +311,23 @@ void Session::frame(std::int64_t k, float* out) {
     // A pause rests the face: once the level has stayed kQuietDb under the running speech level for
     // more than two frames (a stop's closure is shorter, so its PP frames stay), what the
     // classifier reads in breath, room noise or a faint background fades to silence over two frames.
+    const bool after_pause = face.quiet_frames >= 2;
     if (level < face.level_ref - kQuietDb) ++face.quiet_frames;
     else face.quiet_frames = 0;
     const float rest = clamp01(static_cast<float>(face.quiet_frames - 2) / 2.0f);
+    // Speech that starts on p/b/m: the lips closed in the silence before the burst, so the first
+    // loud frame still carries the pause's sil in its smoothing. Where PP is the strongest reading
+    // of speech there, the lips meet instead of resting.
+    if (after_pause && face.quiet_frames == 0 && pp_peak >= kOnsetClosure) {
+        float other = 0.0f;
+        for (int v = 0; v < kVisemes; ++v)
+            if (v != kSil && v != kPP) other = std::max(other, p[static_cast<std::size_t>(v)]);
+        if (p[kPP] >= other) {
+            p[kPP] += p[kSil];
+            p[kSil] = 0.0f;
+            speech = 1.0f;
+        }
+    }
     if (rest > 0.0f) {
         for (int v = 0; v < kVisemes; ++v) p[static_cast<std::size_t>(v)] *= 1.0f - rest;
         p[kSil] += rest;
