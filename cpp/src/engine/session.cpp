@@ -89,7 +89,7 @@ constexpr PoseValue kPoses[] = {
 
 constexpr float kJawGain = 0.8f;
 constexpr float kQuietDb = 35.0f;  // a frame this far under the running speech level is quiet
-constexpr float kOnsetClosure = 0.12f;  // PP peak that closes the lips on the first frame after a pause
+constexpr float kOnsetClosure = 0.06f;  // PP peak that closes the lips on the first frame after a pause
 constexpr float kPi = 3.14159265f;
 
 // SplitMix64: a small, well-mixed, portable random sequence.
