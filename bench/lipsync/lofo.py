@@ -9,8 +9,9 @@
 Each fold runs ``scripts/train_lipsync.py --exclude-family F`` (same data, augmentation and
 training as the shipped model; the augmented features are computed once and cached under
 ``build/lipsync-data``) into ``build/lofo/``, then ``evaluate.py --families F`` with that model.
-For the standard engine that is the shipped recipe's two networks (``-mel``: ``--no-acoustic``;
-``-acoustic``) merged by ``scripts/merge_lipsync_models.py``; ``--single`` trains one network.
+For either engine that is the shipped recipe's two networks (``-mel``: ``--no-acoustic``;
+``-acoustic``) merged by ``scripts/merge_lipsync_models.py``; ``--single`` trains one network (the
+one with the acoustic scores).
 The report gives each family's figures and their mean and worst: the figure that says how the
 engine does on a kind of voice it has never heard.
 """
@@ -31,27 +32,29 @@ if __package__ in (None, ""):
 
 from lipsync import dataset  # noqa: E402
 
-# The shipped low-latency model's recipe (docs/lipsync.md): causal offsets over 400 ms, 12 epochs,
-# a per-stream normalisation prior worth 1 s, and the log-mel frames alone (no acoustic scores).
+# The shipped low-latency networks' training (docs/lipsync.md): causal offsets over 400 ms,
+# 12 epochs, a per-stream normalisation prior worth 1 s.
 LOW_LATENCY_TRAINING = [
     "--offsets=-40,-32,-24,-20,-16,-13,-10,-8,-6,-5,-4,-3,-2,-1,0",
-    "--hidden", "256", "--epochs", "12", "--stream", "100,300,20,-75", "--no-acoustic",
+    "--hidden", "256", "--epochs", "12", "--stream", "100,300,20,-75",
 ]  # fmt: skip
 
 
-# The shipped standard model's recipe: two networks trained on the same features, one on the log-mel
+# Both engines' shipped recipe: two networks trained on the same features, one on the log-mel
 # frames alone and one that also reads the acoustic scores, merged into one that averages their
 # logits (scripts/merge_lipsync_models.py).
-STANDARD_ARMS = (("mel", ["--no-acoustic"]), ("acoustic", []))
+ARMS = (("mel", ["--no-acoustic"]), ("acoustic", []))
 
 
 def fold(family: str, args: argparse.Namespace, out_dir: pathlib.Path) -> dict[str, Any]:
     """Train without ``family``, score ``family``: the evaluation's figures for it."""
-    model = out_dir / f"without-{family}{'-low-latency' if args.low_latency else ''}.npz"
-    if args.low_latency or args.single:
-        arms = [(model, LOW_LATENCY_TRAINING if args.low_latency else [])]
+    stem = f"without-{family}{'-low-latency' if args.low_latency else ''}"
+    model = out_dir / f"{stem}.npz"
+    base = LOW_LATENCY_TRAINING if args.low_latency else []
+    if args.single:
+        arms = [(model, base)]
     else:
-        arms = [(out_dir / f"without-{family}-{name}.npz", extra) for name, extra in STANDARD_ARMS]
+        arms = [(out_dir / f"{stem}-{name}.npz", [*base, *extra]) for name, extra in ARMS]
     for path, extra in arms:
         if not (args.reuse and path.is_file()):
             train = [sys.executable, str(REPO / "scripts" / "train_lipsync.py"), "--exclude-family", family]
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--low-latency", action="store_true")
     ap.add_argument("--out-dir", type=pathlib.Path, default=REPO / "build" / "lofo")
     ap.add_argument("--reuse", action="store_true", help="score models already trained in --out-dir")
-    ap.add_argument("--single", action="store_true", help="standard engine: one network, not the merged pair")
+    ap.add_argument("--single", action="store_true", help="one network (with the acoustic scores), not the merged pair")
     ap.add_argument("--json", type=pathlib.Path)
     ap.add_argument("train_args", nargs="*", help="more arguments for train_lipsync.py (after --)")
     args = ap.parse_args(argv)
