@@ -75,6 +75,11 @@ def resample(audio: np.ndarray, rate: int, to: int) -> np.ndarray:
     return np.clip(np.round(out), -32768, 32767).astype(np.int16)
 
 
+def near(frames: np.ndarray, start: float, end: float) -> range:
+    """The frames within one frame (40 ms) of a phone from ``start`` to ``end`` seconds."""
+    return range(max(0, int((start - 0.04) / 0.04)), min(len(frames), math.ceil((end + 0.04) / 0.04)))
+
+
 def viseme_at(frames: np.ndarray, k: int) -> str:
     return VISEMES[int(np.argmax(frames[k, [COL[v] for v in VISEMES]]))].removeprefix("viseme_")
 
@@ -298,7 +303,7 @@ def test_pa_pa_pa_closes_the_lips(low_latency: bool) -> None:
     ps = [(s, e) for sym, s, e in phones if sym == "p"]
     assert len(ps) == 4
     for start, end in ps:
-        window = range(max(0, int((start - 0.04) / 0.04)), min(len(frames), math.ceil((end + 0.04) / 0.04)))
+        window = near(frames, start, end)
         assert any(viseme_at(frames, k) == "PP" for k in window), f"no PP near the p at {start:.2f} s"
         assert max(frames[k, COL["mouthClose"]] + frames[k, COL["mouthPressLeft"]] for k in window) > 0.2
     # ...and opens between them.
@@ -315,7 +320,7 @@ def test_a_p_out_of_silence_closes_the_lips(low_latency: bool, pause: float) -> 
     frames = run(np.concatenate([lead, audio]), rate, low_latency=low_latency)
     start, end = next((s, e) for sym, s, e in phones if sym == "p")
     start, end = start + len(lead) / rate, end + len(lead) / rate
-    window = range(max(0, int((start - 0.04) / 0.04)), min(len(frames), math.ceil((end + 0.04) / 0.04)))
+    window = near(frames, start, end)
     assert any(viseme_at(frames, k) == "PP" for k in window), f"no PP near the p at {start:.2f} s"
 
 
@@ -343,7 +348,7 @@ def test_fa_shows_the_teeth_on_the_lip(low_latency: bool) -> None:
     assert len(fs) == 3
     seen = 0
     for start, end in fs:
-        window = range(max(0, int((start - 0.04) / 0.04)), min(len(frames), math.ceil((end + 0.04) / 0.04)))
+        window = near(frames, start, end)
         roll = max(frames[k, COL["mouthRollLower"]] for k in window)
         seen += any(viseme_at(frames, k) == "FF" for k in window) and roll > (0.15 if low_latency else 0.2)
     # The causal model has heard only the start of an f when it shows the frame, and reads some as
