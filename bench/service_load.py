@@ -9,6 +9,7 @@ look-ahead the engine needs. Reports p50/p99 per N and the server's CPU use.
 
     python bench/service_load.py                  # N = 1, 10, 50
     python bench/service_load.py --n 1 50 100 150 --seconds 10
+    python bench/service_load.py --n 10 30 --engine-inline-ms 0 --engine-threads 2   # engine on a pool
 
 ``--abuse``: one healthy real-time session beside each kind of abusive neighbour in turn, the
 neighbour in a process of its own (as an attacker would be): ``control`` (ClientInterrupt as fast as
@@ -374,13 +375,19 @@ def main() -> None:
         "--kinds", nargs="+", default=["none", "control", "bulk", "churn", "malformed"], help="neighbours (--abuse)"
     )
     parser.add_argument("--nice", type=int, default=0, help="niceness of the abusive neighbour's process (--abuse)")
+    parser.add_argument(
+        "--engine-inline-ms", type=float, help="the server's engine_inline_ms (0: all engine work on its thread pool)"
+    )
+    parser.add_argument("--engine-threads", type=int, help="the server's engine_threads (that pool's size)")
     args = parser.parse_args()
 
     lookahead = EngineSession(args.rate).lookahead_ms
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         config = pathlib.Path(tmp) / "bench.toml"
-        config.write_text(CONFIG)
+        runner = "" if args.engine_inline_ms is None else f"engine_inline_ms = {args.engine_inline_ms}\n"
+        runner += "" if args.engine_threads is None else f"engine_threads = {args.engine_threads}\n"
+        config.write_text(runner + CONFIG)
         env = {**os.environ, "AVATARKIT_CONFIG_DIR": tmp}
         server = subprocess.Popen(
             [sys.executable, "-m", "avatarkit", "serve", "--port", str(port), "--config", str(config)],

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import math
 import pathlib
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -303,6 +305,36 @@ async def test_interrupt_stops_frames(server: BackgroundServer) -> None:
     first_new = next(t for t, m in recorder.frames if m.server_response_animation.req_id == new_req)
     assert all(t < first_new for t, m in recorder.frames if m.server_response_animation.req_id == req_id)
     assert recorder.errors == []
+
+
+async def stream_request(server: BackgroundServer, audio: bytes, chunk_bytes: int) -> Any:
+    """One request streamed in ``chunk_bytes`` pieces; the frames it brought back, decoded."""
+    recorder = Recorder()
+    session = new_session(server, recorder)
+    await session.init()
+    await session.start()
+    parts = chunks(audio, chunk_bytes)
+    req_id = ""
+    for i, part in enumerate(parts):
+        req_id = await session.send_audio(part, end=i == len(parts) - 1)
+    await recorder.wait_for(lambda: recorder.ended(req_id))
+    await session.close()
+    assert recorder.errors == []
+    return decode_request(recorder.for_request(req_id))[0]
+
+
+@pytest.mark.asyncio
+async def test_engine_on_a_thread_pool(server: BackgroundServer, avatars: pathlib.Path) -> None:
+    """``engine_inline_ms = 0`` sends every slice of engine work to the pool (the engine releases the GIL,
+    so a single process can use several cores): the frames are the inline path's, bit for bit."""
+    audio = speech_like(3.0, 16000, seed=11).tobytes()
+    inline = await stream_request(server, audio, 3840)
+    pooled_config = dataclasses.replace(make_config(), engine_inline_ms=0.0, engine_threads=2)
+    with start_service(pooled_config, avatar_roots=[avatars]) as pooled:
+        values = await stream_request(pooled, audio, 3840)
+        assert any(t.name.startswith("avatarkit-engine") for t in threading.enumerate())
+    assert len(values) == 75
+    np.testing.assert_array_equal(values, inline)
 
 
 @pytest.mark.asyncio

@@ -10,6 +10,7 @@ A config file is TOML::
     auth_failures_per_minute = 20     # wrong API keys per client address and minute (then 429)
     body_timeout_seconds = 10         # time to send a token request's body (then 408)
     engine_inline_ms = 2.0            # engine work predicted longer than this goes to a thread pool
+                                      # (0: all of it, so one process uses several cores)
     engine_threads = 2                # that pool's size (default: one per core)
     low_latency = false               # true: look-ahead 0 ms instead of 80 for sessions that don't choose
 
@@ -164,7 +165,8 @@ class ServiceConfig:
         body_timeout_seconds: time a client has to send a token request's body (then 408).
         max_token_seconds: how far ahead ``expireAt`` may be (24 h).
         engine_inline_ms: engine work predicted to take longer than this runs on a thread pool
-            instead of the event loop.
+            instead of the event loop; 0 sends all of it to the pool, so that one process uses
+            several cores (the engine releases the GIL; ``docs/service.md``, "Load").
         engine_threads: size of that pool (None: one per core).
         low_latency: sessions that do not choose (``extra_params["lookahead"]``) get the
             low-latency engine (look-ahead 0 ms instead of 80, a little less accurate).

@@ -136,11 +136,11 @@ class _EngineRunner:
     """Runs engine work so that the event loop stays responsive.
 
     Audio is cut into slices predicted to cost at most ``inline_ms`` each and run inline, with the
-    loop free between slices: no thread hand-offs, which only add GIL convoys while the engine holds
-    the GIL (measured with the numpy baseline engine on 2 cores: 175 real-time sessions at p99 15 ms
-    inline; through a thread pool latency reached seconds at 100).
-    Only when even a 40 ms slice is predicted to cost more does the work go to a thread pool. The
-    prediction is a moving average of the CPU time (thread time) per second of audio.
+    loop free between slices and no thread hand-offs, so one process uses about one core. Only when
+    even a 40 ms slice is predicted to cost more does the work go to a thread pool; ``inline_ms = 0``
+    sends every slice there. The engine releases the GIL, so the pool lets one process use several
+    cores, for about a quarter more CPU per session in hand-offs (``docs/service.md``, "Load").
+    The prediction is a moving average of the CPU time (thread time) per second of audio.
     """
 
     MIN_SLICE = 0.04
