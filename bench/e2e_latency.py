@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import statistics
 import sys
 from dataclasses import dataclass
@@ -140,8 +141,17 @@ async def measure(
             conv = controller.conversation()
             assert conv is not None
             assert conv.start is not None
-            end = conv.start + conv.duration + 0.3
-            while controller.clock() < end:
+            # Until a render has shown the end of the playback with all of its motion. On a stalled
+            # machine motion comes late, an underrun moves the start later (the playback waits) and
+            # renders fall behind the clock: that lateness is measured, not dropped. At most 30 s more.
+            give_up = controller.clock() + conv.duration + 30.0
+            last_frame = math.ceil(len(speech) / rate * MOTION_FPS) - 1
+
+            def shown_to_the_end() -> bool:
+                _, t, start, last = rendered[-1] if rendered else (0.0, 0.0, None, -1)
+                return start is not None and t - start >= conv.duration and last >= last_frame
+
+            while controller.clock() < give_up and not shown_to_the_end():
                 await asyncio.sleep(0.05)
             stop.set()
             await renderer
@@ -152,19 +162,19 @@ async def measure(
             AvatarSDK.cleanup()
             AvatarManager.reset_shared()
 
-    start = conv.start
     latencies = []
     for k, when in enumerate(sent):
         a = k * chunk / rate
         need = int(a * MOTION_FPS)
         first = next(
-            (done for done, t, s, last in rendered if s == start and t - start >= a and last >= need),
+            (done for done, t, s, last in rendered if s is not None and t - s >= a and last >= need),
             None,
         )
         if first is not None:
             latencies.append(1000 * (first - when))
-    playing = [(t, last) for _, t, s, last in rendered if s == start and 0 <= t - start < conv.duration]
-    late = sum(1 for t, last in playing if last < int((t - start) * MOTION_FPS))
+    # Each render's own start: an underrun moves the conversation's start later (the playback waits).
+    playing = [(t - s, last) for _, t, s, last in rendered if s is not None and 0 <= t - s < conv.duration]
+    late = sum(1 for pos, last in playing if last < int(pos * MOTION_FPS))
     return Result(latencies, late / max(1, len(playing)), len(playing), len(sent), 1000 * conv.jitter, lookahead)
 
 
