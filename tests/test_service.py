@@ -307,10 +307,10 @@ async def test_interrupt_stops_frames(server: BackgroundServer) -> None:
     assert recorder.errors == []
 
 
-async def stream_request(server: BackgroundServer, audio: bytes, chunk_bytes: int) -> Any:
+async def stream_request(server: BackgroundServer, audio: bytes, chunk_bytes: int, sample_rate: int = 16000) -> Any:
     """One request streamed in ``chunk_bytes`` pieces; the frames it brought back, decoded."""
     recorder = Recorder()
-    session = new_session(server, recorder)
+    session = new_session(server, recorder, sample_rate=sample_rate)
     await session.init()
     await session.start()
     parts = chunks(audio, chunk_bytes)
@@ -371,16 +371,7 @@ async def test_ogg_opus_stream(server: BackgroundServer, sample_rate: int) -> No
 async def test_official_recording_audio(server: BackgroundServer, official_recording: dict[str, Any]) -> None:
     audio = base64.b64decode(str(official_recording["audio_base64"]))
     rate = int(official_recording["sample_rate"])  # type: ignore[call-overload]
-    recorder = Recorder()
-    session = new_session(server, recorder, sample_rate=rate)
-    await session.init()
-    await session.start()
-    req_id = ""
-    for i, part in enumerate(chunks(audio, rate * 2)):  # 1 s chunks, like the official demos
-        req_id = await session.send_audio(part, end=(i + 1) * rate * 2 >= len(audio))
-    await recorder.wait_for(lambda: recorder.ended(req_id))
-    await session.close()
-    values, _ = decode_request(recorder.for_request(req_id))
+    values = await stream_request(server, audio, rate * 2, sample_rate=rate)  # 1 s chunks, like the official demos
     assert len(values) == math.ceil(len(audio) / 2 / rate / 0.04 - 1e-9)  # 20.3 s: 508 frames
 
 
