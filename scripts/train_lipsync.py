@@ -121,21 +121,40 @@ def _cached(path: pathlib.Path, make: Callable[[], list[Labelled]]) -> list[Labe
         flush=True,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as f:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # a run cut short leaves no truncated cache
+    with tmp.open("wb") as f:
         pickle.dump(items, f)
+    tmp.replace(path)
     return items
 
 
-def synthesize(cfg: Config, cache: pathlib.Path, exclude: frozenset[str] = frozenset()) -> list[Labelled]:
+def _synthesize_source(source: tuple[pathlib.Path, Callable[[], list[Labelled]]]) -> None:
+    """Synthesize one source into its cache file (a worker of :func:`synthesize`)."""
+    _cached(*source)
+
+
+def synthesize(
+    cfg: Config, cache: pathlib.Path, exclude: frozenset[str] = frozenset(), jobs: int = 1
+) -> list[Labelled]:
     """Training utterances from every installed synthesizer's training voices (cached per source).
 
     ``exclude`` names synthesizer families (``dataset.FAMILIES``) to leave out (leave-one-family-out).
+    Sources not yet cached are synthesized ``jobs`` at a time, in worker processes: each source
+    draws from its own seeded generator, so the utterances do not depend on ``jobs``. Kokoro's,
+    the longest (about an hour here), goes first.
     """
     lexicon = corpus.lexicon_words()
-    out: list[Labelled] = []
+    sources: list[tuple[pathlib.Path, Callable[[], list[Labelled]]]] = []
+    if cfg.kokoro and "neural" not in exclude and neural.available():
+        make = functools.partial(dataset.kokoro_train, cfg.kokoro, cfg.seed * 300, lexicon)
+        name = f"kokoro-{cfg.kokoro}-s{cfg.seed}-v{LABELS_VERSION}.{neural.LABELS_VERSION}.pkl"
+        sources.append((cache / name, make))
+    if cfg.piper and "neural" not in exclude and neural.piper_available():
+        make = functools.partial(dataset.piper_train, cfg.piper, cfg.seed * 400, lexicon)
+        sources.append((cache / f"piper-{cfg.piper}-s{cfg.seed}-v{LABELS_VERSION}.pkl", make))
     if "formant" not in exclude:
-        out += _cached(cache / f"espeak-{cfg.espeak}-s{cfg.seed}-v{LABELS_VERSION}.pkl",
-                       lambda: dataset.espeak_train(cfg.espeak, cfg.seed, lexicon))  # fmt: skip
+        make = functools.partial(dataset.espeak_train, cfg.espeak, cfg.seed, lexicon)
+        sources.append((cache / f"espeak-{cfg.espeak}-s{cfg.seed}-v{LABELS_VERSION}.pkl", make))
     voices = [(v, cfg.festival) for v in dataset.FESTIVAL_TRAIN_VOICES]
     voices += [
         (v, cfg.foreign) for v in dataset.FESTIVAL_FOREIGN_VOICES if cfg.foreign and dataset.festival_available(v)
@@ -144,18 +163,23 @@ def synthesize(cfg: Config, cache: pathlib.Path, exclude: frozenset[str] = froze
         if dataset.family("festival", voice) in exclude:
             continue
         make = functools.partial(dataset.festival_train, voice, count, cfg.seed * 100 + i, lexicon)
-        out += _cached(cache / f"festival-{voice}-{count}-s{cfg.seed}-v{LABELS_VERSION}.pkl", make)
+        sources.append((cache / f"festival-{voice}-{count}-s{cfg.seed}-v{LABELS_VERSION}.pkl", make))
     for i, voice in enumerate(dataset.FLITE_TRAIN_VOICES):
         if cfg.flite and "parametric" not in exclude and Flite.available(voice):
             make = functools.partial(dataset.flite_train, voice, cfg.flite, cfg.seed * 200 + i, lexicon)
-            out += _cached(cache / f"flite-{voice}-{cfg.flite}-s{cfg.seed}-v{LABELS_VERSION}.pkl", make)
-    if cfg.kokoro and "neural" not in exclude and neural.available():
-        make = functools.partial(dataset.kokoro_train, cfg.kokoro, cfg.seed * 300, lexicon)
-        name = f"kokoro-{cfg.kokoro}-s{cfg.seed}-v{LABELS_VERSION}.{neural.LABELS_VERSION}.pkl"
-        out += _cached(cache / name, make)
-    if cfg.piper and "neural" not in exclude and neural.piper_available():
-        make = functools.partial(dataset.piper_train, cfg.piper, cfg.seed * 400, lexicon)
-        out += _cached(cache / f"piper-{cfg.piper}-s{cfg.seed}-v{LABELS_VERSION}.pkl", make)
+            sources.append((cache / f"flite-{voice}-{cfg.flite}-s{cfg.seed}-v{LABELS_VERSION}.pkl", make))
+    missing = [source for source in sources if not source[0].is_file()]
+    if jobs > 1 and len(missing) > 1:
+        # Forked before any synthesizer is loaded in this process; results travel through the cache files.
+        context = multiprocessing.get_context("fork")
+        with concurrent.futures.ProcessPoolExecutor(min(jobs, len(missing)), mp_context=context) as pool:
+            list(pool.map(_synthesize_source, missing))
+    # The training order of the sources, as before they ran side by side.
+    order = ("espeak", "festival", "flite", "kokoro", "piper")
+    sources.sort(key=lambda source: order.index(source[0].name.split("-")[0]))
+    out: list[Labelled] = []
+    for path, make in sources:
+        out += _cached(path, make)
     return out
 
 
@@ -641,7 +665,7 @@ def features(cfg: Config, data: pathlib.Path, cache: bool) -> tuple[Any, ...]:
         print(f"features: from {path}")
         with path.open("rb") as f:
             return tuple(pickle.load(f))
-    items = synthesize(cfg, data)
+    items = synthesize(cfg, data, jobs=os.cpu_count() or 1)
     rng = np.random.default_rng(cfg.seed)
     order = rng.permutation(len(items))
     n_dev = max(2, len(items) // 25)
