@@ -133,6 +133,10 @@ def _synthesize_source(source: tuple[pathlib.Path, Callable[[], list[Labelled]]]
     _cached(*source)
 
 
+def _missing_part() -> list[Labelled]:
+    raise RuntimeError("a part of a source was not synthesized")
+
+
 def synthesize(
     cfg: Config, cache: pathlib.Path, exclude: frozenset[str] = frozenset(), jobs: int = 1
 ) -> list[Labelled]:
@@ -141,7 +145,7 @@ def synthesize(
     ``exclude`` names synthesizer families (``dataset.FAMILIES``) to leave out (leave-one-family-out).
     Sources not yet cached are synthesized ``jobs`` at a time, in worker processes: each source
     draws from its own seeded generator, so the utterances do not depend on ``jobs``. Kokoro's,
-    the longest (about an hour here), goes first.
+    by far the longest, is shared out in ``jobs`` blocks that go first.
     """
     lexicon = corpus.lexicon_words()
     sources: list[tuple[pathlib.Path, Callable[[], list[Labelled]]]] = []
@@ -169,11 +173,25 @@ def synthesize(
             make = functools.partial(dataset.flite_train, voice, cfg.flite, cfg.seed * 200 + i, lexicon)
             sources.append((cache / f"flite-{voice}-{cfg.flite}-s{cfg.seed}-v{LABELS_VERSION}.pkl", make))
     missing = [source for source in sources if not source[0].is_file()]
+    kokoro = next((source for source in missing if source[0].name.startswith("kokoro-")), None)
+    parts: list[pathlib.Path] = []
+    if jobs > 1 and kokoro is not None:
+        # Kokoro's is the slowest source by far: its utterances are shared out in consecutive
+        # blocks, one task each, and joined in order below (the same utterances as one task).
+        missing.remove(kokoro)
+        for i in range(jobs):
+            parts.append(kokoro[0].with_name(f"{kokoro[0].stem}-part{i + 1}of{jobs}.pkl"))
+            make = functools.partial(dataset.kokoro_train, cfg.kokoro, cfg.seed * 300, lexicon, (i, jobs))
+            missing.insert(i, (parts[-1], make))
     if jobs > 1 and len(missing) > 1:
         # Forked before any synthesizer is loaded in this process; results travel through the cache files.
         context = multiprocessing.get_context("fork")
         with concurrent.futures.ProcessPoolExecutor(min(jobs, len(missing)), mp_context=context) as pool:
             list(pool.map(_synthesize_source, missing))
+    if kokoro is not None and parts:
+        _cached(kokoro[0], lambda: [item for part in parts for item in _cached(part, _missing_part)])
+        for part in parts:
+            part.unlink()
     # The training order of the sources, as before they ran side by side.
     order = ("espeak", "festival", "flite", "kokoro", "piper")
     sources.sort(key=lambda source: order.index(source[0].name.split("-")[0]))

@@ -225,23 +225,39 @@ def flite_train(voice: str, count: int, seed: int, lexicon: list[str] | None = N
     return out
 
 
-def kokoro_train(count: int, seed: int, lexicon: list[str] | None = None) -> list[Labelled]:
-    """``count`` training utterances from the training Kokoro voices and blends of two of them."""
+def kokoro_train(
+    count: int, seed: int, lexicon: list[str] | None = None, part: tuple[int, int] = (0, 1)
+) -> list[Labelled]:
+    """``count`` training utterances from the training Kokoro voices and blends of two of them.
+
+    ``part=(i, n)``: only the ``i``-th of ``n`` consecutive blocks of them, so that ``n`` processes
+    can share the work; the blocks in order are the whole, the same utterances as one process
+    makes (every draw is made first, and a text Kokoro refuses is found without running it).
+    """
     from .neural import Kokoro
 
+    index, parts = part
+    if not 0 <= index < parts:
+        raise ValueError(f"part {index} of {parts}")
     rng = random.Random(seed)
     ko = Kokoro.get()
-    texts = corpus.training_texts(count, seed, lexicon)
-    out = []
-    for text in texts:
+    plan: list[tuple[str, str, float, float, float]] = []  # text, voice, speed, silence before, after
+    for text in corpus.training_texts(count, seed, lexicon):
         a, b = rng.sample(KOKORO_TRAIN_VOICES, 2)
         voice = a if rng.random() < 0.4 else f"{a}+{b}@{rng.uniform(0.2, 0.8):.2f}"
+        speed = rng.uniform(0.8, 1.25)
         try:
-            utt = ko.synthesize(text, voice, speed=rng.uniform(0.8, 1.25))
-            out.append(label(pad(utt, rng.uniform(0.0, 0.3), rng.uniform(0.0, 0.3))))
+            ko.tokens(text)
         except (KeyError, ValueError) as e:
-            print(f"kokoro_train: skipped {text!r} ({voice}): {e}", file=sys.stderr)
-    return out
+            if index == 0:
+                print(f"kokoro_train: skipped {text!r} ({voice}): {e}", file=sys.stderr)
+            continue
+        plan.append((text, voice, speed, rng.uniform(0.0, 0.3), rng.uniform(0.0, 0.3)))
+    lo, hi = len(plan) * index // parts, len(plan) * (index + 1) // parts
+    return [
+        label(pad(ko.synthesize(text, voice, speed=speed), before, after))
+        for text, voice, speed, before, after in plan[lo:hi]
+    ]
 
 
 def piper_train(count: int, seed: int, lexicon: list[str] | None = None) -> list[Labelled]:

@@ -154,11 +154,11 @@ class Kokoro:
             return ((1 - w) * self.styles[m.group(1)] + w * self.styles[m.group(2)]).astype(np.float32)
         return self.styles[voice]
 
-    def synthesize(self, text: str, voice: str = "jf_alpha", speed: float = 1.0, trim: bool = True) -> Utterance:
-        """Speak ``text`` (English) with ``voice``; phones carry espeak IPA symbols.
+    def tokens(self, text: str) -> tuple[list[int], list[int], list[tuple[str, str]]]:
+        """``text`` as the model's input: (token ids, per token the unit it belongs to, the units).
 
-        ``trim=False`` keeps the phones as the duration predictor gives them (see
-        :func:`trim_to_audible`; ``agreement.py`` compares the two).
+        Raises ``KeyError`` for a symbol Kokoro cannot say and ``ValueError`` for a text too long
+        for one call: whatever in the text :meth:`synthesize` would refuse, found without running the model.
         """
         symbols = ipa(text)
         tokens: list[int] = []
@@ -185,6 +185,15 @@ class Kokoro:
             owner += [len(units) - 1] * len(ids)
         if len(tokens) > _MAX_TOKENS:
             raise ValueError(f"text too long for one Kokoro call ({len(tokens)} symbols)")
+        return tokens, owner, units
+
+    def synthesize(self, text: str, voice: str = "jf_alpha", speed: float = 1.0, trim: bool = True) -> Utterance:
+        """Speak ``text`` (English) with ``voice``; phones carry espeak IPA symbols.
+
+        ``trim=False`` keeps the phones as the duration predictor gives them (see
+        :func:`trim_to_audible`; ``agreement.py`` compares the two).
+        """
+        tokens, owner, units = self.tokens(text)
         table = self.style(voice)
         audio, durations = self._session.run(
             None,
