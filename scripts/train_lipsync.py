@@ -109,10 +109,14 @@ class Config:
 # ------------------------------------------------------------------------------------------- data
 
 
+def _load(path: pathlib.Path) -> list[Labelled]:
+    with path.open("rb") as f:
+        return list(pickle.load(f))
+
+
 def _cached(path: pathlib.Path, make: Callable[[], list[Labelled]]) -> list[Labelled]:
     if path.is_file():
-        with path.open("rb") as f:
-            return list(pickle.load(f))
+        return _load(path)
     t0 = time.time()
     items = make()
     print(
@@ -133,10 +137,6 @@ def _synthesize_source(source: tuple[pathlib.Path, Callable[[], list[Labelled]]]
     _cached(*source)
 
 
-def _missing_part() -> list[Labelled]:
-    raise RuntimeError("a part of a source was not synthesized")
-
-
 def synthesize(
     cfg: Config, cache: pathlib.Path, exclude: frozenset[str] = frozenset(), jobs: int = 1
 ) -> list[Labelled]:
@@ -149,13 +149,6 @@ def synthesize(
     """
     lexicon = corpus.lexicon_words()
     sources: list[tuple[pathlib.Path, Callable[[], list[Labelled]]]] = []
-    if cfg.kokoro and "neural" not in exclude and neural.available():
-        make = functools.partial(dataset.kokoro_train, cfg.kokoro, cfg.seed * 300, lexicon)
-        name = f"kokoro-{cfg.kokoro}-s{cfg.seed}-v{LABELS_VERSION}.{neural.LABELS_VERSION}.pkl"
-        sources.append((cache / name, make))
-    if cfg.piper and "neural" not in exclude and neural.piper_available():
-        make = functools.partial(dataset.piper_train, cfg.piper, cfg.seed * 400, lexicon)
-        sources.append((cache / f"piper-{cfg.piper}-s{cfg.seed}-v{LABELS_VERSION}.pkl", make))
     if "formant" not in exclude:
         make = functools.partial(dataset.espeak_train, cfg.espeak, cfg.seed, lexicon)
         sources.append((cache / f"espeak-{cfg.espeak}-s{cfg.seed}-v{LABELS_VERSION}.pkl", make))
@@ -172,29 +165,33 @@ def synthesize(
         if cfg.flite and "parametric" not in exclude and Flite.available(voice):
             make = functools.partial(dataset.flite_train, voice, cfg.flite, cfg.seed * 200 + i, lexicon)
             sources.append((cache / f"flite-{voice}-{cfg.flite}-s{cfg.seed}-v{LABELS_VERSION}.pkl", make))
-    missing = [source for source in sources if not source[0].is_file()]
-    kokoro = next((source for source in missing if source[0].name.startswith("kokoro-")), None)
+    kokoro: pathlib.Path | None = None
+    if cfg.kokoro and "neural" not in exclude and neural.available():
+        make = functools.partial(dataset.kokoro_train, cfg.kokoro, cfg.seed * 300, lexicon)
+        kokoro = cache / f"kokoro-{cfg.kokoro}-s{cfg.seed}-v{LABELS_VERSION}.{neural.LABELS_VERSION}.pkl"
+        sources.append((kokoro, make))
+    if cfg.piper and "neural" not in exclude and neural.piper_available():
+        make = functools.partial(dataset.piper_train, cfg.piper, cfg.seed * 400, lexicon)
+        sources.append((cache / f"piper-{cfg.piper}-s{cfg.seed}-v{LABELS_VERSION}.pkl", make))
+
+    tasks = [(path, make) for path, make in sources if not path.is_file()]
     parts: list[pathlib.Path] = []
-    if jobs > 1 and kokoro is not None:
-        # Kokoro's is the slowest source by far: its utterances are shared out in consecutive
-        # blocks, one task each, and joined in order below (the same utterances as one task).
-        missing.remove(kokoro)
-        for i in range(jobs):
-            parts.append(kokoro[0].with_name(f"{kokoro[0].stem}-part{i + 1}of{jobs}.pkl"))
-            make = functools.partial(dataset.kokoro_train, cfg.kokoro, cfg.seed * 300, lexicon, (i, jobs))
-            missing.insert(i, (parts[-1], make))
-    if jobs > 1 and len(missing) > 1:
-        # Forked before any synthesizer is loaded in this process; results travel through the cache files.
+    if jobs > 1 and kokoro is not None and not kokoro.is_file():
+        # The slowest source by far: shared out in consecutive blocks that go first, joined in
+        # order below (the same utterances as one task).
+        make = next(make for path, make in tasks if path == kokoro)
+        parts = [kokoro.with_name(f"{kokoro.stem}-part{i + 1}of{jobs}.pkl") for i in range(jobs)]
+        blocks = [(part, functools.partial(make, part=(i, jobs))) for i, part in enumerate(parts)]
+        tasks = blocks + [task for task in tasks if task[0] != kokoro]
+    if jobs > 1 and len(tasks) > 1:
+        # Each worker writes its task's cache file; this process reads them all back below.
         context = multiprocessing.get_context("fork")
-        with concurrent.futures.ProcessPoolExecutor(min(jobs, len(missing)), mp_context=context) as pool:
-            list(pool.map(_synthesize_source, missing))
+        with concurrent.futures.ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=context) as pool:
+            list(pool.map(_synthesize_source, tasks))
     if kokoro is not None and parts:
-        _cached(kokoro[0], lambda: [item for part in parts for item in _cached(part, _missing_part)])
+        _cached(kokoro, lambda: [item for part in parts for item in _load(part)])
         for part in parts:
             part.unlink()
-    # The training order of the sources, as before they ran side by side.
-    order = ("espeak", "festival", "flite", "kokoro", "piper")
-    sources.sort(key=lambda source: order.index(source[0].name.split("-")[0]))
     out: list[Labelled] = []
     for path, make in sources:
         out += _cached(path, make)
