@@ -55,7 +55,10 @@ limit ends it. A session that must end has ``_CLOSE_GRACE`` seconds (``_SHUTDOWN
 server stops) for its ``ServerError`` and close handshake, then the connection is aborted; however
 it ends, its slot is released. The read loop yields to the event loop every ``_YIELD_EVERY``
 messages or ``_YIELD_AFTER`` seconds, so a flood of small messages cannot starve other sessions;
-the message-rate caps (token buckets over 5 s) close a flooding session. Engine work runs in slices of
+and a connection's message handling may take at most ``_READ_SHARE`` of the loop's time
+(:class:`_ReadBudget`): past that its read loop sleeps and the socket fills (TCP backpressure),
+so the loop's thread goes idle now and then and engine threads get the GIL. The message-rate caps
+(token buckets over 5 s) close a flooding session. Engine work runs in slices of
 at most ``engine_inline_ms`` on the event loop (interrupts act between slices), or on a thread
 pool when the engine is too heavy for that.
 
@@ -114,6 +117,10 @@ _SHUTDOWN_GRACE = 0.8
 #: The read loop yields to the event loop after this many messages or this much time (seconds).
 _YIELD_EVERY = 16
 _YIELD_AFTER = 0.001
+#: Share of the event loop's time one connection's message handling may take on average, and the
+#: burst (seconds of handling) allowed above it. A real-time client uses well under 1 %.
+_READ_SHARE = 0.1
+_READ_BURST = 0.05
 #: Message-rate caps average over this many seconds (the bucket holds this many seconds of messages).
 _RATE_WINDOW = 5.0
 _NANOID_ALPHABET = "_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -572,9 +579,11 @@ class _Connection:
         loop = self._loop
         since_yield = 0
         slice_start = time.perf_counter()
+        budget = _ReadBudget(_READ_SHARE, _READ_BURST, slice_start)
         while not self._closing:
             msg = await ws.receive()
             if msg.type == WSMsgType.BINARY:
+                handling = time.perf_counter()
                 self._check_size(msg.data)
                 try:
                     message = parse_message(msg.data)
@@ -582,6 +591,13 @@ class _Connection:
                     raise _invalid(f"failed to unmarshal message: {err}") from None
                 self._check_rate(message.type, loop.time())
                 await self._dispatch(message)
+                done = time.perf_counter()
+                pause = budget.charge(done - handling, done)
+                if pause > 0:
+                    # A flood, even one the rate caps allow: a real sleep, so the loop's thread can
+                    # go idle and release the GIL (asyncio.sleep(0) does neither).
+                    await asyncio.sleep(pause)
+                    since_yield, slice_start = 0, time.perf_counter()
                 while not self._closing and (
                     self._queued_bytes > limits.queued_audio_bytes or self._queue.qsize() >= _MAX_QUEUED_ITEMS
                 ):
@@ -890,6 +906,31 @@ class _Connection:
             await asyncio.wait_for(self._error(fatal.code, fatal.message), grace)
         reason = fatal.message.encode()[:120]
         await self._close_ws(fatal.close_code, reason, deadline - self._loop.time())
+
+
+class _ReadBudget:
+    """The loop time one connection's message handling may take: a token bucket of seconds.
+
+    It fills at ``share`` seconds per second up to ``burst`` seconds; :meth:`charge` takes the time
+    one message took and returns how long the read loop should sleep to stay within the share (0
+    while it does). A client streaming in real time never waits; a flood of tiny messages gets at
+    most ``share`` of the loop for its handling, whatever the rate caps allow, and the rest of
+    its messages wait in the socket.
+    """
+
+    def __init__(self, share: float, burst: float, now: float) -> None:
+        if not 0 < share <= 1 or burst <= 0:
+            raise ValueError("share must be in (0, 1] and burst positive")
+        self._share = share
+        self._burst = burst
+        self._level = burst
+        self._stamp = now
+
+    def charge(self, seconds: float, now: float) -> float:
+        """Account ``seconds`` of handling that ended at ``now``; the pause it calls for."""
+        self._level = min(self._burst, self._level + max(0.0, now - self._stamp) * self._share) - seconds
+        self._stamp = now
+        return 0.0 if self._level >= 0 else -self._level / self._share
 
 
 class _Bucket:
