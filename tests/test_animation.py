@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from avatarkit import AvatarManager, AvatarSDK, AvatarView, Configuration, HeadlessSurface
-from avatarkit.animation import ChannelTimeline, IdleLife
+from avatarkit.animation import ChannelTimeline, IdleLife, MotionLayer
 from avatarkit.codec import CANONICAL_NAMES, StreamEncoder, canonical_schema
 
 from render_helpers import require_gl, tiny_avatar_glb
@@ -28,6 +28,17 @@ def test_timeline_interpolates_between_frames_and_maps_by_name() -> None:
     np.testing.assert_allclose(tl.sample(10.08), [0.0, 1.0], atol=1e-6)
     tl.truncate(10.0)
     assert len(tl) == 2
+
+
+def test_a_layer_holds_its_last_frame_at_every_clock_time_from_it_on() -> None:
+    # The last frame's clock time, a rounding error past it in frame units: still shown, never idle.
+    tl = ChannelTimeline(["jawOpen"], fps=25, start=1000.001)
+    tl.append(np.ones((25, 1), np.float32), np.arange(25))
+    assert (tl.end_time - tl.start) * tl.fps > 24  # the case that dropped one frame to idle
+    layer = MotionLayer(tl)
+    for t in (tl.end_time, np.nextafter(tl.end_time, 0.0), tl.end_time + 0.5):
+        np.testing.assert_array_equal(layer.sample(t), [1.0])
+    assert tl.sample(tl.end_time + 0.5) is None
 
 
 def test_idle_life_blinks_irregularly_and_moves_the_eyes() -> None:

@@ -82,12 +82,18 @@ class ChannelTimeline:
                 self._values = np.concatenate([self._values, np.repeat(self._values[-1:], gap, axis=0)])
             self._values = np.concatenate([self._values, row[None, :]])
 
-    def sample(self, t: float) -> F32 | None:
-        """Values at clock time ``t``, interpolated; None before the first frame or past the last."""
+    def sample(self, t: float, *, hold: bool = False) -> F32 | None:
+        """Values at clock time ``t``, interpolated; None before the first frame or past the last.
+
+        With ``hold``, the last frame past the end (the one decision made here, so a time a rounding
+        error away from the last frame never falls between "past the end" and "not past it").
+        """
         if len(self) == 0:
             return None
         pos = (t - self.start) * self.fps - self._first
-        if pos < 0 or pos > len(self) - 1:
+        if pos > len(self) - 1:
+            return self.last() if hold else None
+        if pos < 0:
             return None
         k = math.floor(pos)
         frac = pos - k
@@ -248,7 +254,4 @@ class MotionLayer:
 
     def sample(self, t: float) -> F32 | None:
         """The motion at ``t``, holding the last frame past the end (and through late frames)."""
-        values = self.timeline.sample(t)
-        if values is None and len(self.timeline) and t > self.timeline.end_time:
-            values = self.timeline.last()
-        return values
+        return self.timeline.sample(t, hold=True)
