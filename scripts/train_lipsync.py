@@ -91,7 +91,8 @@ class Config:
     run: int = 64  # consecutive frames per run in a batch
     lr: float = 2e-3
     dropout: float = 0.1
-    seed: int = 1
+    seed: int = 1  # the data: synthesis, the dev split, augmentation
+    train_seed: int | None = None  # initialisation and batch order (None: seed)
     offsets: tuple[int, ...] = OFFSETS
     # Per-stream normalisation (engine.normalize_stream): [prior_frames, memory_frames, gate_db,
     # floor_db], or () for none.
@@ -717,6 +718,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layers", type=int, help="hidden layers (default 2)")
     ap.add_argument("--dropout", type=float)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--train-seed", type=int, help="initialisation and batch order only, same data (default: --seed)")
     ap.add_argument("--future", type=int, help="keep context offsets up to +N frames of 10 ms (default 6)")
     ap.add_argument("--offsets", help="comma-separated context offsets instead (ascending, 0 included)")
     ap.add_argument("--stream", help="per-stream normalisation: prior_frames,memory_frames,gate_db,floor_db or 'off'")
@@ -731,7 +733,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-cache-features", dest="cache_features", action="store_false",
                     help="do not keep the augmented features under --data (they are reused by later runs)")  # fmt: skip
     args = ap.parse_args(argv)
-    cfg = Config(seed=args.seed)
+    cfg = Config(seed=args.seed, train_seed=args.train_seed)
     if args.quick:
         cfg.espeak, cfg.festival, cfg.foreign, cfg.epochs, cfg.copies = 60, 20, 4, 2, 1
         cfg.flite, cfg.kokoro, cfg.piper = 10, 10, 10
@@ -768,7 +770,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, drows = ([rows[i] for i in keep], [drows[i] for i in dkeep]) if cfg.acoustic else (None, None)
     if exclude:
         print(f"left out: {sorted(exclude)}; {len(feats)} training clips remain")
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(cfg.seed if cfg.train_seed is None else cfg.train_seed)
     names = sorted(set(src) | set(dsrc))
     stream: dict[str, Any] = {}
     normalize = None

@@ -847,3 +847,19 @@ def test_a_merged_model_averages_the_logits_of_its_two_networks(tmp_path: pathli
         merge(b, a)
     with pytest.raises(ValueError, match="normalisation"):
         merge({**a, "stream_prior": np.zeros(engine.N_MELS, np.float32)}, b)
+    # Priors a rounding apart are the same data (a network trained later on the same features).
+    prior = np.linspace(-9.0, -3.0, engine.N_MELS).astype(np.float32)
+    merge({**a, "stream_prior": prior + np.float32(0.005)}, {**b, "stream_prior": prior})
+    with pytest.raises(ValueError, match="normalisation"):
+        merge({**a, "stream_prior": prior + np.float32(0.05)}, {**b, "stream_prior": prior})
+    # A merged model merges again: a third network beside the pair (all three at weight 2/3: thirds).
+    c = _random_model_arrays(np.random.default_rng(22), engine.N_MELS, False, 16)
+    for w in (0.0, 2 / 3, 1.0):
+        paths[f"t{w:.2f}"] = tmp_path / f"t{w:.2f}.npz"
+        np.savez(paths[f"t{w:.2f}"], **merge(c, merge(a, b, 0.5), w))
+    paths["c"] = tmp_path / "c.npz"
+    np.savez(paths["c"], **c)
+    np.testing.assert_allclose(run("t0.00"), run("c"), atol=1e-4)
+    np.testing.assert_allclose(run("t1.00"), out["m0.5"], atol=1e-4)
+    three, third = load_model(str(paths["t0.67"])), load_model(str(paths["c"]))
+    assert three.parameter_count == merged.parameter_count + third.parameter_count - engine.N_VISEMES
