@@ -852,7 +852,7 @@ def test_a_merged_model_averages_the_logits_of_its_two_networks(tmp_path: pathli
     merge({**a, "stream_prior": prior + np.float32(0.005)}, {**b, "stream_prior": prior})
     with pytest.raises(ValueError, match="normalisation"):
         merge({**a, "stream_prior": prior + np.float32(0.05)}, {**b, "stream_prior": prior})
-    # A merged model merges again: a third network beside the pair (all three at weight 2/3: thirds).
+    # A merged model merges again: a third network beside the pair (at weight 2/3, each a third).
     c = _random_model_arrays(np.random.default_rng(22), engine.N_MELS, False, 16)
     for w in (0.0, 2 / 3, 1.0):
         paths[f"t{w:.2f}"] = tmp_path / f"t{w:.2f}.npz"
