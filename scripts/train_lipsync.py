@@ -105,6 +105,11 @@ class Config:
     # posteriors flattened (log-posteriors times a temperature drawn from 0 to 1, renormalised), as
     # the acoustic model is unsure of a voice unlike its training speech.
     acoustic_blur: float = 0.0
+    # Feature-statistics mixing (MixStyle, Zhou et al., ICLR 2021) at the projection layer: in this
+    # share of the runs of a batch, each projected channel's mean and deviation over the run are
+    # mixed with another run's (weight ~ Beta(0.1, 0.1)), so the layers above see a voice's
+    # phones with another voice's statistics. Training only: the engine does not change.
+    mixstyle: float = 0.0
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -402,9 +407,12 @@ class Net:
         z = ((x - self.mean) * self.inv_std).reshape(s * w, -1)
         a0 = z @ p["wp"] + p["bp"]
         proj = np.maximum(a0, 0).reshape(s, w, -1)
+        cache: dict[str, F32] = {}
+        if train and rng is not None and self.cfg.mixstyle > 0:
+            proj, cache["mix"] = mix_statistics(proj, rng, self.cfg.mixstyle)
         idx = np.arange(n)[:, None] + self.shift[None, :]  # L x K
         h = proj[:, idx, :].reshape(s * n, -1)
-        cache = {"z": z, "a0": a0, "h0": h}
+        cache.update(z=z, a0=a0, h0=h)
         drop = self.cfg.dropout if train and rng is not None else 0.0
         layers = self.cfg.layers
         for i in range(1, layers + 1):
@@ -444,6 +452,8 @@ class Net:
         dproj = np.zeros((s, w, dh0.shape[-1]), np.float32)
         for k, at in enumerate(self.shift):
             dproj[:, at : at + n, :] += dh0[:, :, k, :]
+        if "mix" in c:
+            dproj *= c["mix"]  # the statistics are constants (not differentiated), as in MixStyle
         da0 = dproj.reshape(s * w, -1) * (c["a0"] > 0)
         g["wp"], g["bp"] = c["z"].T @ da0, da0.sum(0)
         self.t += 1
@@ -560,6 +570,25 @@ def blur_acoustic(rows: F32, rng: np.random.Generator, share: float) -> F32:
         z -= top + np.log(np.exp(z - top).sum(axis=2, keepdims=True))
         rows[chosen] = np.maximum(z, ACOUSTIC_FLOOR)
     return rows
+
+
+def mix_statistics(proj: F32, rng: np.random.Generator, share: float) -> tuple[F32, F32]:
+    """MixStyle on runs of projected frames (S x W x P): returns the mixed runs and d(out)/d(in).
+
+    In ``share`` of the runs, each channel is standardised with the run's own mean and deviation
+    over its frames and given a mix of those and another run's (weight drawn from Beta(0.1, 0.1),
+    so mostly near one or the other). The other runs pass through (the factor is 1).
+    """
+    s = proj.shape[0]
+    mu = proj.mean(axis=1, keepdims=True)
+    sig = np.sqrt(proj.var(axis=1, keepdims=True) + 1e-2)
+    lam = rng.beta(0.1, 0.1, (s, 1, 1)).astype(proj.dtype)
+    lam = np.where(rng.random((s, 1, 1)) < share, lam, proj.dtype.type(1.0))
+    other = rng.permutation(s)
+    mu_mix = lam * mu + (1 - lam) * mu[other]
+    sig_mix = lam * sig + (1 - lam) * sig[other]
+    scale = sig_mix / sig
+    return (proj - mu) * scale + mu_mix, scale  # in the runs' own precision (float32 in training)
 
 
 def feature_augment(x: F32, rng: np.random.Generator, warp: float = 0.0, blur: float = 0.0) -> F32:
@@ -729,6 +758,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-acoustic", dest="acoustic", action="store_false",
                     help="train on the log-mel frames alone, without the acoustic model's scores")  # fmt: skip
     ap.add_argument("--acoustic-blur", type=float, help="share of runs with flattened acoustic scores (default 0)")
+    ap.add_argument("--mixstyle", type=float, help="share of runs with mixed projection statistics (default 0)")
     ap.add_argument("--exclude-family", help="comma-separated synthesizer families to leave out of training")
     ap.add_argument("--no-cache-features", dest="cache_features", action="store_false",
                     help="do not keep the augmented features under --data (they are reused by later runs)")  # fmt: skip
@@ -741,6 +771,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg.acoustic = args.acoustic
     if args.acoustic_blur is not None:
         cfg.acoustic_blur = args.acoustic_blur
+    if args.mixstyle is not None:
+        cfg.mixstyle = args.mixstyle
     for name in (*tunable, "background", "copies", "piper"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
@@ -752,6 +784,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--background must be in [0, 0.65] (35 % of the copies get faint noise)")
     if not 0.0 <= cfg.acoustic_blur <= 1.0:
         ap.error("--acoustic-blur must be in [0, 1]")
+    if not 0.0 <= cfg.mixstyle <= 1.0:
+        ap.error("--mixstyle must be in [0, 1]")
     if cfg.layers < 1:
         ap.error("--layers must be at least 1")
     if args.stream:
