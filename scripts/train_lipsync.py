@@ -78,6 +78,7 @@ class Config:
     flite: int = 500  # per flite training voice (skipped when not installed)
     kokoro: int = 700  # Kokoro utterances over its training voices (skipped when not installed)
     piper: int = 500  # Piper joe utterances (skipped when not installed)
+    hindi: int = 0  # festival's Hindi diphone voice nsk (festvox-hi-nsk; tried, off: docs/lipsync.md)
     not_speech: float = 0.08  # non-speech clips (tones, music, noise) per speech utterance, labelled silence
     # Share of augmented copies with music or noise 0-20 dB under the speech (0-0.65): the rest get
     # faint noise (35 %) or none. About a fifth of the first copies are not augmented at all.
@@ -179,6 +180,9 @@ def synthesize(
     if cfg.piper and "neural" not in exclude and neural.piper_available():
         make = functools.partial(dataset.piper_train, cfg.piper, cfg.seed * 400, lexicon)
         sources.append((cache / f"piper-{cfg.piper}-s{cfg.seed}-v{LABELS_VERSION}.pkl", make))
+    if cfg.hindi and "concatenative" not in exclude and dataset.festival_available("nsk"):
+        make = functools.partial(dataset.festival_train, "nsk", cfg.hindi, cfg.seed * 100 + 50, lexicon)
+        sources.append((cache / f"festival-nsk-{cfg.hindi}-s{cfg.seed}-v{LABELS_VERSION}.pkl", make))
 
     tasks = [(path, make) for path, make in sources if not path.is_file()]
     parts: list[pathlib.Path] = []
@@ -704,6 +708,8 @@ def features(cfg: Config, data: pathlib.Path, cache: bool) -> tuple[Any, ...]:
         key.update(background=cfg.background)
     if cfg.piper and neural.piper_available():
         key.update(piper=cfg.piper)
+    if cfg.hindi and dataset.festival_available("nsk"):
+        key.update(hindi=cfg.hindi)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     path = data / f"features-{digest}.pkl"
     if cache and path.is_file():
@@ -753,6 +759,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stream", help="per-stream normalisation: prior_frames,memory_frames,gate_db,floor_db or 'off'")
     ap.add_argument("--warp", type=float, help="mel-axis shift augmentation, in bands (default 0)")
     ap.add_argument("--piper", type=int, help="Piper joe training utterances (default 500)")
+    ap.add_argument("--hindi", type=int, help="festival's Hindi voice nsk: training utterances (default 0, tried)")
     ap.add_argument("--copies", type=int, help="augmented copies of each utterance (default 1)")
     ap.add_argument("--background", type=float, help="augmented copies with music or noise under them, 0-0.65 (0.25)")
     ap.add_argument("--no-acoustic", dest="acoustic", action="store_false",
@@ -773,7 +780,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg.acoustic_blur = args.acoustic_blur
     if args.mixstyle is not None:
         cfg.mixstyle = args.mixstyle
-    for name in (*tunable, "background", "copies", "piper"):
+    for name in (*tunable, "background", "copies", "piper", "hindi"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if args.future is not None:

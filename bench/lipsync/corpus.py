@@ -236,6 +236,12 @@ _SYLLABLES = {
         _words("а э ы у о я е и ю"),  # noqa: RUF001
         _words("т н л с й к"),  # noqa: RUF001
     ),
+    # Devanagari: a consonant letter carries the vowel a; the nuclei are the vowel signs.
+    "hi": (
+        _words("प ब भ त द थ ध ट ड क ग ख घ च ज फ़ व स श ह म न ण ल र य"),
+        ["", *_words("ा ि ी ु ू े ै ो ौ")],
+        _words("ं न ल र स"),
+    ),
 }
 
 

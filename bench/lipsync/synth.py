@@ -46,6 +46,8 @@ FESTIVAL_VOICES = {
     "mv": ("voice_hy_fi_mv_diphone", "festvox-suopuhe-mv", "fi"),
     "ona": ("voice_upc_ca_ona_hts", "festvox-ca-ona-hts", "ca"),
     "nsh": ("voice_msu_ru_nsh_clunits", "festvox-ru", "ru"),
+    # festvox-mr-nsk and festvox-te-nsk carry the same diphone database (one speaker): Hindi only.
+    "nsk": ("voice_hindi_NSK_diphone", "festvox-hi-nsk", "hi"),
 }
 
 

@@ -119,6 +119,19 @@ RUSSIAN: dict[str, tuple[str, ...]] = {
     "sch": ("CH",), "zh": ("CH",), "n": ("nn",), "nn": ("nn",), "l": ("nn",), "ll": ("nn",), "r": ("DD",),
     "rr": ("DD",), "j": ("I",),
 }  # fmt: skip
+# festival's Hindi diphone voice (festvox-hi-nsk; its phone set, hindi_phones.scm): ``th dh tth ddh``
+# are the dental stops (not English th), ``T D td`` the retroflex ones, ``R`` the retroflex flap,
+# ``v`` the labiodental approximant; the short vowel ``a`` is the open schwa, as English ``ah``.
+HINDI: dict[str, tuple[str, ...]] = {
+    "pau": ("sil",), "a": ("aa",), "aa": ("aa",), "@": ("aa",), "ih": ("I",), "iy": ("I",), "uh": ("U",),
+    "uw": ("U",), "eh": ("E",), "ee": ("E",), "ay": ("E",), "oh": ("O",), "oo": ("O",), "aw": ("O",),
+    "w": ("U",), "p": ("PP",), "b": ("PP",), "bh": ("PP",), "m": ("PP",), "f": ("FF",), "v": ("FF",),
+    "t": ("DD",), "th": ("DD",), "dh": ("DD",), "tth": ("DD",), "ddh": ("DD",), "T": ("DD",), "D": ("DD",),
+    "td": ("DD",), "r": ("DD",), "R": ("DD",), "k": ("kk",), "g": ("kk",), "kh": ("kk",), "gh": ("kk",),
+    "x": ("kk",), "ch": ("CH",), "j": ("CH",), "sh": ("CH",), "zh": ("CH",), "s": ("SS",), "n": ("nn",),
+    "N": ("nn",), "l": ("nn",), "L": ("nn",), "y": ("I",), "h": (NEXT,), "ksh": ("kk", "CH"),
+    "sri": ("CH", "DD"),
+}  # fmt: skip
 # espeak-ng's IPA for English (what the Kokoro voices are fed: ``neural.py``); stress marks stripped.
 # The conventions follow the espeak table: r-coloured vowels keep their vowel (``ɛɹ`` E, ``ɑːɹ`` aa)
 # except ``ɪɹ`` and ``ɜː``/``ɚ`` (RR), syllabic l is nn, the flap and glottal stop are DD.
@@ -146,7 +159,7 @@ IPA: dict[str, tuple[str, ...]] = {
 #: Tables by festival voice; voices not listed use FESTIVAL (US English, radio phone set).
 VOICE_TABLES = {
     "lp": ITALIAN, "pc": ITALIAN, "dita": CZECH, "machac": CZECH, "ph": CZECH, "krb": CZECH,
-    "lj": FINNISH, "mv": FINNISH, "ona": CATALAN, "nsh": RUSSIAN,
+    "lj": FINNISH, "mv": FINNISH, "ona": CATALAN, "nsh": RUSSIAN, "nsk": HINDI,
 }  # fmt: skip
 
 
