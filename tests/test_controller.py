@@ -233,8 +233,10 @@ async def test_wrong_state_and_token_errors(server: BackgroundServer, tmp_path: 
             await v.controller.start()
         assert info.value.code is AvatarErrorCode.SESSION_TOKEN_INVALID
         assert v.controller.connection_state is ConnectionState.FAILED
-        AvatarSDK.session_token = await token(server, seconds=1)
-        await asyncio.sleep(2.1)
+        # A token that expires within 3 s. (With 1 s, int(time.time()) + 1 can already be past when
+        # the service of a loaded machine checks it.) Its expireAt is at most int(now) + 3: wait past it.
+        AvatarSDK.session_token = await token(server, seconds=3)
+        await asyncio.sleep(int(time.time()) + 3.2 - time.time())
         with pytest.raises(AvatarError) as info:
             await v.controller.start()
         assert info.value.code is AvatarErrorCode.SESSION_TOKEN_EXPIRED
