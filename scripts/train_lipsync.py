@@ -111,6 +111,10 @@ class Config:
     # mixed with another run's (weight ~ Beta(0.1, 0.1)), so the layers above see a voice's
     # phones with another voice's statistics. Training only: the engine does not change.
     mixstyle: float = 0.0
+    # Boundary-tolerant loss: a frame's target is any viseme labelled within this many 10 ms frames of
+    # it (in its run); the loss is -log of their summed probability. Synthesizers' phone timings are
+    # off by a frame or two, and the metric forgives 40 ms. 0: cross-entropy on the frame's label.
+    tolerance: int = 0
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -437,11 +441,18 @@ class Net:
         logits -= logits.max(axis=1, keepdims=True)
         prob = np.exp(logits)
         prob /= prob.sum(axis=1, keepdims=True)
-        b = len(y)
         wy = weights[y]
-        loss = float(-(wy * np.log(prob[np.arange(b), y] + 1e-9)).sum() / wy.sum())
-        d = prob
-        d[np.arange(b), y] -= 1.0
+        # -log of the probability of the allowed visemes A; d/d logits = p - q, with q the softmax
+        # over A alone (one-hot on the label without tolerance)
+        allowed = tolerated(y, n, self.cfg.tolerance) > 0
+        masked = np.where(allowed, logits, -np.inf)
+        top = masked.max(axis=1, keepdims=True)
+        q = np.exp(masked - top)
+        sum_q = q.sum(axis=1, keepdims=True)
+        q /= sum_q
+        log_allowed = (top + np.log(sum_q))[:, 0] - np.log(np.exp(logits).sum(axis=1))
+        loss = float(-(wy * log_allowed).sum() / wy.sum())
+        d = prob - q
         d *= (wy / wy.sum())[:, None]
         layers = self.cfg.layers
         g: dict[str, F32] = {f"w{layers + 1}": c[f"h{layers}"].T @ d, f"b{layers + 1}": d.sum(0)}
@@ -558,6 +569,21 @@ class Runs:
         x = self.x[first[:, None] + np.arange(width)[None, :]]
         y = np.concatenate([self.labels[u][f : f + run] for u, f in runs])
         return x, y
+
+
+def tolerated(y: npt.NDArray[np.int64], run: int, tolerance: int) -> F32:
+    """Which visemes each centre frame may take ((S * run) x 15, 0 or 1).
+
+    They are the labels within ``tolerance`` frames of it inside its run (``y`` is S runs of
+    ``run`` labels, in order).
+    """
+    runs = y.reshape(-1, run)
+    allowed = np.zeros((y.size, len(VISEMES)), np.float32)
+    rows = np.arange(y.size).reshape(-1, run)
+    for j in range(-tolerance, tolerance + 1):
+        lo, hi = max(0, -j), run - max(0, j)
+        allowed[rows[:, lo:hi].ravel(), runs[:, lo + j : hi + j].ravel()] = 1.0
+    return allowed
 
 
 def blur_acoustic(rows: F32, rng: np.random.Generator, share: float) -> F32:
@@ -766,6 +792,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="train on the log-mel frames alone, without the acoustic model's scores")  # fmt: skip
     ap.add_argument("--acoustic-blur", type=float, help="share of runs with flattened acoustic scores (default 0)")
     ap.add_argument("--mixstyle", type=float, help="share of runs with mixed projection statistics (default 0)")
+    ap.add_argument("--tolerance", type=int, help="boundary-tolerant loss: frames either side (default 0)")
     ap.add_argument("--exclude-family", help="comma-separated synthesizer families to leave out of training")
     ap.add_argument("--no-cache-features", dest="cache_features", action="store_false",
                     help="do not keep the augmented features under --data (they are reused by later runs)")  # fmt: skip
@@ -780,6 +807,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg.acoustic_blur = args.acoustic_blur
     if args.mixstyle is not None:
         cfg.mixstyle = args.mixstyle
+    if args.tolerance is not None:
+        cfg.tolerance = args.tolerance
     for name in (*tunable, "background", "copies", "piper", "hindi"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
@@ -793,6 +822,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--acoustic-blur must be in [0, 1]")
     if not 0.0 <= cfg.mixstyle <= 1.0:
         ap.error("--mixstyle must be in [0, 1]")
+    if not 0 <= cfg.tolerance <= 8:
+        ap.error("--tolerance must be 0-8 frames")
     if cfg.layers < 1:
         ap.error("--layers must be at least 1")
     if args.stream:

@@ -36,23 +36,29 @@ def _gradients(net: Any, x: Any, y: Any, weights: Any, seed: int) -> dict[str, A
     return {k: net.m[k] / 0.1 - (1e-5 * params[k] if k.startswith("w") else 0.0) for k in params}
 
 
-def _loss(net: Any, x: Any, y: Any, weights: Any, seed: int) -> float:
+def _loss(net: Any, x: Any, y: Any, weights: Any, seed: int, allowed: Any = None) -> float:
+    """The weighted mean of -log p(label), or of -log of the summed probability of ``allowed``."""
     logits, _ = net.forward(x, True, np.random.default_rng(seed))
     logits = logits - logits.max(axis=1, keepdims=True)
-    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    if allowed is None:
+        allowed = np.eye(15)[y]
     wy = weights[y]
-    return float(-(wy * log_p[np.arange(len(y)), y]).sum() / wy.sum())
+    return float(-(wy * np.log((p * allowed).sum(axis=1))).sum() / wy.sum())
 
 
-@pytest.mark.parametrize("mixstyle", [0.0, 1.0])
-def test_the_backward_pass_matches_numerical_gradients(mixstyle: float, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Four entries of every weight and bias's gradient, with and without MixStyle at the projection layer.
+@pytest.mark.parametrize(("mixstyle", "tolerance"), [(0.0, 0), (1.0, 0), (0.0, 2)])
+def test_the_backward_pass_matches_numerical_gradients(
+    mixstyle: float, tolerance: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four entries of every weight and bias's gradient: cross-entropy with and without MixStyle at the
+    projection layer, and the boundary-tolerant loss.
 
     MixStyle treats each run's statistics as constants (they are not differentiated), so the
     numerical gradient is taken with the statistics of the unperturbed forward pass held fixed.
     """
     train = _train_script()
-    cfg = train.Config(projection=6, hidden=8, dropout=0.0, mixstyle=mixstyle, acoustic=False)
+    cfg = train.Config(projection=6, hidden=8, dropout=0.0, mixstyle=mixstyle, acoustic=False, tolerance=tolerance)
     rng = np.random.default_rng(3)
     net = train.Net(cfg, np.zeros(40, np.float32), np.ones(40, np.float32), rng)
     net.params = {k: v.astype(np.float64) for k, v in net.params.items()}
@@ -62,6 +68,9 @@ def test_the_backward_pass_matches_numerical_gradients(mixstyle: float, monkeypa
     weights = np.ones(15)
     weights[1] = 1.2
     grads = _gradients(net, x, y, weights, seed=0)
+    allowed = train.tolerated(y, frames, tolerance)
+    if tolerance:
+        assert (allowed.sum(axis=1) > 1).any(), "no frame was given a neighbour's label"
 
     held: dict[str, Any] = {}
 
@@ -83,7 +92,7 @@ def test_the_backward_pass_matches_numerical_gradients(mixstyle: float, monkeypa
         np.testing.assert_allclose(out, held_statistics(np.abs(x[:, :, :6]), np.random.default_rng(0), mixstyle)[0])
         held.clear()
         monkeypatch.setattr(train, "mix_statistics", held_statistics)
-        _loss(net, x, y, weights, seed=0)  # holds the unperturbed statistics
+        _loss(net, x, y, weights, seed=0, allowed=allowed)  # holds the unperturbed statistics
 
     checked = 0
     for name in net.params:
@@ -92,14 +101,25 @@ def test_the_backward_pass_matches_numerical_gradients(mixstyle: float, monkeypa
             i = np.unravel_index(flat, p.shape)
             keep = p[i]
             p[i] = keep + 1e-5
-            up = _loss(net, x, y, weights, seed=0)
+            up = _loss(net, x, y, weights, seed=0, allowed=allowed)
             p[i] = keep - 1e-5
-            down = _loss(net, x, y, weights, seed=0)
+            down = _loss(net, x, y, weights, seed=0, allowed=allowed)
             p[i] = keep
             numeric = (up - down) / 2e-5
             assert grads[name][i] == pytest.approx(numeric, rel=1e-4, abs=1e-8), (name, i)
             checked += 1
     assert checked == 4 * len(net.params) == 32
+
+
+def test_the_tolerant_loss_allows_the_labels_near_a_frame_within_its_run_only() -> None:
+    train = _train_script()
+    y = np.array([1, 1, 2, 2, 3, 4, 4, 4, 5, 6])  # two runs of five
+    allowed = train.tolerated(y, 5, 1)
+    assert [set(np.flatnonzero(row)) for row in allowed] == [
+        {1}, {1, 2}, {1, 2}, {2, 3}, {2, 3},  # the first run's last frame does not see the second run
+        {4}, {4}, {4, 5}, {4, 5, 6}, {5, 6},
+    ]  # fmt: skip
+    np.testing.assert_array_equal(train.tolerated(y, 5, 0), np.eye(15)[y])
 
 
 def test_mixstyle_leaves_unchosen_runs_alone_and_mixes_the_statistics_of_chosen_ones() -> None:
