@@ -611,6 +611,16 @@ def test_acoustic_model_reference_scores_its_mixtures_and_hears_silence_as_silen
     assert set(top[:45]) == {"SIL"}  # the half second of digital silence
     assert sum(p != "SIL" for p in top[55:]) > 0.6 * len(top[55:])
 
+    # Every senone, context-dependent ones too (bench/lipsync/senones.py): each belongs to one base
+    # phone, the first 126 are the context-independent ones above, and every phone has more.
+    every, base = sphinxam.all_senone_scores(pcm)
+    assert every.shape == (len(x), len(base)) and len(base) > 1000
+    np.testing.assert_allclose(every[:, :126], scores, rtol=1e-5, atol=1e-3)
+    assert np.array_equal(base[:126], np.repeat(np.arange(42), 3))
+    counts = np.bincount(base, minlength=42)
+    speech = [i for i, name in enumerate(model.phones) if name != "SIL" and not name.startswith("+")]
+    assert np.all(counts[speech] > 3) and len(speech) == 39  # silence and the fillers have 3 each
+
 
 @dataclasses.dataclass
 class _Acoustic:

@@ -209,3 +209,70 @@ def senone_scores(audio: npt.NDArray[np.int16], noise_floor: bool = True) -> F32
         mix = np.einsum("tcd,cds->tcs", np.exp(ll - top[..., None]), weights[s], optimize=True)
         out += top[..., None] + np.log(np.maximum(mix, 1e-30))
     return out.reshape(len(x), 3 * n_cb)
+
+
+def senone_phones(path: pathlib.Path | None = None) -> npt.NDArray[np.int64]:
+    """The base phone of every senone of a binary mdef (context-independent and -dependent).
+
+    A phonetically tied model's senones share the codebook of their base phone: a triphone's entry
+    names its base in its transition matrix (one per base phone), and its senone sequence lists the
+    senones of its three states.
+    """
+    data = (path or model_dir() / "mdef").read_bytes()
+    at = data.index(b"END FILE FORMAT DESCRIPTION\n") + len(b"END FILE FORMAT DESCRIPTION\n")
+    at = (at + 3) // 4 * 4
+    n_ci, n_phone, n_emit, n_ci_sen, n_sen, n_tmat, n_sseq, _n_ctx, n_cd_tree, _sil = struct.unpack_from(
+        "<10i", data, at
+    )
+    if n_emit != 3 or n_ci_sen != 3 * n_ci or n_tmat != n_ci:
+        raise ValueError("unexpected mdef")
+    at += 40
+    for _ in range(n_ci):
+        at = data.index(b"\0", at) + 1
+    at = (at + 3) // 4 * 4 + 8 * n_cd_tree  # the context tree: {int16 ctx, int16 n_down, int32 pid/down}
+    phones = np.frombuffer(data, np.dtype([("ssid", "<i4"), ("tmat", "<i4"), ("info", "u1", 4)]), n_phone, at)
+    at += 12 * n_phone + 4  # the senone sequences follow a count
+    if at + 2 * n_emit * n_sseq > len(data):
+        raise ValueError("truncated mdef")
+    sseq = np.frombuffer(data, "<i2", n_emit * n_sseq, at).reshape(n_sseq, n_emit)
+    in_range = phones["ssid"].min() >= 0 and phones["ssid"].max() < n_sseq and phones["tmat"].min() >= 0
+    if not (in_range and phones["tmat"].max() < n_ci and sseq.min() >= 0 and sseq.max() < n_sen):
+        raise ValueError("mdef indices out of range")
+    base = np.full(n_sen, -1, np.int64)
+    seqs = sseq[phones["ssid"]]  # (n_phone, 3)
+    base[seqs.ravel()] = np.repeat(phones["tmat"], n_emit)
+    if (base < 0).any() or not np.array_equal(base[:n_ci_sen], np.repeat(np.arange(n_ci), 3)):
+        raise ValueError("unexpected senone layout")
+    low, high = np.full(n_sen, n_ci, np.int64), np.full(n_sen, -1, np.int64)
+    np.minimum.at(low, seqs.ravel(), np.repeat(phones["tmat"], n_emit))
+    np.maximum.at(high, seqs.ravel(), np.repeat(phones["tmat"], n_emit))
+    if not (np.array_equal(low, base) and np.array_equal(high, base)):
+        raise ValueError("a senone is shared by two base phones")
+    return base
+
+
+def all_senone_scores(audio: npt.NDArray[np.int16]) -> tuple[F32, npt.NDArray[np.int64]]:
+    """Log-likelihoods (T, senones) of every senone (context-dependent ones too) and their base phones.
+
+    The same cepstra and codebooks as :func:`senone_scores` (whose 126 senones are the first
+    columns here), every senone its own mixture over its base phone's codebook.
+    """
+    m = model()
+    base = senone_phones()
+    weights = np.exp(_sendump(model_dir() / "sendump", len(base)))  # (stream, density, senone)
+    x = streams(mfcc(audio))
+    n_cb, _, n_density, _ = m.means.shape
+    out = np.zeros((len(x), len(base)), np.float32)
+    members = [np.flatnonzero(base == cb) for cb in range(n_cb)]
+    for s in range(3):
+        xs = x[:, s, :]
+        a = (xs**2) @ m.prec[:, s].reshape(-1, N_CEP).T
+        b = xs @ (m.prec[:, s] * m.means[:, s]).reshape(-1, N_CEP).T
+        c = (m.prec[:, s] * m.means[:, s] ** 2).sum(-1).reshape(-1)
+        ll = (-0.5 * (a - 2 * b + c) + m.const[:, s].reshape(-1)).reshape(len(x), n_cb, n_density)
+        top = ll.max(-1)
+        e = np.exp(ll - top[..., None])
+        for cb, idx in enumerate(members):
+            mix = e[:, cb, :] @ weights[s][:, idx]
+            out[:, idx] += top[:, cb : cb + 1] + np.log(np.maximum(mix, 1e-30))
+    return out, base
