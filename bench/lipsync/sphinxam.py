@@ -190,21 +190,27 @@ def streams(cep: F32) -> F32:
     return np.stack([c, d, dd], 1).astype(np.float32)
 
 
+def _gaussians(m: Model, x: F32, stream: int) -> F32:
+    """Log densities (T, codebook, density) of every Gaussian for one stream of ``x`` (T, 3, 13)."""
+    n_cb, _, n_density, _ = m.means.shape
+    xs = x[:, stream, :]
+    prec, means = m.prec[:, stream], m.means[:, stream]
+    # -0.5 * sum prec * (x - mu)^2, expanded into products
+    a = (xs**2) @ prec.reshape(-1, N_CEP).T
+    b = xs @ (prec * means).reshape(-1, N_CEP).T
+    c = (prec * means**2).sum(-1).reshape(-1)
+    return (-0.5 * (a - 2 * b + c) + m.const[:, stream].reshape(-1)).reshape(len(x), n_cb, n_density)
+
+
 def senone_scores(audio: npt.NDArray[np.int16], noise_floor: bool = True) -> F32:
     """Log-likelihoods (T, 126) of the context-independent senones for 16 kHz PCM16 ``audio``."""
     m = model()
     x = streams(mfcc(audio, noise_floor))  # (T, 3, 13)
-    means, prec, const, logw = m.means, m.prec, m.const, m.logw
-    n_cb, _, n_density, _ = means.shape
-    weights = np.exp(logw).reshape(3, n_density, n_cb, 3).transpose(0, 2, 1, 3)  # (stream, cb, density, state)
+    n_cb, _, n_density, _ = m.means.shape
+    weights = np.exp(m.logw).reshape(3, n_density, n_cb, 3).transpose(0, 2, 1, 3)  # (stream, cb, density, state)
     out = np.zeros((len(x), n_cb, 3), np.float32)
     for s in range(3):
-        xs = x[:, s, :]  # (T, 13)
-        # -0.5 * sum prec * (x - mu)^2, expanded into products
-        a = (xs**2) @ prec[:, s].reshape(-1, N_CEP).T
-        b = xs @ (prec[:, s] * means[:, s]).reshape(-1, N_CEP).T
-        c = (prec[:, s] * means[:, s] ** 2).sum(-1).reshape(-1)
-        ll = (-0.5 * (a - 2 * b + c) + const[:, s].reshape(-1)).reshape(len(x), n_cb, n_density)
+        ll = _gaussians(m, x, s)
         top = ll.max(-1)
         mix = np.einsum("tcd,cds->tcs", np.exp(ll - top[..., None]), weights[s], optimize=True)
         out += top[..., None] + np.log(np.maximum(mix, 1e-30))
@@ -261,15 +267,10 @@ def all_senone_scores(audio: npt.NDArray[np.int16]) -> tuple[F32, npt.NDArray[np
     base = senone_phones()
     weights = np.exp(_sendump(model_dir() / "sendump", len(base)))  # (stream, density, senone)
     x = streams(mfcc(audio))
-    n_cb, _, n_density, _ = m.means.shape
     out = np.zeros((len(x), len(base)), np.float32)
-    members = [np.flatnonzero(base == cb) for cb in range(n_cb)]
+    members = [np.flatnonzero(base == cb) for cb in range(m.means.shape[0])]
     for s in range(3):
-        xs = x[:, s, :]
-        a = (xs**2) @ m.prec[:, s].reshape(-1, N_CEP).T
-        b = xs @ (m.prec[:, s] * m.means[:, s]).reshape(-1, N_CEP).T
-        c = (m.prec[:, s] * m.means[:, s] ** 2).sum(-1).reshape(-1)
-        ll = (-0.5 * (a - 2 * b + c) + m.const[:, s].reshape(-1)).reshape(len(x), n_cb, n_density)
+        ll = _gaussians(m, x, s)
         top = ll.max(-1)
         e = np.exp(ll - top[..., None])
         for cb, idx in enumerate(members):
