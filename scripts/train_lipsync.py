@@ -135,11 +135,7 @@ def _cached(path: pathlib.Path, make: Callable[[], list[Labelled]]) -> list[Labe
         f"({time.time() - t0:.0f} s)",
         flush=True,
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # a run cut short leaves no truncated cache
-    with tmp.open("wb") as f:
-        pickle.dump(items, f)
-    tmp.replace(path)
+    dataset.store(path, items)
     return items
 
 
@@ -758,10 +754,7 @@ def features(cfg: Config, data: pathlib.Path, cache: bool) -> tuple[Any, ...]:
     )
     out = (*train, *dev)
     if cache:
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("wb") as f:
-            pickle.dump(out, f, protocol=pickle.HIGHEST_PROTOCOL)
-        tmp.replace(path)
+        dataset.store(path, out)
     return out
 
 

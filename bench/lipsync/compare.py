@@ -58,11 +58,7 @@ def cached(cache: pathlib.Path, family: str, split: str, espeak_voices: int) -> 
             sets: dict[str, list[Labelled]] = pickle.load(f)
         return sets
     sets = held_out(family, split, espeak_voices)
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("wb") as f:
-        pickle.dump(sets, f, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp.replace(path)
+    dataset.store(path, sets)
     return sets
 
 

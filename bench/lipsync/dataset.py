@@ -25,6 +25,9 @@ Evaluation utterances are scored as synthesized: no silence is added before or a
 
 from __future__ import annotations
 
+import os
+import pathlib
+import pickle
 import random
 import sys
 from collections.abc import Sequence
@@ -117,6 +120,15 @@ def label(utt: Utterance) -> Labelled:
     segs = segments(utt.phones, utt.table)
     frames, openness = frame_truth(segs, utt.duration)
     return Labelled(utt, segs, frames, openness)
+
+
+def store(path: pathlib.Path, obj: object) -> None:
+    """Pickle ``obj`` to ``path`` through a temporary file, so a run cut short leaves no truncated cache."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as f:
+        pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)
 
 
 def pad(utt: Utterance, before: float, after: float) -> Utterance:
