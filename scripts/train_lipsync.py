@@ -53,12 +53,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 from lipsync import corpus, dataset, neural, sounds  # noqa: E402
 from lipsync.dataset import Labelled  # noqa: E402
 from lipsync.synth import Flite  # noqa: E402
-from lipsync.visemes import PP, SIL, VISEMES, Segment, label_grid  # noqa: E402
+from lipsync.visemes import PHONES, PP, SIL, VISEMES, Segment, label_grid, phone_grid  # noqa: E402
 
 from avatarkit._core import engine  # noqa: E402
 from avatarkit.engine import ACOUSTIC_MODEL_PATH, load_acoustic_model  # noqa: E402
 
 F32 = npt.NDArray[np.float32]
+I8 = npt.NDArray[np.int8]
 
 # Context offsets (10 ms feature frames) the classifier sees around each frame; ``--future N`` keeps
 # those up to +N, trading accuracy for look-ahead (the engine waits for the last one's audio).
@@ -115,6 +116,10 @@ class Config:
     # it (in its run); the loss is -log of their summed probability. Synthesizers' phone timings are
     # off by a frame or two, and the metric forgives 40 ms. 0: cross-entropy on the frame's label.
     tolerance: int = 0
+    # A second softmax on the last hidden layer over phone classes (``visemes.PHONES``: voicing,
+    # nasal against stop, glides, /h/, the vowels), with this weight beside the visemes' loss, on
+    # the frames of the English voices; training only: the engine reads the viseme output. 0: none.
+    phones: float = 0.0
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -292,17 +297,28 @@ def source_name(item: Labelled) -> str:
     return item.utt.source if item.utt.source in ("espeak", "kokoro") else f"{item.utt.source}:{item.utt.voice}"
 
 
-Clip = tuple[F32, npt.NDArray[np.float16], npt.NDArray[np.int8], str, str]
+Clip = tuple[F32, npt.NDArray[np.float16], npt.NDArray[np.int8], str, str, npt.NDArray[np.int8]]
 _ITEMS: list[Labelled] = []  # what featurize()'s worker processes read (inherited when they fork)
 
 
-def _features_of(x: F32, rate: int, lab: npt.NDArray[np.int8] | None, source: str, family: str) -> Clip:
+def _features_of(
+    x: F32,
+    rate: int,
+    lab: npt.NDArray[np.int64] | None,
+    source: str,
+    family: str,
+    phones: npt.NDArray[np.int64] | None = None,
+) -> Clip:
+    """Features, acoustic rows, viseme labels, source, family, phone labels (-1: none) of a clip.
+
+    Without labels the clip is silence throughout (viseme and phone).
+    """
     f = engine.log_mel(x, rate)
-    if lab is None:
-        lab = np.zeros(len(f), np.int8)
-    n = min(len(f), len(lab))
+    if lab is None or phones is None:
+        lab = phones = np.zeros(len(f), np.int64)
+    n = min(len(f), len(lab), len(phones))
     rows = engine.acoustic_features(x, rate, load_acoustic_model())[:n].astype(np.float16)
-    return f[:n], rows, lab[:n].astype(np.int8), source, family
+    return f[:n], rows, lab[:n].astype(np.int8), source, family, phones[:n].astype(np.int8)
 
 
 def _speech_clip(task: tuple[int, int, int, float]) -> Clip:
@@ -314,8 +330,9 @@ def _speech_clip(task: tuple[int, int, int, float]) -> Clip:
         x, rate, segs, dur = item.utt.audio.astype(np.float32) / 32768.0, item.utt.rate, item.segs, item.utt.duration
     else:
         x, rate, segs, dur = augment(item, rng, background)
-    lab = label_grid(segs, dur, 0.01).astype(np.int8)
-    return _features_of(x, rate, lab, source_name(item), dataset.family(item.utt.source, item.utt.voice))
+    lab = label_grid(segs, dur, 0.01)
+    phones = phone_grid(segs, item.utt.table, dur, 0.01)
+    return _features_of(x, rate, lab, source_name(item), dataset.family(item.utt.source, item.utt.voice), phones)
 
 
 def _not_speech_clip(task: tuple[int, int]) -> Clip:
@@ -340,9 +357,10 @@ def featurize(
     not_speech: float = 0.0,
     background: float = Config.background,
     jobs: int = 1,
-) -> tuple[list[F32], list[npt.NDArray[np.float16]], list[npt.NDArray[np.int8]], list[str], list[str]]:
-    """Log-mel features, acoustic rows, 10 ms labels, source names and families of augmented copies.
+) -> tuple[list[F32], list[npt.NDArray[np.float16]], list[npt.NDArray[np.int8]], list[str], list[str], list[I8]]:
+    """Log-mel features, acoustic rows, 10 ms labels, source names, families, phone labels of copies.
 
+    The phone labels are ``visemes.phone_grid``'s, at 10 ms (-1 for the voices without phone classes).
     The acoustic rows are the shipped acoustic model's senone scores of the same audio
     (``engine.acoustic_features``, float16 to halve the cache). ``not_speech`` clips (tones,
     beeps, hum, noise, music-like sound) per utterance are added, labelled silence throughout,
@@ -364,8 +382,8 @@ def featurize(
                          total=len(speech) + len(other), desc="features", unit="clip", mininterval=5):  # fmt: skip
             clips.append(clip)
     _ITEMS = []
-    feats, rows, labels, sources, families = (list(column) for column in zip(*clips, strict=True))
-    return feats, rows, labels, sources, families
+    feats, rows, labels, sources, families, phones = (list(column) for column in zip(*clips, strict=True))
+    return feats, rows, labels, sources, families, phones
 
 
 # ------------------------------------------------------------------------------------------ model
@@ -399,6 +417,9 @@ class Net:
             self.params[f"b{i}"] = np.zeros(h, np.float32)
         self.params[f"w{layers + 1}"] = init(h, len(VISEMES)) * 0.1
         self.params[f"b{layers + 1}"] = np.zeros(len(VISEMES), np.float32)
+        if cfg.phones > 0:  # the phone head (training only: save() leaves it out)
+            self.params["wa"] = init(h, len(PHONES)) * 0.1
+            self.params["ba"] = np.zeros(len(PHONES), np.float32)
         self.m = {n: np.zeros_like(v) for n, v in self.params.items()}
         self.v = {n: np.zeros_like(v) for n, v in self.params.items()}
         self.t = 0
@@ -428,8 +449,21 @@ class Net:
             cache[f"a{i}"], cache[f"h{i}"] = a, h
         return h @ p[f"w{layers + 1}"] + p[f"b{layers + 1}"], cache
 
-    def step(self, x: F32, y: npt.NDArray[np.int64], weights: F32, lr: float, rng: np.random.Generator) -> float:
-        """One Adam step on a batch of runs; ``y`` labels the centre frames in order. Returns the loss."""
+    def step(
+        self,
+        x: F32,
+        y: npt.NDArray[np.int64],
+        weights: F32,
+        lr: float,
+        rng: np.random.Generator,
+        phones: npt.NDArray[np.int64] | None = None,
+    ) -> float:
+        """One Adam step on a batch of runs; ``y`` labels the centre frames in order. Returns the loss.
+
+        With the phone head (``cfg.phones`` > 0) and ``phones`` (the centre frames' phone classes,
+        -1 for none), the loss adds ``cfg.phones`` times the phone head's mean cross-entropy over
+        the frames that have one.
+        """
         p = self.params
         s, w, _ = x.shape
         n = w - self.past - self.future
@@ -453,6 +487,23 @@ class Net:
         layers = self.cfg.layers
         g: dict[str, F32] = {f"w{layers + 1}": c[f"h{layers}"].T @ d, f"b{layers + 1}": d.sum(0)}
         dh = d @ p[f"w{layers + 1}"].T
+        if self.cfg.phones > 0 and phones is not None:
+            valid = phones >= 0
+            if valid.any():
+                za = c[f"h{layers}"][valid] @ p["wa"] + p["ba"]
+                za -= za.max(axis=1, keepdims=True)
+                qa = np.exp(za)
+                qa /= qa.sum(axis=1, keepdims=True)
+                target = phones[valid]
+                rows = np.arange(len(target))
+                scale = self.cfg.phones / len(target)
+                loss += float(-scale * np.log(qa[rows, target]).sum())
+                qa[rows, target] -= 1.0
+                qa *= scale
+                g["wa"], g["ba"] = c[f"h{layers}"][valid].T @ qa, qa.sum(0)
+                dh[valid] += qa @ p["wa"].T
+            else:
+                g["wa"], g["ba"] = np.zeros_like(p["wa"]), np.zeros_like(p["ba"])
         for i in range(layers, 0, -1):
             if f"m{i}" in c:
                 dh *= c[f"m{i}"]
@@ -517,6 +568,7 @@ class Runs:
         offsets: tuple[int, ...],
         normalize: Callable[[F32], F32] | None = None,
         acoustic: list[npt.NDArray[Any]] | None = None,
+        phones: list[npt.NDArray[np.int8]] | None = None,
     ) -> None:
         self.past, self.future = -offsets[0], offsets[-1]
         self.lengths = [len(f) for f in feats]
@@ -534,6 +586,7 @@ class Runs:
             if acoustic:
                 block[:, engine.N_MELS :] = np.pad(acoustic[u], ((self.past, self.future), (0, 0)), mode="edge")
         self.labels = [lab.astype(np.int64) for lab in labels]
+        self.phones = [ph.astype(np.int64) for ph in phones] if phones is not None else None
         self.sources = sources
 
     def stats(self) -> tuple[F32, F32]:
@@ -558,13 +611,19 @@ class Runs:
         rng.shuffle(out)  # type: ignore[arg-type]
         return out
 
-    def batch(self, runs: list[tuple[int, int]], run: int) -> tuple[F32, npt.NDArray[np.int64]]:
-        """Windows (S x (run + past + future) x inputs) and the centre labels (S * run)."""
+    def batch(
+        self, runs: list[tuple[int, int]], run: int
+    ) -> tuple[F32, npt.NDArray[np.int64], npt.NDArray[np.int64] | None]:
+        """Windows (S x (run + past + future) x inputs), the centre labels (S * run), their phones.
+
+        The phone classes are None without them.
+        """
         width = run + self.past + self.future
         first = np.array([self.starts[u] + f for u, f in runs])
         x = self.x[first[:, None] + np.arange(width)[None, :]]
         y = np.concatenate([self.labels[u][f : f + run] for u, f in runs])
-        return x, y
+        phones = self.phones
+        return x, y, None if phones is None else np.concatenate([phones[u][f : f + run] for u, f in runs])
 
 
 def tolerated(y: npt.NDArray[np.int64], run: int, tolerance: int) -> F32:
@@ -697,8 +756,8 @@ def fit(
                 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
                 * min(1.0, (step + 1) / 300)
             )
-            x, y = train.batch(runs[i : i + per_batch], run)
-            losses.append(net.step(augment(x), y, weights, lr, rng))
+            x, y, phones = train.batch(runs[i : i + per_batch], run)
+            losses.append(net.step(augment(x), y, weights, lr, rng, phones))
             step += 1
         acc = evaluate(net, dev, names)
         print(
@@ -710,7 +769,7 @@ def fit(
     return acc
 
 
-FEATURES_VERSION = 4  # bump when augmentation or featurization changes: the feature cache is keyed on it
+FEATURES_VERSION = 5  # bump when augmentation or featurization changes: the feature cache is keyed on it
 
 
 def features(cfg: Config, data: pathlib.Path, cache: bool) -> tuple[Any, ...]:
@@ -786,6 +845,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--acoustic-blur", type=float, help="share of runs with flattened acoustic scores (default 0)")
     ap.add_argument("--mixstyle", type=float, help="share of runs with mixed projection statistics (default 0)")
     ap.add_argument("--tolerance", type=int, help="boundary-tolerant loss: frames either side (default 0)")
+    ap.add_argument("--phones", type=float, help="weight of a phone-class head beside the visemes (default 0)")
     ap.add_argument("--exclude-family", help="comma-separated synthesizer families to leave out of training")
     ap.add_argument("--no-cache-features", dest="cache_features", action="store_false",
                     help="do not keep the augmented features under --data (they are reused by later runs)")  # fmt: skip
@@ -802,6 +862,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg.mixstyle = args.mixstyle
     if args.tolerance is not None:
         cfg.tolerance = args.tolerance
+    if args.phones is not None:
+        cfg.phones = args.phones
     for name in (*tunable, "background", "copies", "piper", "hindi"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
@@ -817,6 +879,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--mixstyle must be in [0, 1]")
     if not 0 <= cfg.tolerance <= 8:
         ap.error("--tolerance must be 0-8 frames")
+    if not 0.0 <= cfg.phones <= 10.0:
+        ap.error("--phones must be in [0, 10]")
     if cfg.layers < 1:
         ap.error("--layers must be at least 1")
     if args.stream:
@@ -827,10 +891,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown = exclude - set(dataset.FAMILIES)
     if unknown:
         ap.error(f"unknown families {sorted(unknown)}; choose from {dataset.FAMILIES}")
-    feats, rows, labels, src, fams, dfeats, drows, dlabels, dsrc, dfams = features(cfg, args.data, args.cache_features)
+    feats, rows, labels, src, fams, phones, dfeats, drows, dlabels, dsrc, dfams, _ = features(
+        cfg, args.data, args.cache_features
+    )
     keep = [i for i, f in enumerate(fams) if f not in exclude]
     dkeep = [i for i, f in enumerate(dfams) if f not in exclude]
     feats, labels, src = [feats[i] for i in keep], [labels[i] for i in keep], [src[i] for i in keep]
+    phones = [phones[i] for i in keep] if cfg.phones > 0 else None
     dfeats, dlabels, dsrc = [dfeats[i] for i in dkeep], [dlabels[i] for i in dkeep], [dsrc[i] for i in dkeep]
     rows, drows = ([rows[i] for i in keep], [drows[i] for i in dkeep]) if cfg.acoustic else (None, None)
     if exclude:
@@ -849,7 +916,7 @@ def main(argv: list[str] | None = None) -> int:
         def normalize(f: F32) -> F32:
             return engine.normalize_stream(f, prior, list(cfg.stream))
 
-    train = Runs(feats, labels, [names.index(x) for x in src], cfg.offsets, normalize, rows)
+    train = Runs(feats, labels, [names.index(x) for x in src], cfg.offsets, normalize, rows, phones)
     dev = Runs(dfeats, dlabels, [names.index(x) for x in dsrc], cfg.offsets, normalize, drows)
     del feats, dfeats, rows, drows
 

@@ -27,47 +27,77 @@ def _train_script() -> Any:
     return module
 
 
-def _gradients(net: Any, x: Any, y: Any, weights: Any, seed: int) -> dict[str, Any]:
+def _gradients(net: Any, x: Any, y: Any, weights: Any, seed: int, phones: Any = None) -> dict[str, Any]:
     """The gradients ``Net.step`` computes, read back from Adam's first moment after one step at lr 0."""
     params = {k: v.copy() for k, v in net.params.items()}
     net.m = {k: np.zeros_like(v) for k, v in params.items()}
     net.t = 0
-    net.step(x, y, weights, 0.0, np.random.default_rng(seed))
+    net.step(x, y, weights, 0.0, np.random.default_rng(seed), phones)
     return {k: net.m[k] / 0.1 - (1e-5 * params[k] if k.startswith("w") else 0.0) for k in params}
 
 
-def _loss(net: Any, x: Any, y: Any, weights: Any, seed: int, allowed: Any = None) -> float:
-    """The weighted mean of -log p(label), or of -log of the summed probability of ``allowed``."""
-    logits, _ = net.forward(x, True, np.random.default_rng(seed))
-    logits = logits - logits.max(axis=1, keepdims=True)
-    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+def _softmax(z: Any) -> Any:
+    z = z - z.max(axis=1, keepdims=True)
+    return np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+
+
+def _loss(net: Any, x: Any, y: Any, weights: Any, seed: int, allowed: Any = None, phones: Any = None) -> float:
+    """The weighted mean of -log p(label), or of -log of the summed probability of ``allowed``; with
+    ``phones``, plus ``cfg.phones`` times the phone head's mean -log q(phone) where a phone is given."""
+    logits, cache = net.forward(x, True, np.random.default_rng(seed))
+    p = _softmax(logits)
     if allowed is None:
         allowed = np.eye(15)[y]
     wy = weights[y]
-    return float(-(wy * np.log((p * allowed).sum(axis=1))).sum() / wy.sum())
+    loss = float(-(wy * np.log((p * allowed).sum(axis=1))).sum() / wy.sum())
+    if phones is not None:
+        q = _softmax(cache[f"h{net.cfg.layers}"] @ net.params["wa"] + net.params["ba"])
+        valid = np.flatnonzero(phones >= 0)
+        loss -= net.cfg.phones * float(np.log(q[valid, phones[valid]]).mean())
+    return loss
 
 
-@pytest.mark.parametrize(("mixstyle", "tolerance"), [(0.0, 0), (1.0, 0), (0.0, 2)])
+@pytest.mark.parametrize(
+    ("mixstyle", "tolerance", "phones", "dropout"),
+    [
+        (0.0, 0, 0.0, 0.0),
+        (1.0, 0, 0.0, 0.0),
+        (0.0, 2, 0.0, 0.0),
+        (0.0, 0, 0.0, 0.3),
+        (0.0, 0, 0.7, 0.0),
+        (0.0, 0, 0.7, 0.3),
+    ],
+)
 def test_the_backward_pass_matches_numerical_gradients(
-    mixstyle: float, tolerance: int, monkeypatch: pytest.MonkeyPatch
+    mixstyle: float, tolerance: int, phones: float, dropout: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Four entries of every weight and bias's gradient: cross-entropy with and without MixStyle at the
-    projection layer, and the boundary-tolerant loss.
+    projection layer, the boundary-tolerant loss, and the phone head beside the visemes (with and
+    without dropout under it; some frames without a phone target).
 
     MixStyle treats each run's statistics as constants (they are not differentiated), so the
     numerical gradient is taken with the statistics of the unperturbed forward pass held fixed.
     """
     train = _train_script()
-    cfg = train.Config(projection=6, hidden=8, dropout=0.0, mixstyle=mixstyle, acoustic=False, tolerance=tolerance)
+    cfg = train.Config(
+        projection=6, hidden=8, dropout=dropout, mixstyle=mixstyle, acoustic=False, tolerance=tolerance, phones=phones
+    )
     rng = np.random.default_rng(3)
     net = train.Net(cfg, np.zeros(40, np.float32), np.ones(40, np.float32), rng)
     net.params = {k: v.astype(np.float64) for k, v in net.params.items()}
+    for name in net.params:  # biases off zero: a row dropped out whole would sit on a ReLU's kink
+        if name.startswith("b"):
+            net.params[name] = rng.normal(0.0, 0.1, net.params[name].shape)
     runs, frames = 4, 5
     x = rng.standard_normal((runs, frames + net.past + net.future, 40))
     y = rng.integers(0, 15, runs * frames)
     weights = np.ones(15)
     weights[1] = 1.2
-    grads = _gradients(net, x, y, weights, seed=0)
+    targets = None
+    if phones:
+        targets = rng.integers(0, len(train.PHONES), runs * frames)
+        targets[rng.choice(runs * frames, 6, replace=False)] = -1  # frames of a voice without phone classes
+    grads = _gradients(net, x, y, weights, seed=0, phones=targets)
     allowed = train.tolerated(y, frames, tolerance)
     if tolerance:
         assert (allowed.sum(axis=1) > 1).any(), "no frame was given a neighbour's label"
@@ -101,14 +131,14 @@ def test_the_backward_pass_matches_numerical_gradients(
             i = np.unravel_index(flat, p.shape)
             keep = p[i]
             p[i] = keep + 1e-5
-            up = _loss(net, x, y, weights, seed=0, allowed=allowed)
+            up = _loss(net, x, y, weights, seed=0, allowed=allowed, phones=targets)
             p[i] = keep - 1e-5
-            down = _loss(net, x, y, weights, seed=0, allowed=allowed)
+            down = _loss(net, x, y, weights, seed=0, allowed=allowed, phones=targets)
             p[i] = keep
             numeric = (up - down) / 2e-5
             assert grads[name][i] == pytest.approx(numeric, rel=1e-4, abs=1e-8), (name, i)
             checked += 1
-    assert checked == 4 * len(net.params) == 32
+    assert checked == 4 * len(net.params) == (40 if phones else 32)
 
 
 def test_the_tolerant_loss_allows_the_labels_near_a_frame_within_its_run_only() -> None:
@@ -139,3 +169,27 @@ def test_mixstyle_leaves_unchosen_runs_alone_and_mixes_the_statistics_of_chosen_
         assert np.all(new_mu[r] >= lo_mu - 1e-4) and np.all(new_mu[r] <= hi_mu + 1e-4)
         assert np.all(new_sig[r] >= sig.min(axis=0) - 1e-3) and np.all(new_sig[r] <= sig.max(axis=0) + 1e-3)
     assert not np.allclose(new_mu, mu, atol=1e-2), "no run's statistics moved"
+
+
+def test_phone_classes_refine_the_visemes_of_every_english_alphabet() -> None:
+    """Every English symbol's phone class belongs to its viseme (a class's viseme is what festival's
+    table gives its name), diphthong halves and /h/ get theirs, other alphabets none."""
+    _train_script()  # puts bench/ on the path
+    from lipsync import visemes as v
+
+    def viseme_of_class(name: str) -> str:
+        return "sil" if name == "sil" else v.FESTIVAL[name][0]
+
+    for table in (v.ESPEAK, v.FESTIVAL, v.IPA):
+        for symbol, shapes in table.items():
+            if len(shapes) != 1 or shapes[0] in (v.NEXT, v.PREVIOUS):
+                continue
+            seg = v.Segment(v.VISEME_INDEX[shapes[0]], 0.0, 0.1, symbol)
+            name = v.PHONES[v.phone_of(seg, table)]
+            assert viseme_of_class(name) == shapes[0], (symbol, name)
+    ipa = [v.Phone("m", 0.0, 0.1), v.Phone("ˈaɪ", 0.1, 0.3), v.Phone("h", 0.3, 0.35), v.Phone("b", 0.35, 0.4)]  # noqa: RUF001
+    segs = v.segments(ipa, v.IPA)
+    assert [v.PHONES[v.phone_of(s, v.IPA)] for s in segs] == ["m", "aa", "ih", "h", "b"]
+    grid = v.phone_grid(segs, v.IPA, 0.5, 0.01)
+    assert len(grid) == 50 and grid[0] == v.PHONE_INDEX["m"] and grid[-1] == v.PHONE_INDEX["sil"]
+    assert (v.phone_grid(segs, v.CZECH, 0.5, 0.01) == -1).all()

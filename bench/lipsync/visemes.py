@@ -243,6 +243,82 @@ def label_grid(segs: Sequence[Segment], duration: float, step: float) -> npt.NDA
     return labels
 
 
+#: Phone classes of the English alphabets (ESPEAK, FESTIVAL, IPA), finer than the visemes: voicing,
+#: nasal against stop, glides against vowels, /h/, and the vowels of festival's radio set. Training
+#: can use them as a second target beside the visemes (``scripts/train_lipsync.py --phones``).
+PHONES = (
+    "sil", "p", "b", "m", "f", "v", "th", "dh", "t", "d", "dx", "k", "g", "h", "ch", "jh", "sh", "zh",
+    "s", "z", "n", "ng", "l", "r", "er", "w", "y",
+    "aa", "ae", "ah", "ax", "eh", "ey", "ih", "iy", "ao", "ow", "uh", "uw",
+)  # fmt: skip
+PHONE_INDEX = {name: i for i, name in enumerate(PHONES)}
+_RADIO = {name: name for name in PHONES if name not in ("sil", "y")} | {
+    "pau": "sil", "h#": "sil", "brth": "sil", "#": "sil", "em": "m", "en": "n", "el": "l", "axr": "er",
+    "hh": "h", "y": "y",
+}  # fmt: skip
+_ESPEAK_PHONES = {
+    "p": "p", "b": "b", "m": "m", "m-": "m", "f": "f", "v": "v", "T": "th", "D": "dh",
+    "t": "t", "d": "d", "t#": "t", "d#": "d", "t2": "t", "d2": "d", "t[": "t", "?": "dx",
+    "k": "k", "g": "g", "x": "k", "tS": "ch", "dZ": "jh", "S": "sh", "Z": "zh", "s": "s", "z": "z",
+    "n": "n", "n-": "n", "N": "ng", "l": "l", "l/": "l", "@L": "l", "L": "l",
+    "r": "r", "r-": "r", "3": "er", "3:": "er", "@r": "er", "IR": "er", "VR": "er",
+    "w": "w", "w#": "w", "hw": "w", "j": "y", "h": "h",
+    "a": "ae", "a#": "ae", "A:": "aa", "A@": "aa", "aa": "aa", "A": "aa", "0": "aa", "V": "ah",
+    "@": "ax", "@2": "ax", "@5": "ax", "@-": "ax", "a2": "ax", "E": "eh", "e": "eh", "e@": "eh",
+    "E2": "eh", "E3": "eh", "eI": "ey", "I": "ih", "I2": "ih", "I#": "ih", "i": "iy", "i:": "iy",
+    "i@": "iy", "i@3": "iy", "O:": "ao", "O": "ao", "O@": "ao", "o@": "ao", "0@": "ao", "O2": "ao",
+    "oU": "ow", "oU#": "ow", "U": "uh", "U@": "uh", "u:": "uw", "u": "uw", "u@": "uw",
+}  # fmt: skip
+_IPA_PHONES = {
+    "p": "p", "b": "b", "m": "m", "f": "f", "v": "v", "θ": "th", "ð": "dh", "t": "t", "d": "d",
+    "ɾ": "dx", "ʔ": "dx", "k": "k", "ɡ": "g", "g": "g", "x": "k", "tʃ": "ch", "dʒ": "jh", "ʃ": "sh",
+    "ʒ": "zh", "s": "s", "z": "z", "n": "n", "n̩": "n", "ŋ": "ng", "l": "l", "l̩": "l", "əl": "l",
+    "ɹ": "r", "r": "r", "ɚ": "er", "ɜː": "er", "ɜ": "er", "ɪɹ": "er", "w": "w", "j": "y", "h": "h",
+    "æ": "ae", "a": "ae", "ɑː": "aa", "ɑ": "aa", "ɒ": "aa", "ɑːɹ": "aa", "ʌ": "ah", "ɐ": "ah",
+    "ə": "ax", "ɛ": "eh", "e": "eh", "ɛɹ": "eh", "eɪ": "ey", "ɪ": "ih", "ᵻ": "ih", "i": "iy",
+    "iː": "iy", "iə": "iy", "ɔː": "ao", "ɔ": "ao", "ɔːɹ": "ao", "oːɹ": "ao", "o": "ow", "oʊ": "ow",
+    "ʊ": "uh", "ʊɹ": "uh", "uː": "uw", "u": "uw",
+}  # fmt: skip
+# A diphthong's halves, and any symbol a table above lacks, take their viseme's typical phone.
+_PHONE_OF_VISEME = {
+    "sil": "sil", "PP": "p", "FF": "f", "TH": "th", "DD": "t", "kk": "k", "CH": "sh", "SS": "s",
+    "nn": "n", "RR": "r", "aa": "aa", "E": "eh", "I": "ih", "O": "ao", "U": "uh",
+}  # fmt: skip
+
+
+def phone_of(segment: Segment, table: dict[str, tuple[str, ...]]) -> int:
+    """The index in PHONES of a segment's phone, or -1 for an alphabet without phone classes.
+
+    Only the English alphabets have them (``ESPEAK``, ``FESTIVAL``, ``IPA``); the other voices'
+    segments get -1 (no phone target).
+    """
+    if table is ESPEAK:
+        phones, symbol = _ESPEAK_PHONES, strip_espeak(segment.phone)
+        symbol = symbol if symbol in phones else symbol.rstrip("~#0123456789")
+    elif table is IPA:
+        phones, symbol = _IPA_PHONES, segment.phone.lstrip("ˈˌ")
+    elif table is FESTIVAL:
+        phones, symbol = _RADIO, segment.phone
+    else:
+        return -1
+    if is_pause(symbol) or segment.viseme == SIL:
+        return PHONE_INDEX["sil"]
+    if symbol in phones and len(lookup(segment.phone, table)) == 1:
+        return PHONE_INDEX[phones[symbol]]
+    return PHONE_INDEX[_PHONE_OF_VISEME[VISEMES[segment.viseme]]]
+
+
+def phone_grid(
+    segs: Sequence[Segment], table: dict[str, tuple[str, ...]], duration: float, step: float
+) -> npt.NDArray[np.int64]:
+    """Like ``label_grid``, the phone class (``phone_of``) at the middle of each cell: 0 (sil) outside
+    the segments, -1 throughout for an alphabet without phone classes."""
+    n = int(np.ceil(duration / step - 1e-9))
+    if table not in (ESPEAK, FESTIVAL, IPA):
+        return np.full(n, -1, np.int64)
+    return label_grid([Segment(phone_of(s, table), s.start, s.end, s.phone) for s in segs], duration, step)
+
+
 def frame_truth(
     segs: Sequence[Segment], duration: float, fps: int = 25, sub: int = 8
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
