@@ -297,7 +297,7 @@ def source_name(item: Labelled) -> str:
     return item.utt.source if item.utt.source in ("espeak", "kokoro") else f"{item.utt.source}:{item.utt.voice}"
 
 
-Clip = tuple[F32, npt.NDArray[np.float16], npt.NDArray[np.int8], str, str, npt.NDArray[np.int8]]
+Clip = tuple[F32, npt.NDArray[np.float16], I8, str, str, I8]
 _ITEMS: list[Labelled] = []  # what featurize()'s worker processes read (inherited when they fork)
 
 
@@ -311,11 +311,14 @@ def _features_of(
 ) -> Clip:
     """Features, acoustic rows, viseme labels, source, family, phone labels (-1: none) of a clip.
 
-    Without labels the clip is silence throughout (viseme and phone).
+    Without viseme labels the clip is silence throughout (viseme and phone); labels without phone
+    labels have no phone target (-1).
     """
     f = engine.log_mel(x, rate)
-    if lab is None or phones is None:
+    if lab is None:
         lab = phones = np.zeros(len(f), np.int64)
+    elif phones is None:
+        phones = np.full(len(lab), -1, np.int64)
     n = min(len(f), len(lab), len(phones))
     rows = engine.acoustic_features(x, rate, load_acoustic_model())[:n].astype(np.float16)
     return f[:n], rows, lab[:n].astype(np.int8), source, family, phones[:n].astype(np.int8)

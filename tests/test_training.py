@@ -193,3 +193,14 @@ def test_phone_classes_refine_the_visemes_of_every_english_alphabet() -> None:
     grid = v.phone_grid(segs, v.IPA, 0.5, 0.01)
     assert len(grid) == 50 and grid[0] == v.PHONE_INDEX["m"] and grid[-1] == v.PHONE_INDEX["sil"]
     assert (v.phone_grid(segs, v.CZECH, 0.5, 0.01) == -1).all()
+
+
+def test_a_clip_without_phone_labels_has_no_phone_target_and_one_without_labels_is_silence() -> None:
+    train = _train_script()
+    x = np.random.default_rng(0).normal(0.0, 0.1, 8000).astype(np.float32)
+    lab = np.full(50, 11, np.int64)
+    f, rows, labels, _, _, phones = train._features_of(x, 16000, lab, "s", "formant")
+    assert len(f) == len(rows) == len(labels) == len(phones) == 50
+    assert (labels == 11).all() and (phones == -1).all()
+    _, _, labels, _, _, phones = train._features_of(x, 16000, None, "not speech", "not speech")
+    assert (labels == 0).all() and (phones == 0).all()
