@@ -31,7 +31,6 @@ import math
 import multiprocessing
 import os
 import pathlib
-import pickle
 import sys
 import time
 from collections.abc import Callable
@@ -126,8 +125,7 @@ class Config:
 
 
 def _load(path: pathlib.Path) -> list[Labelled]:
-    with path.open("rb") as f:
-        return list(pickle.load(f))
+    return list(dataset.load(path))
 
 
 def _cached(path: pathlib.Path, make: Callable[[], list[Labelled]]) -> list[Labelled]:
@@ -493,7 +491,8 @@ class Net:
         if self.cfg.phones > 0 and phones is not None:
             valid = phones >= 0
             if valid.any():
-                za = c[f"h{layers}"][valid] @ p["wa"] + p["ba"]
+                top_h = c[f"h{layers}"][valid]
+                za = top_h @ p["wa"] + p["ba"]
                 za -= za.max(axis=1, keepdims=True)
                 qa = np.exp(za)
                 qa /= qa.sum(axis=1, keepdims=True)
@@ -503,7 +502,7 @@ class Net:
                 loss += float(-scale * np.log(qa[rows, target]).sum())
                 qa[rows, target] -= 1.0
                 qa *= scale
-                g["wa"], g["ba"] = c[f"h{layers}"][valid].T @ qa, qa.sum(0)
+                g["wa"], g["ba"] = top_h.T @ qa, qa.sum(0)
                 dh[valid] += qa @ p["wa"].T
             else:
                 g["wa"], g["ba"] = np.zeros_like(p["wa"]), np.zeros_like(p["ba"])
@@ -798,8 +797,7 @@ def features(cfg: Config, data: pathlib.Path, cache: bool) -> tuple[Any, ...]:
     path = data / f"features-{digest}.pkl"
     if cache and path.is_file():
         print(f"features: from {path}")
-        with path.open("rb") as f:
-            return tuple(pickle.load(f))
+        return tuple(dataset.load(path))
     items = synthesize(cfg, data, jobs=os.cpu_count() or 1)
     rng = np.random.default_rng(cfg.seed)
     order = rng.permutation(len(items))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import pickle
 import sys
 from collections.abc import Sequence
 
@@ -54,8 +53,7 @@ def cached(cache: pathlib.Path, family: str, split: str, espeak_voices: int) -> 
     """:func:`held_out`, synthesized once and kept under ``cache``."""
     path = cache / f"{family}-{split}-{espeak_voices if family == 'formant' else 1}.pkl"
     if path.is_file():
-        with path.open("rb") as f:
-            sets: dict[str, list[Labelled]] = pickle.load(f)
+        sets: dict[str, list[Labelled]] = dataset.load(path)
         return sets
     sets = held_out(family, split, espeak_voices)
     dataset.store(path, sets)

@@ -32,6 +32,7 @@ import random
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -120,6 +121,12 @@ def label(utt: Utterance) -> Labelled:
     segs = segments(utt.phones, utt.table)
     frames, openness = frame_truth(segs, utt.duration)
     return Labelled(utt, segs, frames, openness)
+
+
+def load(path: pathlib.Path) -> Any:
+    """What :func:`store` wrote to ``path``."""
+    with path.open("rb") as f:
+        return pickle.load(f)
 
 
 def store(path: pathlib.Path, obj: object) -> None:

@@ -232,14 +232,19 @@ def segments(phones: Sequence[Phone], table: dict[str, tuple[str, ...]]) -> list
     return out
 
 
-def label_grid(segs: Sequence[Segment], duration: float, step: float) -> npt.NDArray[np.int64]:
-    """The viseme at the middle of each ``step``-second cell covering ``duration`` (sil outside)."""
+def label_grid(
+    segs: Sequence[Segment], duration: float, step: float, values: Sequence[int] | None = None
+) -> npt.NDArray[np.int64]:
+    """The viseme at the middle of each ``step``-second cell covering ``duration`` (sil, 0, outside).
+
+    With ``values`` (one per segment), each segment's value instead of its viseme.
+    """
     n = int(np.ceil(duration / step - 1e-9))
     labels = np.zeros(n, np.int64)
-    for s in segs:
+    for i, s in enumerate(segs):
         lo = int(np.ceil(s.start / step - 0.5))
         hi = int(np.ceil(s.end / step - 0.5))
-        labels[max(lo, 0) : min(hi, n)] = s.viseme
+        labels[max(lo, 0) : min(hi, n)] = s.viseme if values is None else values[i]
     return labels
 
 
@@ -316,7 +321,7 @@ def phone_grid(
     n = int(np.ceil(duration / step - 1e-9))
     if table not in (ESPEAK, FESTIVAL, IPA):
         return np.full(n, -1, np.int64)
-    return label_grid([Segment(phone_of(s, table), s.start, s.end, s.phone) for s in segs], duration, step)
+    return label_grid(segs, duration, step, [phone_of(s, table) for s in segs])
 
 
 def frame_truth(
