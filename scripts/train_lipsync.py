@@ -1,6 +1,6 @@
 """Train the engine's viseme classifier on speech this script synthesizes; write the shipped weights.
 
-    python scripts/train_lipsync.py                      # full run (about 15-25 minutes on 2 cores)
+    python scripts/train_lipsync.py                      # full run (2 cores: 27 min of data once, then 17 min)
     python scripts/train_lipsync.py --quick              # a small smoke run (a minute)
     python scripts/train_lipsync.py --out /tmp/m.npz     # somewhere else than the package
 
