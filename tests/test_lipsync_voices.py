@@ -41,6 +41,13 @@ def test_pseudo_words_map_to_visemes(voice: str) -> None:
     assert {"sil", "PP", "aa"} <= seen, sorted(seen)
 
 
+def test_a_voice_counts_as_installed_only_when_its_directory_is_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(synth.FESTIVAL_VOICES, "none", ("voice_no_such_voice_diphone", "no-such-package", "en"))
+    assert not synth.festival_available("none")  # with festival installed or not
+    kal = pathlib.Path("/usr/share/festival/voices/english/kal_diphone")
+    assert synth.festival_available("kal") == (kal.is_dir() and synth.shutil.which("festival") is not None)
+
+
 def test_hindi_table_covers_the_phone_set() -> None:
     phones = pathlib.Path("/usr/share/festival/hindi_scm/hindi_phones.scm")
     if not phones.is_file():

@@ -249,7 +249,7 @@ def festival_available(voice: str = "kal") -> bool:
         return False
     function = FESTIVAL_VOICES[voice][0]
     name = function.removeprefix("voice_")
-    return any(pathlib.Path(root).glob(f"*/{name}") for root in ("/usr/share/festival/voices",))
+    return any(any(pathlib.Path(root).glob(f"*/{name}")) for root in ("/usr/share/festival/voices",))
 
 
 def _scheme_string(text: str) -> str:
