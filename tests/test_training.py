@@ -1,4 +1,5 @@
-"""scripts/train_lipsync.py's network: its hand-written backward pass against numerical gradients.
+"""scripts/train_lipsync.py: its network's hand-written backward pass against numerical gradients,
+its labels, and how its synthesis workers fail.
 
 The script needs the ``lipsync`` dependency group (scipy among it); these tests skip without it.
 """

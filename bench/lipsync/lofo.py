@@ -1,6 +1,8 @@
 """Leave-one-family-out: for each synthesizer family, train without it and score its held-out voices.
 
-    python bench/lipsync/lofo.py                         # every family, standard engine (~2.5 h on 2 cores)
+    python bench/lipsync/lofo.py                         # every family, standard engine, one arm at a time
+    python bench/lipsync/lofo.py --families formant,parametric &   # two halves side by side: 55 min
+    python bench/lipsync/lofo.py --families neural,concatenative   #   on 2 cores (2026-12-06)
     python bench/lipsync/lofo.py --families neural       # one fold
     python bench/lipsync/lofo.py --low-latency           # the causal model (its offsets, hidden layers)
     python bench/lipsync/lofo.py --split dev             # score the development sentences instead
