@@ -249,7 +249,7 @@ def festival_available(voice: str = "kal") -> bool:
         return False
     function = FESTIVAL_VOICES[voice][0]
     name = function.removeprefix("voice_")
-    return any(any(pathlib.Path(root).glob(f"*/{name}")) for root in ("/usr/share/festival/voices",))
+    return any(pathlib.Path("/usr/share/festival/voices").glob(f"*/{name}"))  # any voice folder of that name
 
 
 def _scheme_string(text: str) -> str:
