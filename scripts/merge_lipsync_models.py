@@ -58,6 +58,8 @@ def merge(a: dict[str, Any], b: dict[str, Any], weight: float = 0.5) -> dict[str
         raise ValueError(f"weight must be in [0, 1], not {weight}")
     if not np.array_equal(a["offsets"], b["offsets"]):
         raise ValueError("the models' context offsets differ")
+    if int(a.get("heads", 1)) != int(b.get("heads", 1)):
+        raise ValueError("the models have different numbers of output heads")
     layers = int(a["layers"])
     if layers != int(b["layers"]) or layers < 1:
         raise ValueError("the models have different numbers of layers")
@@ -130,6 +132,8 @@ def merge(a: dict[str, Any], b: dict[str, Any], weight: float = 0.5) -> dict[str
         if key in b:
             out[key] = b[key]
     out["acoustic"] = np.array(bool(b.get("acoustic", False)))
+    if "heads" in b:
+        out["heads"] = np.array(int(b["heads"]))
 
     def info(z: dict[str, Any]) -> Any:
         return json.loads(str(z["info"])) if "info" in z else None

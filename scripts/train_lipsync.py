@@ -119,6 +119,11 @@ class Config:
     # nasal against stop, glides, /h/, the vowels), with this weight beside the visemes' loss, on
     # the frames of the English voices; training only: the engine reads the viseme output. 0: none.
     phones: float = 0.0
+    # Output heads: head d is trained on the label d frames (10 ms) before the frame whose context
+    # ends at offset 0, so that it reads that frame with d frames of audio after it. For a causal
+    # (low-latency) model: the engine gives each subframe of a 40 ms frame the head that uses the
+    # rest of the frame's audio, which has arrived when the frame is emitted (no added look-ahead).
+    heads: int = 1
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -427,8 +432,8 @@ class Net:
         for i in range(1, layers + 1):
             self.params[f"w{i}"] = init(p * k if i == 1 else h, h)
             self.params[f"b{i}"] = np.zeros(h, np.float32)
-        self.params[f"w{layers + 1}"] = init(h, len(VISEMES)) * 0.1
-        self.params[f"b{layers + 1}"] = np.zeros(len(VISEMES), np.float32)
+        self.params[f"w{layers + 1}"] = init(h, len(VISEMES) * cfg.heads) * 0.1
+        self.params[f"b{layers + 1}"] = np.zeros(len(VISEMES) * cfg.heads, np.float32)
         if cfg.phones > 0:  # the phone head (training only: save() leaves it out)
             self.params["wa"] = init(h, len(PHONES)) * 0.1
             self.params["ba"] = np.zeros(len(PHONES), np.float32)
@@ -437,7 +442,7 @@ class Net:
         self.t = 0
 
     def forward(self, x: F32, train: bool, rng: np.random.Generator | None = None) -> tuple[F32, dict[str, F32]]:
-        """Logits ((S * L) x 15) for runs of raw feature frames ``x`` (S x W x inputs)."""
+        """Logits ((S * L) x 15 per head) for runs of raw feature frames ``x`` (S x W x inputs)."""
         p = self.params
         s, w, _ = x.shape
         n = w - self.past - self.future
@@ -472,30 +477,37 @@ class Net:
     ) -> float:
         """One Adam step on a batch of runs; ``y`` labels the centre frames in order. Returns the loss.
 
-        With the phone head (``cfg.phones`` > 0) and ``phones`` (the centre frames' phone classes,
-        -1 for none), the loss adds ``cfg.phones`` times the phone head's mean cross-entropy over
-        the frames that have one.
+        With several output heads (``cfg.heads``), ``y`` is heads x (S * L): row d labels what head
+        d reads (``Runs.batch``); the loss is the mean of the heads' losses. With the phone head
+        (``cfg.phones`` > 0) and ``phones`` (the centre frames' phone classes, -1 for none), the
+        loss adds ``cfg.phones`` times the phone head's mean cross-entropy over the frames that
+        have one.
         """
         p = self.params
         s, w, _ = x.shape
         n = w - self.past - self.future
-        logits, c = self.forward(x, True, rng)
-        logits -= logits.max(axis=1, keepdims=True)
-        prob = np.exp(logits)
-        prob /= prob.sum(axis=1, keepdims=True)
-        wy = weights[y]
-        # -log of the probability of the allowed visemes A; d/d logits = p - q, with q the softmax
-        # over A alone (one-hot on the label without tolerance)
-        allowed = tolerated(y, n, self.cfg.tolerance) > 0
-        masked = np.where(allowed, logits, -np.inf)
-        top = masked.max(axis=1, keepdims=True)
-        q = np.exp(masked - top)
-        sum_q = q.sum(axis=1, keepdims=True)
-        q /= sum_q
-        log_allowed = (top + np.log(sum_q))[:, 0] - np.log(np.exp(logits).sum(axis=1))
-        loss = float(-(wy * log_allowed).sum() / wy.sum())
-        d = prob - q
-        d *= (wy / wy.sum())[:, None]
+        all_logits, c = self.forward(x, True, rng)
+        targets = y.reshape(self.cfg.heads, -1)
+        v = len(VISEMES)
+        loss = 0.0
+        d = np.empty_like(all_logits)
+        for head, yh in enumerate(targets):
+            logits = all_logits[:, head * v : (head + 1) * v]
+            logits = logits - logits.max(axis=1, keepdims=True)
+            prob = np.exp(logits)
+            prob /= prob.sum(axis=1, keepdims=True)
+            wy = weights[yh]
+            # -log of the probability of the allowed visemes A; d/d logits = p - q, with q the
+            # softmax over A alone (one-hot on the label without tolerance)
+            allowed = tolerated(yh, n, self.cfg.tolerance) > 0
+            masked = np.where(allowed, logits, -np.inf)
+            top = masked.max(axis=1, keepdims=True)
+            q = np.exp(masked - top)
+            sum_q = q.sum(axis=1, keepdims=True)
+            q /= sum_q
+            log_allowed = (top + np.log(sum_q))[:, 0] - np.log(np.exp(logits).sum(axis=1))
+            loss += float(-(wy * log_allowed).sum() / wy.sum()) / len(targets)
+            d[:, head * v : (head + 1) * v] = (prob - q) * (wy / wy.sum() / len(targets))[:, None]
         layers = self.cfg.layers
         g: dict[str, F32] = {f"w{layers + 1}": c[f"h{layers}"].T @ d, f"b{layers + 1}": d.sum(0)}
         dh = d @ p[f"w{layers + 1}"].T
@@ -556,6 +568,7 @@ class Net:
             projection_bias=half["bp"],
             offsets=np.array(self.cfg.offsets, np.int32),
             layers=np.array(dense),
+            heads=np.array(self.cfg.heads),
             info=np.array(json.dumps(info)),
             **layers,
             **self.stream,
@@ -625,16 +638,24 @@ class Runs:
         return out
 
     def batch(
-        self, runs: list[tuple[int, int]], run: int
+        self, runs: list[tuple[int, int]], run: int, heads: int = 1
     ) -> tuple[F32, npt.NDArray[np.int64], npt.NDArray[np.int64] | None]:
         """Windows (S x (run + past + future) x inputs), the centre labels (S * run), their phones.
 
-        The phone classes are None without them.
+        With ``heads`` > 1 the labels are heads x (S * run): row d is each centre frame's label d
+        frames earlier (silence before the utterance, as a session starts). The phone classes
+        (of the centre frames) are None without them.
         """
         width = run + self.past + self.future
         first = np.array([self.starts[u] + f for u, f in runs])
         x = self.x[first[:, None] + np.arange(width)[None, :]]
-        y = np.concatenate([self.labels[u][f : f + run] for u, f in runs])
+
+        def earlier(u: int, f: int, d: int) -> npt.NDArray[np.int64]:
+            lead = max(0, d - f)
+            return np.concatenate([np.full(lead, SIL, np.int64), self.labels[u][f - d + lead : f + run - d]])
+
+        rows = [np.concatenate([earlier(u, f, d) for u, f in runs]) for d in range(heads)]
+        y = rows[0] if heads == 1 else np.stack(rows)
         phones = self.phones
         return x, y, None if phones is None else np.concatenate([phones[u][f : f + run] for u, f in runs])
 
@@ -726,14 +747,19 @@ def feature_augment(x: F32, rng: np.random.Generator, warp: float = 0.0, blur: f
 
 
 def evaluate(net: Net, data: Runs, names: list[str]) -> dict[str, float]:
-    """10 ms frame accuracy per source (exact, no tolerance), whole utterances."""
+    """10 ms frame accuracy per source (exact, no tolerance), whole utterances.
+
+    With several heads, of the last one (the most audio after the frame it reads).
+    """
     correct = np.zeros(len(names))
     total = np.zeros(len(names))
+    d, v = net.cfg.heads - 1, len(VISEMES)
     for u, n in enumerate(data.lengths):
         x = data.x[data.starts[u] : data.starts[u] + n + data.past + data.future][None]
         logits, _ = net.forward(x, False)
-        correct[data.sources[u]] += float(np.sum(logits.argmax(1) == data.labels[u]))
-        total[data.sources[u]] += n
+        read = logits[d:, d * v : (d + 1) * v].argmax(1)
+        correct[data.sources[u]] += float(np.sum(read == data.labels[u][: n - d]))
+        total[data.sources[u]] += n - d
     return {name: float(correct[i] / max(total[i], 1)) for i, name in enumerate(names)}
 
 
@@ -769,7 +795,7 @@ def fit(
                 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
                 * min(1.0, (step + 1) / 300)
             )
-            x, y, phones = train.batch(runs[i : i + per_batch], run)
+            x, y, phones = train.batch(runs[i : i + per_batch], run, cfg.heads)
             losses.append(net.step(augment(x), y, weights, lr, rng, phones))
             step += 1
         acc = evaluate(net, dev, names)
@@ -858,6 +884,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mixstyle", type=float, help="share of runs with mixed projection statistics (default 0)")
     ap.add_argument("--tolerance", type=int, help="boundary-tolerant loss: frames either side (default 0)")
     ap.add_argument("--phones", type=float, help="weight of a phone-class head beside the visemes (default 0)")
+    ap.add_argument("--heads", type=int, help="output heads, each reading 10 ms earlier (1-4, default 1)")
     ap.add_argument("--exclude-family", help="comma-separated synthesizer families to leave out of training")
     ap.add_argument("--no-cache-features", dest="cache_features", action="store_false",
                     help="do not keep the augmented features under --data (they are reused by later runs)")  # fmt: skip
@@ -876,7 +903,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg.tolerance = args.tolerance
     if args.phones is not None:
         cfg.phones = args.phones
-    for name in (*tunable, "background", "copies", "piper", "hindi"):
+    for name in (*tunable, "background", "copies", "piper", "hindi", "heads"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if args.future is not None:
@@ -895,6 +922,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--phones must be in [0, 10]")
     if cfg.layers < 1:
         ap.error("--layers must be at least 1")
+    if not 1 <= cfg.heads <= 4:
+        ap.error("--heads must be 1-4 (a 40 ms frame is four 10 ms steps)")
     if args.stream:
         cfg.stream = () if args.stream == "off" else tuple(float(v) for v in args.stream.split(","))
     print("config:", cfg)

@@ -461,6 +461,37 @@ def test_a_session_normalizes_as_the_training_does() -> None:
     assert np.abs(seen(plain)[:n] - raw)[loud].mean() < 0.01 * gap
 
 
+def test_each_subframe_is_read_by_the_head_with_the_most_audio_its_frame_waits_for() -> None:
+    """A model with heads: head d reads the subframe d steps before the one classified. A frame's
+    subframe i (0-3) takes head min(heads - 1, last - i), where ``last`` is the last subframe
+    classified when the frame is emitted (3 without smoothing after the frame, 5 with 2 steps of
+    it). Here head d always reads viseme 10 + d, so the frame's mix says which head was used."""
+    heads, v = 4, engine.N_VISEMES
+    last = np.zeros((1, v * heads), np.float32)
+    for d in range(heads):
+        last[0, d * v + 10 + d] = 40.0
+    common = {"mean": np.zeros(engine.N_MELS, np.float32), "inv_std": np.ones(engine.N_MELS, np.float32),
+              "projection_weight": np.zeros((engine.N_MELS, 1), np.float32),
+              "projection_bias": np.ones(1, np.float32), "offsets": [0], "weights": [last],
+              "biases": [np.zeros(v * heads, np.float32)]}  # fmt: skip
+    model = engine.Model(**common, heads=heads)
+    assert model.heads == heads and model.future == 0
+    pcm = (np.random.default_rng(5).standard_normal(16000) * 0.1).astype(np.float32)
+    visemes = [COL[name] for name in VISEMES]
+
+    def mix(ahead: int) -> np.ndarray:
+        s = engine.Session(model, 16000, smoothing=0, smoothing_ahead=ahead, nonverbal=False, closure=0.0)
+        frames = np.concatenate([s.push_float(pcm[i : i + 333]) for i in range(0, len(pcm), 333)] + [s.flush()])
+        return frames[2:-2][:, visemes][:, 10:14]  # aa, E, I, O: heads 0-3
+
+    np.testing.assert_allclose(mix(0), np.full((21, 4), 0.25), atol=1e-4)  # subframe i: head 3 - i
+    # subframes 0-2 head 3, 3 head 2, the two after the frame (weights 2/3, 1/3) heads 1 and 0
+    np.testing.assert_allclose(mix(2), np.tile([1 / 15, 2 / 15, 1 / 5, 3 / 5], (21, 1)), atol=1e-4)
+    for bad in (3, 5, 0):
+        with pytest.raises(ValueError, match="head"):
+            engine.Model(**common, heads=bad)
+
+
 def test_model_is_small_and_shipped() -> None:
     from avatarkit.engine import MODEL_PATH
 
@@ -873,3 +904,31 @@ def test_a_merged_model_averages_the_logits_of_its_two_networks(tmp_path: pathli
     np.testing.assert_allclose(run("t1.00"), out["m0.5"], atol=1e-4)
     three, third = load_model(str(paths["t0.67"])), load_model(str(paths["c"]))
     assert three.parameter_count == merged.parameter_count + third.parameter_count - engine.N_VISEMES
+
+
+def test_models_with_heads_merge_head_by_head(tmp_path: pathlib.Path) -> None:
+    """Two models with the same number of output heads merge into one with those heads (weight 0
+    speaks exactly as the first); models with different numbers of heads are refused."""
+    merge = _merge_script().merge
+    rng = np.random.default_rng(31)
+    a = _random_model_arrays(rng, engine.N_MELS, False, 16)
+    b = _random_model_arrays(rng, engine.N_MELS + 126, True, 24)
+    for arrays, hidden in ((a, 16), (b, 24)):
+        arrays["weight1"] = (rng.standard_normal((hidden, 2 * engine.N_VISEMES)) * 0.5).astype(np.float32)
+        arrays["bias1"] = np.zeros(2 * engine.N_VISEMES, np.float32)
+        arrays["heads"] = np.array(2)
+    paths = {}
+    for name, arrays in (("a", a), ("m0", merge(a, b, 0.0)), ("m5", merge(a, b, 0.5))):
+        paths[name] = tmp_path / f"{name}.npz"
+        np.savez(paths[name], **arrays)
+    assert load_model(str(paths["m5"])).heads == 2
+    pcm = (np.random.default_rng(2).standard_normal(32000) * 4000).astype(np.int16)
+
+    def run(name: str) -> np.ndarray:
+        s = EngineSession(16000, model=load_model(str(paths[name])), low_latency=True, nonverbal=False)
+        return np.concatenate([s.push(pcm[i : i + 640]) for i in range(0, len(pcm), 640)] + [s.flush()])
+
+    np.testing.assert_allclose(run("m0"), run("a"), atol=1e-4)
+    assert np.abs(run("m5") - run("a")).max() > 0.01
+    with pytest.raises(ValueError, match="heads"):
+        merge(a, {**b, "heads": np.array(1)})

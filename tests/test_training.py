@@ -43,14 +43,17 @@ def _softmax(z: Any) -> Any:
 
 
 def _loss(net: Any, x: Any, y: Any, weights: Any, seed: int, allowed: Any = None, phones: Any = None) -> float:
-    """The weighted mean of -log p(label), or of -log of the summed probability of ``allowed``; with
-    ``phones``, plus ``cfg.phones`` times the phone head's mean -log q(phone) where a phone is given."""
+    """The weighted mean of -log p(label), or of -log of the summed probability of ``allowed``,
+    averaged over the output heads (``y`` and ``allowed`` one row per head); with ``phones``, plus
+    ``cfg.phones`` times the phone head's mean -log q(phone) where a phone is given."""
     logits, cache = net.forward(x, True, np.random.default_rng(seed))
-    p = _softmax(logits)
-    if allowed is None:
-        allowed = np.eye(15)[y]
-    wy = weights[y]
-    loss = float(-(wy * np.log((p * allowed).sum(axis=1))).sum() / wy.sum())
+    ys = y.reshape(net.cfg.heads, -1)
+    loss = 0.0
+    for head, yh in enumerate(ys):
+        p = _softmax(logits[:, 15 * head : 15 * (head + 1)])
+        ok = np.eye(15)[yh] if allowed is None else allowed[head]
+        wy = weights[yh]
+        loss += float(-(wy * np.log((p * ok).sum(axis=1))).sum() / wy.sum()) / len(ys)
     if phones is not None:
         q = _softmax(cache[f"h{net.cfg.layers}"] @ net.params["wa"] + net.params["ba"])
         valid = np.flatnonzero(phones >= 0)
@@ -59,30 +62,34 @@ def _loss(net: Any, x: Any, y: Any, weights: Any, seed: int, allowed: Any = None
 
 
 @pytest.mark.parametrize(
-    ("mixstyle", "tolerance", "phones", "dropout"),
+    ("mixstyle", "tolerance", "phones", "dropout", "heads"),
     [
-        (0.0, 0, 0.0, 0.0),
-        (1.0, 0, 0.0, 0.0),
-        (0.0, 2, 0.0, 0.0),
-        (0.0, 0, 0.0, 0.3),
-        (0.0, 0, 0.7, 0.0),
-        (0.0, 0, 0.7, 0.3),
+        (0.0, 0, 0.0, 0.0, 1),
+        (1.0, 0, 0.0, 0.0, 1),
+        (0.0, 2, 0.0, 0.0, 1),
+        (0.0, 0, 0.0, 0.3, 1),
+        (0.0, 0, 0.7, 0.0, 1),
+        (0.0, 0, 0.7, 0.3, 1),
+        (0.0, 0, 0.0, 0.0, 4),
+        (0.0, 1, 0.7, 0.3, 3),
     ],
 )
 def test_the_backward_pass_matches_numerical_gradients(
-    mixstyle: float, tolerance: int, phones: float, dropout: float, monkeypatch: pytest.MonkeyPatch
+    mixstyle: float, tolerance: int, phones: float, dropout: float, heads: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Four entries of every weight and bias's gradient: cross-entropy with and without MixStyle at the
-    projection layer, the boundary-tolerant loss, and the phone head beside the visemes (with and
-    without dropout under it; some frames without a phone target).
+    projection layer, the boundary-tolerant loss, the phone head beside the visemes (with and
+    without dropout under it; some frames without a phone target), and several output heads (the
+    mean of their losses).
 
     MixStyle treats each run's statistics as constants (they are not differentiated), so the
     numerical gradient is taken with the statistics of the unperturbed forward pass held fixed.
     """
     train = _train_script()
     cfg = train.Config(
-        projection=6, hidden=8, dropout=dropout, mixstyle=mixstyle, acoustic=False, tolerance=tolerance, phones=phones
-    )
+        projection=6, hidden=8, dropout=dropout, mixstyle=mixstyle, acoustic=False, tolerance=tolerance, phones=phones,
+        heads=heads,
+    )  # fmt: skip
     rng = np.random.default_rng(3)
     net = train.Net(cfg, np.zeros(40, np.float32), np.ones(40, np.float32), rng)
     net.params = {k: v.astype(np.float64) for k, v in net.params.items()}
@@ -91,7 +98,7 @@ def test_the_backward_pass_matches_numerical_gradients(
             net.params[name] = rng.normal(0.0, 0.1, net.params[name].shape)
     runs, frames = 4, 5
     x = rng.standard_normal((runs, frames + net.past + net.future, 40))
-    y = rng.integers(0, 15, runs * frames)
+    y = rng.integers(0, 15, (heads, runs * frames)) if heads > 1 else rng.integers(0, 15, runs * frames)
     weights = np.ones(15)
     weights[1] = 1.2
     targets = None
@@ -99,9 +106,9 @@ def test_the_backward_pass_matches_numerical_gradients(
         targets = rng.integers(0, len(train.PHONES), runs * frames)
         targets[rng.choice(runs * frames, 6, replace=False)] = -1  # frames of a voice without phone classes
     grads = _gradients(net, x, y, weights, seed=0, phones=targets)
-    allowed = train.tolerated(y, frames, tolerance)
+    allowed = [train.tolerated(yh, frames, tolerance) for yh in y.reshape(heads, -1)]
     if tolerance:
-        assert (allowed.sum(axis=1) > 1).any(), "no frame was given a neighbour's label"
+        assert (allowed[0].sum(axis=1) > 1).any(), "no frame was given a neighbour's label"
 
     held: dict[str, Any] = {}
 
@@ -151,6 +158,23 @@ def test_the_tolerant_loss_allows_the_labels_near_a_frame_within_its_run_only() 
         {4}, {4}, {4, 5}, {4, 5, 6}, {5, 6},
     ]  # fmt: skip
     np.testing.assert_array_equal(train.tolerated(y, 5, 0), np.eye(15)[y])
+
+
+def test_each_head_is_given_the_label_of_the_frame_as_many_steps_earlier_and_silence_before_the_start() -> None:
+    """Runs.batch with heads: row d holds each centre frame's label d frames earlier, within its
+    utterance, and silence (what a session hears first) before the utterance's first frame."""
+    train = _train_script()
+    labels = [np.arange(1, 11, dtype=np.int8), np.arange(21, 29, dtype=np.int8) % 15]
+    feats = [np.zeros((len(lab), 40), np.float32) for lab in labels]
+    data = train.Runs(feats, labels, [0, 1], (-3, -1, 0))
+    x, y, _ = data.batch([(0, 1), (1, 4)], 3, heads=3)
+    assert x.shape == (2, 3 + 3, 40)
+    first, second = labels[0].astype(np.int64), labels[1].astype(np.int64)
+    np.testing.assert_array_equal(y[0], np.r_[first[1:4], second[4:7]])
+    np.testing.assert_array_equal(y[1], np.r_[first[0:3], second[3:6]])
+    np.testing.assert_array_equal(y[2], np.r_[train.SIL, first[0:2], second[2:5]])
+    _, single, _ = data.batch([(0, 1), (1, 4)], 3)
+    np.testing.assert_array_equal(single, y[0])
 
 
 def test_mixstyle_leaves_unchosen_runs_alone_and_mixes_the_statistics_of_chosen_ones() -> None:

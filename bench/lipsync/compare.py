@@ -68,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--split", choices=("dev", "test"), default="dev")
     ap.add_argument("--espeak-voices", type=int, default=4, help="held-out espeak voices per sentence (formant)")
     ap.add_argument("--chunk-ms", type=float, default=20.0, help="audio per push (ms)")
+    ap.add_argument(
+        "--low-latency", action="store_true", help="the low-latency engine's settings (no smoothing after a frame)"
+    )
     ap.add_argument("--cache", type=pathlib.Path, default=ROOT / "build" / "lipsync-eval")
     args = ap.parse_args(argv)
     if args.espeak_voices < 1:
@@ -76,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = ", ".join(f"{name} {len(items)}" for name, items in sets.items())
     print(f"{args.family}, {args.split} split ({sizes} utterances): accuracy / closure recall / jaw r")
     for model in args.models:
-        make = engine_factory(str(model))
+        make = engine_factory(str(model), low_latency=args.low_latency)
         cells = []
         for name, items in sets.items():
             tally, _ = score(make, items, args.chunk_ms)

@@ -168,7 +168,8 @@ void register_engine(py::module_& m) {
         .def(py::init([](const F32Array& mean, const F32Array& inv_std, const F32Array& projection_weight,
                          const F32Array& projection_bias, std::vector<int> offsets, const std::vector<F32Array>& weights,
                          const std::vector<F32Array>& biases, const std::optional<F32Array>& stream_prior,
-                         const std::vector<float>& stream_params, const std::optional<std::shared_ptr<engine::AcousticModel>>& acoustic) {
+                         const std::vector<float>& stream_params, const std::optional<std::shared_ptr<engine::AcousticModel>>& acoustic,
+                         int heads) {
                  if (weights.size() != biases.size()) throw py::value_error("one bias per weight matrix");
                  engine::ModelSpec spec;
                  if (acoustic) spec.acoustic = *acoustic;
@@ -177,6 +178,7 @@ void register_engine(py::module_& m) {
                  spec.inv_std = as_vector(inv_std);
                  spec.projection = make_layer(projection_weight, projection_bias, "projection");
                  spec.offsets = std::move(offsets);
+                 spec.heads = heads;
                  for (std::size_t i = 0; i < weights.size(); ++i) spec.layers.push_back(make_layer(weights[i], biases[i], "layer"));
                  try {
                      return std::make_shared<engine::Model>(std::move(spec));
@@ -186,11 +188,14 @@ void register_engine(py::module_& m) {
              }),
              py::arg("mean"), py::arg("inv_std"), py::arg("projection_weight"), py::arg("projection_bias"), py::arg("offsets"),
              py::arg("weights"), py::arg("biases"), py::arg("stream_prior") = py::none(),
-             py::arg("stream_params") = std::vector<float>{}, py::arg("acoustic") = py::none(),
+             py::arg("stream_params") = std::vector<float>{}, py::arg("acoustic") = py::none(), py::arg("heads") = 1,
              "``mean``/``inv_std`` and the projection's rows: one per input, the N_MELS log-mel values, then,\n"
-             "with an ``acoustic`` model, its senone scores (the rows of acoustic_features).")
+             "with an ``acoustic`` model, its senone scores (the rows of acoustic_features). The last layer gives\n"
+             "N_VISEMES logits per head; head d reads the subframe d steps (10 ms) before the one classified.")
         .def_property_readonly("past", &engine::Model::past, "Feature frames of past context.")
         .def_property_readonly("future", &engine::Model::future, "Feature frames of future context (10 ms each).")
+        .def_property_readonly("heads", &engine::Model::heads,
+                               "Output heads: head d reads the subframe d steps (10 ms) before the one classified.")
         .def_property_readonly("parameter_count", &engine::Model::parameter_count,
                                "Number of weights and biases (not the zeros outside each weight row's non-zero span, such as a merged ensemble's off-diagonal blocks).")
         .def_property_readonly("inputs", &engine::Model::inputs, "Values per feature frame: N_MELS, plus the acoustic model's senones.")

@@ -74,6 +74,7 @@ def load_model(path: str | None = None) -> _engine.Model:
             stream_prior=z["stream_prior"].astype(np.float32) if "stream_prior" in z else None,
             stream_params=[float(v) for v in z["stream_params"]] if "stream_params" in z else [],
             acoustic=load_acoustic_model() if "acoustic" in z and bool(z["acoustic"]) else None,
+            heads=int(z["heads"]) if "heads" in z else 1,
         )
 
 

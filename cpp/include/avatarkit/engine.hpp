@@ -218,14 +218,18 @@ struct Layer {
 };
 
 // The classifier: normalise each feature frame, project it (per frame, shared), splice the
-// projections at the context offsets, then dense layers to kVisemes logits. A feature frame is
-// kMels log-mel values (stream-normalised), followed, with an acoustic model, by that model's
-// senone row for the same frame (AcousticScorer: the scores of the frame kAcousticLag earlier).
+// projections at the context offsets, then dense layers to kVisemes logits per head. A feature
+// frame is kMels log-mel values (stream-normalised), followed, with an acoustic model, by that
+// model's senone row for the same frame (AcousticScorer: the scores of the frame kAcousticLag
+// earlier). Head d (0 <= d < heads) reads the subframe d steps before the one classified: a
+// causal model with heads still sees the rest of a 40 ms frame's audio for the frame's earlier
+// subframes when the frame is emitted, without waiting for any audio after the frame.
 struct ModelSpec {
     std::vector<float> mean, inv_std;  // inputs() each
     Layer projection;                  // inputs() -> P, ReLU
     std::vector<int> offsets;          // ascending, in feature frames, includes 0
-    std::vector<Layer> layers;         // P * offsets -> ... -> kVisemes (last one linear)
+    std::vector<Layer> layers;         // P * offsets -> ... -> kVisemes * heads (last one linear)
+    int heads = 1;                     // 1 .. kSubframes
     StreamNorm stream;                 // applied to the log-mel values before `mean`/`inv_std` (off when empty)
     std::shared_ptr<const AcousticModel> acoustic;  // or none
     int inputs() const { return kMels + (acoustic ? acoustic->senones() : 0); }
@@ -241,7 +245,8 @@ public:
     int inputs() const { return spec_.inputs(); }
     // One projected frame (P values) from one feature frame (inputs() values).
     void project(const float* features, float* out) const;
-    // Viseme probabilities (kVisemes) from spliced projections (P * offsets values).
+    int heads() const { return spec_.heads; }
+    // Viseme probabilities (kVisemes per head, head 0 first) from spliced projections (P * offsets values).
     void classify(const float* spliced, float* probabilities, std::vector<float>& scratch) const;
     std::size_t parameter_count() const;
 
@@ -293,7 +298,7 @@ private:
     std::unique_ptr<AcousticScorer> acoustic_;  // when the model has an acoustic model
     std::vector<float> projections_;  // ring of kRing x P, by feature frame
     std::vector<float> loudness_;     // ring of kRing, dB, by feature frame
-    std::vector<float> posteriors_;   // ring of kRing x kVisemes, by subframe
+    std::vector<float> posteriors_;   // ring of kRing x heads x kVisemes, by classified subframe
     std::vector<float> silence_projection_;
     StreamNormalizer normalizer_;
     std::int64_t features_done_ = 0;  // feature frames processed

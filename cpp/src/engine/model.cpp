@@ -83,7 +83,8 @@ Model::Model(ModelSpec spec) : spec_(std::move(spec)) {
         if (spec_.layers[i].in != width) throw std::invalid_argument("model: layer widths do not chain");
         width = spec_.layers[i].out;
     }
-    if (width != kVisemes) throw std::invalid_argument("model: the last layer must give kVisemes outputs");
+    if (spec_.heads < 1 || spec_.heads > kSubframes) throw std::invalid_argument("model: heads must be 1..kSubframes");
+    if (width != kVisemes * spec_.heads) throw std::invalid_argument("model: the last layer must give kVisemes outputs per head");
     spec_.layers.back().relu = false;
     spec_.projection.relu = true;
     find_spans(spec_.projection);
@@ -108,13 +109,15 @@ void Model::classify(const float* spliced, float* probabilities, std::vector<flo
         dense(spec_.layers[i], x, y);
         x = y;
     }
-    float top = *std::max_element(x, x + kVisemes);
-    float sum = 0.0f;
-    for (int v = 0; v < kVisemes; ++v) {
-        probabilities[v] = std::exp(x[v] - top);
-        sum += probabilities[v];
+    for (int h = 0; h < spec_.heads; ++h, x += kVisemes, probabilities += kVisemes) {
+        const float top = *std::max_element(x, x + kVisemes);
+        float sum = 0.0f;
+        for (int v = 0; v < kVisemes; ++v) {
+            probabilities[v] = std::exp(x[v] - top);
+            sum += probabilities[v];
+        }
+        for (int v = 0; v < kVisemes; ++v) probabilities[v] /= sum;
     }
-    for (int v = 0; v < kVisemes; ++v) probabilities[v] /= sum;
 }
 
 std::size_t Model::parameter_count() const {

@@ -141,7 +141,7 @@ Session::Session(std::shared_ptr<const Model> model, int sample_rate, FaceOption
     const std::size_t p = static_cast<std::size_t>(model_->projection_size());
     projections_.assign(kRing * p, 0.0f);
     loudness_.assign(kRing, -84.0f);
-    posteriors_.assign(kRing * kVisemes, 0.0f);
+    posteriors_.assign(static_cast<std::size_t>(kRing * model_->heads() * kVisemes), 0.0f);
     silence_projection_.resize(p);
     // Before the start: digital silence, and the acoustic model's row before it has heard anything.
     const auto silence = FeatureExtractor::silence();
@@ -174,6 +174,7 @@ void Session::on_features(std::size_t count) {
     const std::size_t p = static_cast<std::size_t>(model_->projection_size());
     const auto& offsets = model_->spec().offsets;
     const int future = model_->future();
+    const std::size_t heads = static_cast<std::size_t>(model_->heads());
     for (std::size_t i = 0; i < count; ++i) {
         const float* f = feat_buf_.data() + i * kMels;
         const std::int64_t j = features_done_++;
@@ -191,7 +192,7 @@ void Session::on_features(std::size_t count) {
             const float* src = at < 0 ? silence_projection_.data() : projections_.data() + static_cast<std::size_t>(at % kRing) * p;
             std::copy(src, src + p, splice_.begin() + static_cast<std::ptrdiff_t>(o * p));
         }
-        model_->classify(splice_.data(), posteriors_.data() + static_cast<std::size_t>(s % kRing) * kVisemes, scratch_);
+        model_->classify(splice_.data(), posteriors_.data() + static_cast<std::size_t>(s % kRing) * heads * kVisemes, scratch_);
         subframes_done_ = s + 1;
     }
 }
@@ -261,6 +262,11 @@ void Session::frame(std::int64_t k, float* out) {
     const std::int64_t horizon = kSubframes * k + kSubframes + ahead + model_->future();
 
     // 1. Viseme probabilities of the frame: its four subframes, plus a tapered margin each side.
+    // Each subframe's reading is the one with the most context the emission guarantees: with
+    // several heads, head d of the subframe classified d steps later, up to the last one classified
+    // when the frame is emitted (kSubframes * k + kSubframes + ahead - 1).
+    const std::int64_t last = kSubframes * k + kSubframes + ahead - 1;
+    const int heads = model_->heads();
     std::array<float, kVisemes> p{};
     float total_w = 0.0f, pp_peak = 0.0f;
     for (int s = -before; s < kSubframes + ahead; ++s) {
@@ -273,7 +279,9 @@ void Session::frame(std::int64_t k, float* out) {
             p[kSil] += w;
             continue;
         }
-        const float* q = posteriors_.data() + static_cast<std::size_t>(j % kRing) * kVisemes;
+        const std::int64_t d = std::min<std::int64_t>(heads - 1, last - j);
+        const float* q = posteriors_.data() + (static_cast<std::size_t>((j + d) % kRing) * static_cast<std::size_t>(heads) +
+                                               static_cast<std::size_t>(d)) * kVisemes;
         for (int v = 0; v < kVisemes; ++v) p[static_cast<std::size_t>(v)] += w * q[v];
         if (distance == 0) pp_peak = std::max(pp_peak, q[kPP]);
     }

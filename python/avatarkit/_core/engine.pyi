@@ -56,10 +56,12 @@ class Model:
         stream_prior: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None,
         stream_params: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex] = [],
         acoustic: AcousticModel | None = None,
+        heads: typing.SupportsInt | typing.SupportsIndex = 1,
     ) -> None:
         """
         ``mean``/``inv_std`` and the projection's rows: one per input, the N_MELS log-mel values, then,
-        with an ``acoustic`` model, its senone scores (the rows of acoustic_features).
+        with an ``acoustic`` model, its senone scores (the rows of acoustic_features). The last layer gives
+        N_VISEMES logits per head; head d reads the subframe d steps (10 ms) before the one classified.
         """
     @property
     def acoustic(self) -> AcousticModel | None:
@@ -70,6 +72,11 @@ class Model:
     def future(self) -> int:
         """
         Feature frames of future context (10 ms each).
+        """
+    @property
+    def heads(self) -> int:
+        """
+        Output heads: head d reads the subframe d steps (10 ms) before the one classified.
         """
     @property
     def inputs(self) -> int:
