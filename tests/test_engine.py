@@ -492,6 +492,30 @@ def test_each_subframe_is_read_by_the_head_with_the_most_audio_its_frame_waits_f
             engine.Model(**common, heads=bad)
 
 
+def test_the_closure_rule_reads_every_head_of_a_frames_subframes() -> None:
+    """Where the level dips inside a frame, PP rises to ``closure`` times its peak over every reading
+    of the frame's own subframes, not only the readings the frame's mix uses. Here head 0 reads PP
+    and heads 1-3 read aa; with two steps of smoothing after the frame, the mix reads the frame's
+    own subframes with heads 3 and 2, so only head 0's readings show the closure."""
+    heads, v = 4, engine.N_VISEMES
+    last = np.zeros((1, v * heads), np.float32)
+    last[0, 1] = 40.0  # head 0: PP
+    for d in range(1, heads):
+        last[0, d * v + 10] = 40.0  # heads 1-3: aa
+    model = engine.Model(
+        mean=np.zeros(engine.N_MELS, np.float32), inv_std=np.ones(engine.N_MELS, np.float32),
+        projection_weight=np.zeros((engine.N_MELS, 1), np.float32), projection_bias=np.ones(1, np.float32),
+        offsets=[0], weights=[last], biases=[np.zeros(v * heads, np.float32)], heads=heads,
+    )  # fmt: skip
+    pcm = (np.random.default_rng(6).standard_normal(16000) * 0.1).astype(np.float32)
+    pcm[6480:6960] = 0.0  # 30 ms of silence: feature frame 42, inside frame 10, is all of it
+    s = engine.Session(model, 16000, smoothing=0, smoothing_ahead=2, nonverbal=False)
+    pp = np.concatenate([s.push_float(pcm), s.flush()])[:, COL["viseme_PP"]]
+    assert pp[10] == pytest.approx(0.95, abs=1e-3)
+    others = np.delete(pp[2:-3], 8)
+    np.testing.assert_allclose(others, 1 / 15, atol=1e-3)  # only the last step after the frame: head 0
+
+
 def test_model_is_small_and_shipped() -> None:
     from avatarkit.engine import MODEL_PATH
 

@@ -4,7 +4,7 @@
     python bench/lipsync/lofo.py --families formant,parametric &   # two halves side by side: 55 min
     python bench/lipsync/lofo.py --families neural,concatenative   #   on 2 cores (2026-12-06)
     python bench/lipsync/lofo.py --families neural       # one fold
-    python bench/lipsync/lofo.py --low-latency           # the causal model (its offsets, hidden layers)
+    python bench/lipsync/lofo.py --low-latency           # the causal model (its offsets, hidden layers, heads)
     python bench/lipsync/lofo.py --split dev             # score the development sentences instead
     python bench/lipsync/lofo.py --json lofo.json        # the figures as JSON too
 
@@ -35,10 +35,10 @@ if __package__ in (None, ""):
 from lipsync import dataset  # noqa: E402
 
 # The shipped low-latency networks' training (docs/lipsync.md): causal offsets over 400 ms,
-# 12 epochs, a per-stream normalisation prior worth 1 s.
+# 12 epochs, a per-stream normalisation prior worth 1 s, four output heads.
 LOW_LATENCY_TRAINING = [
     "--offsets=-40,-32,-24,-20,-16,-13,-10,-8,-6,-5,-4,-3,-2,-1,0",
-    "--hidden", "256", "--epochs", "12", "--stream", "100,300,20,-75",
+    "--hidden", "256", "--epochs", "12", "--stream", "100,300,20,-75", "--heads", "4",
 ]  # fmt: skip
 
 

@@ -266,7 +266,11 @@ void Session::frame(std::int64_t k, float* out) {
     // several heads, head d of the subframe classified d steps later, up to the last one classified
     // when the frame is emitted (kSubframes * k + kSubframes + ahead - 1).
     const std::int64_t last = kSubframes * k + kSubframes + ahead - 1;
-    const int heads = model_->heads();
+    const auto heads = static_cast<std::size_t>(model_->heads());
+    // Head d's reading of subframe j (it was classified with subframe j + d).
+    const auto reading = [&](std::int64_t j, std::int64_t d) {
+        return posteriors_.data() + (static_cast<std::size_t>((j + d) % kRing) * heads + static_cast<std::size_t>(d)) * kVisemes;
+    };
     std::array<float, kVisemes> p{};
     float total_w = 0.0f, pp_peak = 0.0f;
     for (int s = -before; s < kSubframes + ahead; ++s) {
@@ -279,11 +283,14 @@ void Session::frame(std::int64_t k, float* out) {
             p[kSil] += w;
             continue;
         }
-        const std::int64_t d = std::min<std::int64_t>(heads - 1, last - j);
-        const float* q = posteriors_.data() + (static_cast<std::size_t>((j + d) % kRing) * static_cast<std::size_t>(heads) +
-                                               static_cast<std::size_t>(d)) * kVisemes;
+        const std::int64_t d = std::min<std::int64_t>(static_cast<std::int64_t>(heads) - 1, last - j);
+        const float* q = reading(j, d);
         for (int v = 0; v < kVisemes; ++v) p[static_cast<std::size_t>(v)] += w * q[v];
-        if (distance == 0) pp_peak = std::max(pp_peak, q[kPP]);
+        // The PP peak counts every reading of the frame's own subframes (each head's, not only the
+        // one chosen above): a closure is short and silent until its burst, and the readings
+        // disagree on it. Chosen on the dev split (docs/lipsync.md, the low-latency engine).
+        if (distance == 0)
+            for (std::int64_t e = 0; e <= d; ++e) pp_peak = std::max(pp_peak, reading(j, e)[kPP]);
     }
     for (float& v : p) v /= total_w;
     // A lip closure is short: where the level dips (a closure, or the murmur of an m), let the PP
