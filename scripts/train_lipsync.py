@@ -124,6 +124,10 @@ class Config:
     # (low-latency) model: the engine gives each subframe of a 40 ms frame the head that uses the
     # rest of the frame's audio, which has arrived when the frame is emitted (no added look-ahead).
     heads: int = 1
+    # Distillation: with a teacher (``--teacher``, a model this script wrote, usually the standard
+    # engine's, which reads 60 ms ahead), each head's target is this share of the teacher's softmax
+    # for the frame it reads and the rest the label (one-hot, or the tolerated set). 0: labels only.
+    distill: float = 0.0
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -474,6 +478,7 @@ class Net:
         lr: float,
         rng: np.random.Generator,
         phones: npt.NDArray[np.int64] | None = None,
+        soft: F32 | None = None,
     ) -> float:
         """One Adam step on a batch of runs; ``y`` labels the centre frames in order. Returns the loss.
 
@@ -481,7 +486,9 @@ class Net:
         d reads (``Runs.batch``); the loss is the mean of the heads' losses. With the phone head
         (``cfg.phones`` > 0) and ``phones`` (the centre frames' phone classes, -1 for none), the
         loss adds ``cfg.phones`` times the phone head's mean cross-entropy over the frames that
-        have one.
+        have one. With ``soft`` (heads x (S * L) x 15, a teacher's probabilities for the frames
+        ``y`` labels) and ``cfg.distill`` = a > 0, each head's loss is (1 - a) times the above plus
+        a times the cross-entropy -sum(soft * log p), weighted by the label's weight alike.
         """
         p = self.params
         s, w, _ = x.shape
@@ -505,8 +512,16 @@ class Net:
             q = np.exp(masked - top)
             sum_q = q.sum(axis=1, keepdims=True)
             q /= sum_q
-            log_allowed = (top + np.log(sum_q))[:, 0] - np.log(np.exp(logits).sum(axis=1))
-            loss += float(-(wy * log_allowed).sum() / wy.sum()) / len(targets)
+            log_norm = np.log(np.exp(logits).sum(axis=1))
+            log_allowed = (top + np.log(sum_q))[:, 0] - log_norm
+            nll = -log_allowed
+            a = self.cfg.distill if soft is not None else 0.0
+            if a > 0 and soft is not None:
+                # -sum(t log p) with t the teacher's distribution; d/d logits = p - t
+                teacher = soft[head]
+                nll = (1 - a) * nll - a * (teacher * (logits - log_norm[:, None])).sum(axis=1)
+                q = (1 - a) * q + a * teacher
+            loss += float((wy * nll).sum() / wy.sum()) / len(targets)
             d[:, head * v : (head + 1) * v] = (prob - q) * (wy / wy.sum() / len(targets))[:, None]
         layers = self.cfg.layers
         g: dict[str, F32] = {f"w{layers + 1}": c[f"h{layers}"].T @ d, f"b{layers + 1}": d.sum(0)}
@@ -575,6 +590,27 @@ class Net:
             acoustic=np.array(self.cfg.acoustic),
         )
 
+    @classmethod
+    def load(cls, path: pathlib.Path) -> Net:
+        """A model file this script (or ``merge_lipsync_models.py``) wrote, for inference here.
+
+        Its weights in float32; the per-stream normalisation, if any, stays in ``self.stream``.
+        """
+        z = dict(np.load(path))
+        layers = int(z["layers"]) - 1
+        cfg = Config(
+            offsets=tuple(int(o) for o in z["offsets"]), layers=layers, heads=int(z.get("heads", 1)),
+            projection=z["projection_weight"].shape[1], hidden=z["weight0"].shape[1], dropout=0.0,
+            acoustic=bool(z.get("acoustic", False)),
+        )  # fmt: skip
+        stream = {k: z[k] for k in ("stream_prior", "stream_params") if k in z}
+        net = cls(cfg, z["mean"].astype(np.float32), z["inv_std"].astype(np.float32), np.random.default_rng(0), stream)
+        net.params = {"wp": z["projection_weight"].astype(np.float32), "bp": z["projection_bias"].astype(np.float32)}
+        for i in range(layers + 1):
+            net.params[f"w{i + 1}"] = z[f"weight{i}"].astype(np.float32)
+            net.params[f"b{i + 1}"] = z[f"bias{i}"].astype(np.float32)
+        return net
+
 
 class Runs:
     """Utterances' features padded (past before, future after) for runs of frames.
@@ -595,6 +631,7 @@ class Runs:
         normalize: Callable[[F32], F32] | None = None,
         acoustic: list[npt.NDArray[Any]] | None = None,
         phones: list[npt.NDArray[np.int8]] | None = None,
+        soft: list[npt.NDArray[np.float16]] | None = None,
     ) -> None:
         self.past, self.future = -offsets[0], offsets[-1]
         self.lengths = [len(f) for f in feats]
@@ -613,6 +650,7 @@ class Runs:
                 block[:, engine.N_MELS :] = np.pad(acoustic[u], ((self.past, self.future), (0, 0)), mode="edge")
         self.labels = [lab.astype(np.int64) for lab in labels]
         self.phones = [ph.astype(np.int64) for ph in phones] if phones is not None else None
+        self.soft = soft  # a teacher's probabilities per utterance (frames x 15), for distillation
         self.sources = sources
 
     def stats(self) -> tuple[F32, F32]:
@@ -658,6 +696,23 @@ class Runs:
         y = rows[0] if heads == 1 else np.stack(rows)
         phones = self.phones
         return x, y, None if phones is None else np.concatenate([phones[u][f : f + run] for u, f in runs])
+
+    def soft_batch(self, runs: list[tuple[int, int]], run: int, heads: int = 1) -> F32 | None:
+        """The teacher's probabilities for what each head reads: heads x (S * run) x 15, or None.
+
+        Row d is each centre frame's d frames earlier, as ``batch`` labels it; before the
+        utterance's first frame, silence for certain.
+        """
+        if self.soft is None:
+            return None
+        soft = self.soft
+        sil = np.eye(len(VISEMES), dtype=np.float32)[SIL]
+
+        def earlier(u: int, f: int, d: int) -> F32:
+            lead = max(0, d - f)
+            return np.concatenate([np.tile(sil, (lead, 1)), soft[u][f - d + lead : f + run - d].astype(np.float32)])
+
+        return np.stack([np.concatenate([earlier(u, f, d) for u, f in runs]) for d in range(heads)])
 
 
 def tolerated(y: npt.NDArray[np.int64], run: int, tolerance: int) -> F32:
@@ -746,6 +801,38 @@ def feature_augment(x: F32, rng: np.random.Generator, warp: float = 0.0, blur: f
     return x.astype(np.float32)
 
 
+def teacher_probabilities(
+    teacher: Net, feats: list[F32], rows: list[npt.NDArray[Any]] | None
+) -> list[npt.NDArray[np.float16]]:
+    """The teacher's softmax for every frame of each utterance (frames x 15, float16).
+
+    Head 0 (the frame its context is centred on), read as its engine reads the utterance: with its
+    offsets, its per-stream normalisation and its inputs (the acoustic rows when it reads them).
+    """
+    normalize = None
+    if teacher.stream:
+        prior, params = teacher.stream["stream_prior"], [float(v) for v in teacher.stream["stream_params"]]
+
+        def normalize(f: F32) -> F32:
+            return engine.normalize_stream(f, prior, params)
+
+    out: list[npt.NDArray[np.float16]] = []
+    v = len(VISEMES)
+    for at in range(0, len(feats), 256):  # a slice at a time: one padded copy of the features is enough
+        part = slice(at, at + 256)
+        data = Runs(
+            feats[part], [np.zeros(len(f), np.int8) for f in feats[part]], [0] * len(feats[part]),
+            teacher.cfg.offsets, normalize, rows[part] if teacher.cfg.acoustic and rows is not None else None,
+        )  # fmt: skip
+        for u, n in enumerate(data.lengths):
+            x = data.x[data.starts[u] : data.starts[u] + n + data.past + data.future][None]
+            logits, _ = teacher.forward(x, False)
+            z = logits[:, :v] - logits[:, :v].max(axis=1, keepdims=True)
+            prob = np.exp(z)
+            out.append((prob / prob.sum(axis=1, keepdims=True)).astype(np.float16))
+    return out
+
+
 def evaluate(net: Net, data: Runs, names: list[str]) -> dict[str, float]:
     """10 ms frame accuracy per source (exact, no tolerance), whole utterances.
 
@@ -795,8 +882,10 @@ def fit(
                 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
                 * min(1.0, (step + 1) / 300)
             )
-            x, y, phones = train.batch(runs[i : i + per_batch], run, cfg.heads)
-            losses.append(net.step(augment(x), y, weights, lr, rng, phones))
+            batch = runs[i : i + per_batch]
+            x, y, phones = train.batch(batch, run, cfg.heads)
+            soft = train.soft_batch(batch, run, cfg.heads)
+            losses.append(net.step(augment(x), y, weights, lr, rng, phones, soft))
             step += 1
         acc = evaluate(net, dev, names)
         print(
@@ -855,6 +944,18 @@ def features(cfg: Config, data: pathlib.Path, cache: bool) -> tuple[Any, ...]:
     return out
 
 
+def excluded_families(path: pathlib.Path) -> set[str]:
+    """The synthesizer families a model file (or every network of a merged one) never trained on."""
+
+    def unseen(info: dict[str, Any]) -> set[str]:
+        if "ensemble" in info:
+            return unseen(info["ensemble"]["a"] or {}) & unseen(info["ensemble"]["b"] or {})
+        return set(info.get("excluded_families", []))
+
+    with np.load(path) as z:
+        return unseen(json.loads(str(z["info"]))) if "info" in z else set()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Synthesize, augment, train, write."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -885,6 +986,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tolerance", type=int, help="boundary-tolerant loss: frames either side (default 0)")
     ap.add_argument("--phones", type=float, help="weight of a phone-class head beside the visemes (default 0)")
     ap.add_argument("--heads", type=int, help="output heads, each reading 10 ms earlier (1-4, default 1)")
+    ap.add_argument("--teacher", type=pathlib.Path, help="a model whose probabilities to distil (see --distill)")
+    ap.add_argument("--distill", type=float, help="share of the teacher's probabilities in each target (0.5)")
     ap.add_argument("--exclude-family", help="comma-separated synthesizer families to leave out of training")
     ap.add_argument("--no-cache-features", dest="cache_features", action="store_false",
                     help="do not keep the augmented features under --data (they are reused by later runs)")  # fmt: skip
@@ -903,6 +1006,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg.tolerance = args.tolerance
     if args.phones is not None:
         cfg.phones = args.phones
+    if args.teacher is not None:
+        cfg.distill = 0.5 if args.distill is None else args.distill
+    elif args.distill:
+        ap.error("--distill needs --teacher")
     for name in (*tunable, "background", "copies", "piper", "hindi", "heads"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
@@ -922,6 +1029,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--phones must be in [0, 10]")
     if cfg.layers < 1:
         ap.error("--layers must be at least 1")
+    if not 0.0 <= cfg.distill <= 1.0:
+        ap.error("--distill must be in [0, 1]")
     if not 1 <= cfg.heads <= 4:
         ap.error("--heads must be 1-4 (a 40 ms frame is four 10 ms steps)")
     if args.stream:
@@ -932,7 +1041,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = exclude - set(dataset.FAMILIES)
     if unknown:
         ap.error(f"unknown families {sorted(unknown)}; choose from {dataset.FAMILIES}")
-    feats, rows, labels, src, fams, phones, dfeats, drows, dlabels, dsrc, dfams, _ = features(
+    feats, all_rows, labels, src, fams, phones, dfeats, drows, dlabels, dsrc, dfams, _ = features(
         cfg, args.data, args.cache_features
     )
     keep = [i for i, f in enumerate(fams) if f not in exclude]
@@ -940,9 +1049,22 @@ def main(argv: list[str] | None = None) -> int:
     feats, labels, src = [feats[i] for i in keep], [labels[i] for i in keep], [src[i] for i in keep]
     phones = [phones[i] for i in keep] if cfg.phones > 0 else None
     dfeats, dlabels, dsrc = [dfeats[i] for i in dkeep], [dlabels[i] for i in dkeep], [dsrc[i] for i in dkeep]
-    rows, drows = ([rows[i] for i in keep], [drows[i] for i in dkeep]) if cfg.acoustic else (None, None)
+    rows, drows = ([all_rows[i] for i in keep], [drows[i] for i in dkeep]) if cfg.acoustic else (None, None)
     if exclude:
         print(f"left out: {sorted(exclude)}; {len(feats)} training clips remain")
+    soft = None
+    teacher_info: dict[str, Any] | None = None
+    if args.teacher is not None:
+        unseen = excluded_families(args.teacher)
+        if not exclude <= unseen:
+            ap.error(f"the teacher was trained on {sorted(exclude - unseen)}, which this model leaves out")
+        teacher = Net.load(args.teacher)
+        t0 = time.time()
+        soft = teacher_probabilities(teacher, feats, [all_rows[i] for i in keep])
+        digest = hashlib.sha256(args.teacher.read_bytes()).hexdigest()[:12]
+        teacher_info = {"file": args.teacher.name, "sha256": digest, "distill": cfg.distill}
+        print(f"teacher {args.teacher.name}: probabilities of {len(soft)} clips ({time.time() - t0:.0f} s)")
+        del teacher
     rng = np.random.default_rng(cfg.seed if cfg.train_seed is None else cfg.train_seed)
     names = sorted(set(src) | set(dsrc))
     stream: dict[str, Any] = {}
@@ -957,9 +1079,9 @@ def main(argv: list[str] | None = None) -> int:
         def normalize(f: F32) -> F32:
             return engine.normalize_stream(f, prior, list(cfg.stream))
 
-    train = Runs(feats, labels, [names.index(x) for x in src], cfg.offsets, normalize, rows, phones)
+    train = Runs(feats, labels, [names.index(x) for x in src], cfg.offsets, normalize, rows, phones, soft)
     dev = Runs(dfeats, dlabels, [names.index(x) for x in dsrc], cfg.offsets, normalize, drows)
-    del feats, dfeats, rows, drows
+    del feats, dfeats, rows, drows, all_rows
 
     mean, inv_std = train.stats()
     counts = np.bincount(np.concatenate(train.labels), minlength=len(VISEMES)).astype(np.float64)
@@ -976,7 +1098,7 @@ def main(argv: list[str] | None = None) -> int:
     acc = fit(net, train, dev, names, cfg, weights, rng, int(counts.sum()), augment)
 
     info = {"config": cfg.__dict__, "offsets": list(cfg.offsets), "train_frames": int(counts.sum()),
-            "excluded_families": sorted(exclude),
+            "excluded_families": sorted(exclude), "teacher": teacher_info,
             "dev_accuracy_10ms": acc, "script": "scripts/train_lipsync.py"}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     net.save(args.out, info)

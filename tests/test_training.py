@@ -28,12 +28,14 @@ def _train_script() -> Any:
     return module
 
 
-def _gradients(net: Any, x: Any, y: Any, weights: Any, seed: int, phones: Any = None) -> dict[str, Any]:
+def _gradients(
+    net: Any, x: Any, y: Any, weights: Any, seed: int, phones: Any = None, soft: Any = None
+) -> dict[str, Any]:
     """The gradients ``Net.step`` computes, read back from Adam's first moment after one step at lr 0."""
     params = {k: v.copy() for k, v in net.params.items()}
     net.m = {k: np.zeros_like(v) for k, v in params.items()}
     net.t = 0
-    net.step(x, y, weights, 0.0, np.random.default_rng(seed), phones)
+    net.step(x, y, weights, 0.0, np.random.default_rng(seed), phones, soft)
     return {k: net.m[k] / 0.1 - (1e-5 * params[k] if k.startswith("w") else 0.0) for k in params}
 
 
@@ -42,10 +44,14 @@ def _softmax(z: Any) -> Any:
     return np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
 
 
-def _loss(net: Any, x: Any, y: Any, weights: Any, seed: int, allowed: Any = None, phones: Any = None) -> float:
+def _loss(
+    net: Any, x: Any, y: Any, weights: Any, seed: int, allowed: Any = None, phones: Any = None, soft: Any = None
+) -> float:
     """The weighted mean of -log p(label), or of -log of the summed probability of ``allowed``,
-    averaged over the output heads (``y`` and ``allowed`` one row per head); with ``phones``, plus
-    ``cfg.phones`` times the phone head's mean -log q(phone) where a phone is given."""
+    averaged over the output heads (``y`` and ``allowed`` one row per head); with ``soft`` (a
+    teacher's probabilities per head), (1 - a) times that plus a = ``cfg.distill`` times the weighted
+    mean of -sum(soft log p); with ``phones``, plus ``cfg.phones`` times the phone head's mean
+    -log q(phone) where a phone is given."""
     logits, cache = net.forward(x, True, np.random.default_rng(seed))
     ys = y.reshape(net.cfg.heads, -1)
     loss = 0.0
@@ -53,7 +59,10 @@ def _loss(net: Any, x: Any, y: Any, weights: Any, seed: int, allowed: Any = None
         p = _softmax(logits[:, 15 * head : 15 * (head + 1)])
         ok = np.eye(15)[yh] if allowed is None else allowed[head]
         wy = weights[yh]
-        loss += float(-(wy * np.log((p * ok).sum(axis=1))).sum() / wy.sum()) / len(ys)
+        nll = -np.log((p * ok).sum(axis=1))
+        if soft is not None:
+            nll = (1 - net.cfg.distill) * nll - net.cfg.distill * (soft[head] * np.log(p)).sum(axis=1)
+        loss += float((wy * nll).sum() / wy.sum()) / len(ys)
     if phones is not None:
         q = _softmax(cache[f"h{net.cfg.layers}"] @ net.params["wa"] + net.params["ba"])
         valid = np.flatnonzero(phones >= 0)
@@ -62,25 +71,33 @@ def _loss(net: Any, x: Any, y: Any, weights: Any, seed: int, allowed: Any = None
 
 
 @pytest.mark.parametrize(
-    ("mixstyle", "tolerance", "phones", "dropout", "heads"),
+    ("mixstyle", "tolerance", "phones", "dropout", "heads", "distill"),
     [
-        (0.0, 0, 0.0, 0.0, 1),
-        (1.0, 0, 0.0, 0.0, 1),
-        (0.0, 2, 0.0, 0.0, 1),
-        (0.0, 0, 0.0, 0.3, 1),
-        (0.0, 0, 0.7, 0.0, 1),
-        (0.0, 0, 0.7, 0.3, 1),
-        (0.0, 0, 0.0, 0.0, 4),
-        (0.0, 1, 0.7, 0.3, 3),
+        (0.0, 0, 0.0, 0.0, 1, 0.0),
+        (1.0, 0, 0.0, 0.0, 1, 0.0),
+        (0.0, 2, 0.0, 0.0, 1, 0.0),
+        (0.0, 0, 0.0, 0.3, 1, 0.0),
+        (0.0, 0, 0.7, 0.0, 1, 0.0),
+        (0.0, 0, 0.7, 0.3, 1, 0.0),
+        (0.0, 0, 0.0, 0.0, 4, 0.0),
+        (0.0, 1, 0.7, 0.3, 3, 0.0),
+        (0.0, 0, 0.0, 0.0, 1, 0.5),
+        (0.0, 2, 0.0, 0.0, 3, 0.3),
     ],
 )
 def test_the_backward_pass_matches_numerical_gradients(
-    mixstyle: float, tolerance: int, phones: float, dropout: float, heads: int, monkeypatch: pytest.MonkeyPatch
+    mixstyle: float,
+    tolerance: int,
+    phones: float,
+    dropout: float,
+    heads: int,
+    distill: float,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Four entries of every weight and bias's gradient: cross-entropy with and without MixStyle at the
     projection layer, the boundary-tolerant loss, the phone head beside the visemes (with and
-    without dropout under it; some frames without a phone target), and several output heads (the
-    mean of their losses).
+    without dropout under it; some frames without a phone target), several output heads (the
+    mean of their losses), and distillation (a share of each target a teacher's probabilities).
 
     MixStyle treats each run's statistics as constants (they are not differentiated), so the
     numerical gradient is taken with the statistics of the unperturbed forward pass held fixed.
@@ -88,7 +105,7 @@ def test_the_backward_pass_matches_numerical_gradients(
     train = _train_script()
     cfg = train.Config(
         projection=6, hidden=8, dropout=dropout, mixstyle=mixstyle, acoustic=False, tolerance=tolerance, phones=phones,
-        heads=heads,
+        heads=heads, distill=distill,
     )  # fmt: skip
     rng = np.random.default_rng(3)
     net = train.Net(cfg, np.zeros(40, np.float32), np.ones(40, np.float32), rng)
@@ -105,7 +122,10 @@ def test_the_backward_pass_matches_numerical_gradients(
     if phones:
         targets = rng.integers(0, len(train.PHONES), runs * frames)
         targets[rng.choice(runs * frames, 6, replace=False)] = -1  # frames of a voice without phone classes
-    grads = _gradients(net, x, y, weights, seed=0, phones=targets)
+    soft = None
+    if distill:
+        soft = rng.dirichlet(np.ones(15), (heads, runs * frames))
+    grads = _gradients(net, x, y, weights, seed=0, phones=targets, soft=soft)
     allowed = [train.tolerated(yh, frames, tolerance) for yh in y.reshape(heads, -1)]
     if tolerance:
         assert (allowed[0].sum(axis=1) > 1).any(), "no frame was given a neighbour's label"
@@ -139,9 +159,9 @@ def test_the_backward_pass_matches_numerical_gradients(
             i = np.unravel_index(flat, p.shape)
             keep = p[i]
             p[i] = keep + 1e-5
-            up = _loss(net, x, y, weights, seed=0, allowed=allowed, phones=targets)
+            up = _loss(net, x, y, weights, seed=0, allowed=allowed, phones=targets, soft=soft)
             p[i] = keep - 1e-5
-            down = _loss(net, x, y, weights, seed=0, allowed=allowed, phones=targets)
+            down = _loss(net, x, y, weights, seed=0, allowed=allowed, phones=targets, soft=soft)
             p[i] = keep
             numeric = (up - down) / 2e-5
             assert grads[name][i] == pytest.approx(numeric, rel=1e-4, abs=1e-8), (name, i)
@@ -250,3 +270,80 @@ def test_a_failing_source_is_reported_at_once_and_the_others_are_still_cached(
     cached = [p.name for p in tmp_path.iterdir()]
     assert len(cached) == 1 and cached[0].startswith("espeak-2-")
     assert len(train._load(tmp_path / cached[0])) == 2
+
+
+def test_the_teacher_targets_of_each_head_follow_its_labels_and_are_silence_before_the_start() -> None:
+    """Runs.soft_batch: row d holds the teacher's probabilities of the frame d steps earlier, the
+    frame ``batch`` labels for head d, and certain silence before the utterance's first frame."""
+    train = _train_script()
+    rng = np.random.default_rng(5)
+    labels = [np.arange(1, 11, dtype=np.int8), np.arange(21, 29, dtype=np.int8) % 15]
+    feats = [np.zeros((len(lab), 40), np.float32) for lab in labels]
+    soft = [rng.dirichlet(np.ones(15), len(lab)).astype(np.float16) for lab in labels]
+    data = train.Runs(feats, labels, [0, 1], (-3, -1, 0), soft=soft)
+    runs = [(0, 1), (1, 4)]
+    got = data.soft_batch(runs, 3, heads=3)
+    assert got is not None and got.shape == (3, 6, 15) and got.dtype == np.float32
+    first, second = soft[0].astype(np.float32), soft[1].astype(np.float32)
+    np.testing.assert_array_equal(got[0], np.r_[first[1:4], second[4:7]])
+    np.testing.assert_array_equal(got[1], np.r_[first[0:3], second[3:6]])
+    np.testing.assert_array_equal(got[2], np.r_[np.eye(15)[train.SIL][None], first[0:2], second[2:5]])
+    assert train.Runs(feats, labels, [0, 1], (-3, -1, 0)).soft_batch(runs, 3) is None
+
+
+def test_a_teacher_file_reads_as_its_networks_did_and_says_which_families_it_never_heard(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Net.load of a model file gives the logits of the network saved (float16 weights); of a merged
+    pair, their average; teacher_probabilities pads, normalises and reads each utterance as training
+    does; excluded_families of a pair is what neither network heard."""
+    train = _train_script()
+    merge_spec = importlib.util.spec_from_file_location(
+        "merge_lipsync_models", REPO / "scripts" / "merge_lipsync_models.py"
+    )
+    assert merge_spec is not None and merge_spec.loader is not None
+    merge = importlib.util.module_from_spec(merge_spec)
+    merge_spec.loader.exec_module(merge)
+    rng = np.random.default_rng(8)
+    offsets = (-4, -2, 0, 1, 3)
+    stream = {"stream_prior": np.full(40, -6.0, np.float32), "stream_params": np.array([30, 300, 20, -75], np.float32)}
+    nets, paths = {}, {}
+    for name, inputs, acoustic, left_out in [("mel", 40, False, ["formant", "neural"]), ("ac", 46, True, ["formant"])]:
+        cfg = train.Config(projection=6, hidden=8, acoustic=acoustic, offsets=offsets)
+        net = train.Net(cfg, rng.normal(0, 1, inputs).astype(np.float32), np.ones(inputs, np.float32), rng, stream)
+        for k in net.params:
+            net.params[k] = (net.params[k] + rng.normal(0, 0.2, net.params[k].shape)).astype(np.float32)
+        paths[name] = tmp_path / f"{name}.npz"
+        net.save(paths[name], {"excluded_families": left_out})
+        nets[name] = net
+    paths["pair"] = tmp_path / "pair.npz"
+    np.savez(paths["pair"], **merge.merge(dict(np.load(paths["mel"])), dict(np.load(paths["ac"]))))
+    x = rng.normal(0, 1, (2, 9 + 4 + 3, 46)).astype(np.float32)
+    loaded = {name: train.Net.load(path) for name, path in paths.items()}
+    for name in ("mel", "ac"):
+        want, _ = nets[name].forward(x[..., : len(nets[name].mean)], False)
+        got, _ = loaded[name].forward(x[..., : len(loaded[name].mean)], False)
+        np.testing.assert_allclose(got, want, atol=0.02 * np.abs(want).max())
+    pair, _ = loaded["pair"].forward(x, False)
+    mel, _ = loaded["mel"].forward(x[..., :40], False)
+    ac, _ = loaded["ac"].forward(x, False)
+    np.testing.assert_allclose(pair, (mel + ac) / 2, atol=1e-3 * np.abs(pair).max())
+    assert loaded["pair"].cfg.offsets == offsets and loaded["pair"].cfg.acoustic
+    assert set(loaded["pair"].stream) == {"stream_prior", "stream_params"}
+    assert train.excluded_families(paths["mel"]) == {"formant", "neural"}
+    assert train.excluded_families(paths["pair"]) == {"formant"}
+
+    feats = [rng.normal(-5, 2, (n, 40)).astype(np.float32) for n in (7, 12)]
+    rows = [rng.normal(-3, 1, (len(f), 6)).astype(np.float16) for f in feats]
+    probs = train.teacher_probabilities(loaded["pair"], feats, rows)
+    assert [p.shape for p in probs] == [(7, 15), (12, 15)]
+    prior, params = stream["stream_prior"], [float(v) for v in stream["stream_params"]]
+    data = train.Runs(
+        feats, [np.zeros(len(f), np.int8) for f in feats], [0, 0], offsets,
+        lambda f: train.engine.normalize_stream(f, prior, params), rows,
+    )  # fmt: skip
+    for u, n in enumerate(data.lengths):
+        logits, _ = loaded["pair"].forward(data.x[data.starts[u] : data.starts[u] + n + 4 + 3][None], False)
+        want = np.exp(logits - logits.max(axis=1, keepdims=True))
+        np.testing.assert_allclose(probs[u], want / want.sum(axis=1, keepdims=True), atol=2e-3)
+        np.testing.assert_allclose(probs[u].astype(np.float32).sum(axis=1), 1.0, atol=1e-2)

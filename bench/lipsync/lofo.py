@@ -7,6 +7,7 @@
     python bench/lipsync/lofo.py --low-latency           # the causal model (its offsets, hidden layers, heads)
     python bench/lipsync/lofo.py --split dev             # score the development sentences instead
     python bench/lipsync/lofo.py --json lofo.json        # the figures as JSON too
+    python bench/lipsync/lofo.py --low-latency --teacher-dir build/lofo   # distil the standard folds
 
 Each fold runs ``scripts/train_lipsync.py --exclude-family F`` (same data, augmentation and
 training as the shipped model; the augmented features are computed once and cached under
@@ -14,6 +15,8 @@ training as the shipped model; the augmented features are computed once and cach
 For either engine that is the shipped recipe's two networks (``-mel``: ``--no-acoustic``;
 ``-acoustic``) merged by ``scripts/merge_lipsync_models.py``; ``--single`` trains one network (the
 one with the acoustic scores).
+With ``--teacher-dir D``, each fold distils ``D/without-F.npz`` (``train_lipsync.py --teacher``):
+the standard engine's model of the same fold, which never heard the family either.
 The report gives each family's figures and their mean and worst: the figure that says how the
 engine does on a kind of voice it has never heard.
 """
@@ -61,6 +64,8 @@ def fold(family: str, args: argparse.Namespace, out_dir: pathlib.Path) -> dict[s
         if not (args.reuse and path.is_file()):
             train = [sys.executable, str(REPO / "scripts" / "train_lipsync.py"), "--exclude-family", family]
             train += ["--out", str(path), *extra, *args.train_args]
+            if args.teacher_dir is not None:
+                train += ["--teacher", str(args.teacher_dir / f"without-{family}.npz")]
             print("$", " ".join(train), flush=True)
             subprocess.run(train, check=True)
     if len(arms) > 1:
@@ -90,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reuse", action="store_true", help="score models already trained in --out-dir")
     ap.add_argument("--single", action="store_true", help="one network (with the acoustic scores), not the merged pair")
     ap.add_argument("--json", type=pathlib.Path)
+    ap.add_argument("--teacher-dir", type=pathlib.Path, help="distil each fold's without-F.npz from this directory")
     ap.add_argument("train_args", nargs="*", help="more arguments for train_lipsync.py (after --)")
     args = ap.parse_args(argv)
     args.out_dir.mkdir(parents=True, exist_ok=True)
