@@ -687,12 +687,8 @@ class Runs:
         width = run + self.past + self.future
         first = np.array([self.starts[u] + f for u, f in runs])
         x = self.x[first[:, None] + np.arange(width)[None, :]]
-
-        def earlier(u: int, f: int, d: int) -> npt.NDArray[np.int64]:
-            lead = max(0, d - f)
-            return np.concatenate([np.full(lead, SIL, np.int64), self.labels[u][f - d + lead : f + run - d]])
-
-        rows = [np.concatenate([earlier(u, f, d) for u, f in runs]) for d in range(heads)]
+        sil = np.array([SIL], np.int64)
+        rows = [np.concatenate([_earlier(self.labels[u], f, run, d, sil) for u, f in runs]) for d in range(heads)]
         y = rows[0] if heads == 1 else np.stack(rows)
         phones = self.phones
         return x, y, None if phones is None else np.concatenate([phones[u][f : f + run] for u, f in runs])
@@ -706,13 +702,22 @@ class Runs:
         if self.soft is None:
             return None
         soft = self.soft
-        sil = np.eye(len(VISEMES), dtype=np.float32)[SIL]
+        sil = np.eye(len(VISEMES), dtype=np.float32)[SIL][None]
+        rows = [np.concatenate([_earlier(soft[u], f, run, d, sil) for u, f in runs]) for d in range(heads)]
+        return np.stack(rows).astype(np.float32)
 
-        def earlier(u: int, f: int, d: int) -> F32:
-            lead = max(0, d - f)
-            return np.concatenate([np.tile(sil, (lead, 1)), soft[u][f - d + lead : f + run - d].astype(np.float32)])
+    def window(self, u: int) -> F32:
+        """Utterance ``u``'s frames with their padding, as one run (1 x (past + n + future) x inputs)."""
+        return self.x[self.starts[u] : self.starts[u] + self.past + self.lengths[u] + self.future][None]
 
-        return np.stack([np.concatenate([earlier(u, f, d) for u, f in runs]) for d in range(heads)])
+
+def _earlier(values: npt.NDArray[Any], f: int, run: int, d: int, before: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``values[f - d : f + run - d]``: what was there d frames before a run that starts at ``f``.
+
+    Rows before the utterance's start are ``before`` (one row, repeated).
+    """
+    lead = max(0, d - f)
+    return np.concatenate([np.repeat(before, lead, axis=0), values[f - d + lead : f + run - d]])
 
 
 def tolerated(y: npt.NDArray[np.int64], run: int, tolerance: int) -> F32:
@@ -824,9 +829,8 @@ def teacher_probabilities(
             feats[part], [np.zeros(len(f), np.int8) for f in feats[part]], [0] * len(feats[part]),
             teacher.cfg.offsets, normalize, rows[part] if teacher.cfg.acoustic and rows is not None else None,
         )  # fmt: skip
-        for u, n in enumerate(data.lengths):
-            x = data.x[data.starts[u] : data.starts[u] + n + data.past + data.future][None]
-            logits, _ = teacher.forward(x, False)
+        for u in range(len(data.lengths)):
+            logits, _ = teacher.forward(data.window(u), False)
             z = logits[:, :v] - logits[:, :v].max(axis=1, keepdims=True)
             prob = np.exp(z)
             out.append((prob / prob.sum(axis=1, keepdims=True)).astype(np.float16))
@@ -842,8 +846,7 @@ def evaluate(net: Net, data: Runs, names: list[str]) -> dict[str, float]:
     total = np.zeros(len(names))
     d, v = net.cfg.heads - 1, len(VISEMES)
     for u, n in enumerate(data.lengths):
-        x = data.x[data.starts[u] : data.starts[u] + n + data.past + data.future][None]
-        logits, _ = net.forward(x, False)
+        logits, _ = net.forward(data.window(u), False)
         read = logits[d:, d * v : (d + 1) * v].argmax(1)
         correct[data.sources[u]] += float(np.sum(read == data.labels[u][: n - d]))
         total[data.sources[u]] += n - d
