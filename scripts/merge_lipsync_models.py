@@ -71,6 +71,9 @@ def merge(a: dict[str, Any], b: dict[str, Any], weight: float = 0.5) -> dict[str
         raise ValueError("the first model reads more inputs than the second: swap them")
     if bool(a.get("acoustic", False)) and not bool(b.get("acoustic", False)):
         raise ValueError("the first model reads acoustic scores and the second does not: swap them")
+    causal_a, causal_b = bool(a.get("acoustic_causal", False)), bool(b.get("acoustic_causal", False))
+    if bool(a.get("acoustic", False)) and causal_a != causal_b:
+        raise ValueError("one model reads causal acoustic scores and the other the centred ones")
 
     f = np.float64
     # Input normalisation: the merged model keeps b's; a's is folded into its projection half.
@@ -132,6 +135,8 @@ def merge(a: dict[str, Any], b: dict[str, Any], weight: float = 0.5) -> dict[str
         if key in b:
             out[key] = b[key]
     out["acoustic"] = np.array(bool(b.get("acoustic", False)))
+    if bool(b.get("acoustic_causal", False)):
+        out["acoustic_causal"] = np.array(True)
     if "heads" in b:
         out["heads"] = np.array(int(b["heads"]))
 

@@ -102,6 +102,10 @@ class Config:
     # Whether the network also reads the senone scores of the shipped acoustic model (pocketsphinx's,
     # trained on recorded speech: engine.acoustic_features), besides the log-mel frames.
     acoustic: bool = True
+    # Whether those scores come from a causal scorer (engine.acoustic_features(..., causal=True)):
+    # each frame's own row at once, with its deltas taken from the frames before, instead of the row
+    # of the frame ACOUSTIC_LAG earlier. For a model without look-ahead.
+    acoustic_causal: bool = False
     # Feature augmentation of the acoustic rows: this share of the runs in a batch have their senone
     # posteriors flattened (log-posteriors times a temperature drawn from 0 to 1, renormalised), as
     # the acoustic model is unsure of a voice unlike its training speech.
@@ -317,6 +321,7 @@ def source_name(item: Labelled) -> str:
 
 Clip = tuple[F32, npt.NDArray[np.float16], I8, str, str, I8]
 _ITEMS: list[Labelled] = []  # what featurize()'s worker processes read (inherited when they fork)
+_CAUSAL = False  # whether featurize()'s acoustic rows are causal ones (inherited the same way)
 
 
 def _features_of(
@@ -338,7 +343,7 @@ def _features_of(
     elif phones is None:
         phones = np.full(len(lab), -1, np.int64)
     n = min(len(f), len(lab), len(phones))
-    rows = engine.acoustic_features(x, rate, load_acoustic_model())[:n].astype(np.float16)
+    rows = engine.acoustic_features(x, rate, load_acoustic_model(), causal=_CAUSAL)[:n].astype(np.float16)
     return f[:n], rows, lab[:n].astype(np.int8), source, family, phones[:n].astype(np.int8)
 
 
@@ -378,18 +383,19 @@ def featurize(
     not_speech: float = 0.0,
     background: float = Config.background,
     jobs: int = 1,
+    causal: bool = False,
 ) -> tuple[list[F32], list[npt.NDArray[np.float16]], list[npt.NDArray[np.int8]], list[str], list[str], list[I8]]:
     """Log-mel features, acoustic rows, 10 ms labels, source names, families, phone labels of copies.
 
     The phone labels are ``visemes.phone_grid``'s, at 10 ms (-1 for the voices without phone classes).
     The acoustic rows are the shipped acoustic model's senone scores of the same audio
-    (``engine.acoustic_features``, float16 to halve the cache). ``not_speech`` clips (tones,
-    beeps, hum, noise, music-like sound) per utterance are added, labelled silence throughout,
-    with family ``"not speech"``. Every clip draws from its own random sequence, so the result
-    does not depend on ``jobs`` (worker processes).
+    (``engine.acoustic_features``, the causal ones with ``causal``; float16 to halve the cache).
+    ``not_speech`` clips (tones, beeps, hum, noise, music-like sound) per utterance are added,
+    labelled silence throughout, with family ``"not speech"``. Every clip draws from its own random
+    sequence, so the result does not depend on ``jobs`` (worker processes).
     """
-    global _ITEMS
-    _ITEMS = items
+    global _ITEMS, _CAUSAL
+    _ITEMS, _CAUSAL = items, causal
     speech = [(i, c, seed, background) for i in range(len(items)) for c in range(copies)]
     other = [(i, seed) for i in range(round(not_speech * len(items)))]
     clips = []
@@ -402,7 +408,7 @@ def featurize(
         for clip in tqdm(itertools.chain(mapper(_speech_clip, speech), mapper(_not_speech_clip, other)),
                          total=len(speech) + len(other), desc="features", unit="clip", mininterval=5):  # fmt: skip
             clips.append(clip)
-    _ITEMS = []
+    _ITEMS, _CAUSAL = [], False
     feats, rows, labels, sources, families, phones = (list(column) for column in zip(*clips, strict=True))
     return feats, rows, labels, sources, families, phones
 
@@ -588,6 +594,7 @@ class Net:
             **layers,
             **self.stream,
             acoustic=np.array(self.cfg.acoustic),
+            **({"acoustic_causal": np.array(True)} if self.cfg.acoustic and self.cfg.acoustic_causal else {}),
         )
 
     @classmethod
@@ -601,7 +608,7 @@ class Net:
         cfg = Config(
             offsets=tuple(int(o) for o in z["offsets"]), layers=layers, heads=int(z.get("heads", 1)),
             projection=z["projection_weight"].shape[1], hidden=z["weight0"].shape[1], dropout=0.0,
-            acoustic=bool(z.get("acoustic", False)),
+            acoustic=bool(z.get("acoustic", False)), acoustic_causal=bool(z.get("acoustic_causal", False)),
         )  # fmt: skip
         stream = {k: z[k] for k in ("stream_prior", "stream_params") if k in z}
         net = cls(cfg, z["mean"].astype(np.float32), z["inv_std"].astype(np.float32), np.random.default_rng(0), stream)
@@ -618,8 +625,8 @@ class Runs:
     The log-mel part is padded with silence; ``normalize`` (the engine's per-stream normalisation)
     is applied to each utterance with its trailing silence, as a session sees them, and the leading
     silence is what a session starts with. With ``acoustic`` rows (one array per utterance), they
-    follow the log-mel values of each frame, padded with their first row before (uniform, as a
-    session starts) and their last after.
+    follow the log-mel values of each frame, padded with uniform rows before (as a session starts;
+    the first rows of a centred scorer are uniform too) and their last after.
     """
 
     def __init__(
@@ -647,7 +654,9 @@ class Runs:
             if normalize:
                 mel[self.past :] = normalize(np.ascontiguousarray(mel[self.past :]))
             if acoustic:
-                block[:, engine.N_MELS :] = np.pad(acoustic[u], ((self.past, self.future), (0, 0)), mode="edge")
+                rows = block[:, engine.N_MELS :]
+                rows[: self.past] = np.float16(-np.log(rows.shape[1]))  # what a session reads before the start
+                rows[self.past :] = np.pad(acoustic[u], ((0, self.future), (0, 0)), mode="edge")
         self.labels = [lab.astype(np.int64) for lab in labels]
         self.phones = [ph.astype(np.int64) for ph in phones] if phones is not None else None
         self.soft = soft  # a teacher's probabilities per utterance (frames x 15), for distillation
@@ -922,6 +931,8 @@ def features(cfg: Config, data: pathlib.Path, cache: bool) -> tuple[Any, ...]:
         key.update(piper=cfg.piper)
     if cfg.hindi and dataset.festival_available("nsk"):
         key.update(hindi=cfg.hindi)
+    if cfg.acoustic and cfg.acoustic_causal:  # (the log-mel frames are the same: the other cache serves --no-acoustic)
+        key.update(acoustic_causal=True)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     path = data / f"features-{digest}.pkl"
     if cache and path.is_file():
@@ -935,8 +946,9 @@ def features(cfg: Config, data: pathlib.Path, cache: bool) -> tuple[Any, ...]:
     train_items = [items[i] for i in order[n_dev:]]
     t0 = time.time()
     jobs = os.cpu_count() or 1
-    train = featurize(train_items, cfg.copies, cfg.seed, cfg.not_speech, cfg.background, jobs)
-    dev = featurize(dev_items, 1, cfg.seed + 7, cfg.not_speech, cfg.background, jobs)
+    causal = cfg.acoustic and cfg.acoustic_causal
+    train = featurize(train_items, cfg.copies, cfg.seed, cfg.not_speech, cfg.background, jobs, causal)
+    dev = featurize(dev_items, 1, cfg.seed + 7, cfg.not_speech, cfg.background, jobs, causal)
     print(
         f"features: {sum(len(f) for f in train[0])} train / {sum(len(f) for f in dev[0])} dev frames "
         f"({time.time() - t0:.0f} s)"
@@ -984,6 +996,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--background", type=float, help="augmented copies with music or noise under them, 0-0.65 (0.25)")
     ap.add_argument("--no-acoustic", dest="acoustic", action="store_false",
                     help="train on the log-mel frames alone, without the acoustic model's scores")  # fmt: skip
+    ap.add_argument("--causal-acoustic", dest="acoustic_causal", action="store_true",
+                    help="causal acoustic scores: each frame's own row, deltas from the frames before")  # fmt: skip
     ap.add_argument("--acoustic-blur", type=float, help="share of runs with flattened acoustic scores (default 0)")
     ap.add_argument("--mixstyle", type=float, help="share of runs with mixed projection statistics (default 0)")
     ap.add_argument("--tolerance", type=int, help="boundary-tolerant loss: frames either side (default 0)")
@@ -1001,6 +1015,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg.flite, cfg.kokoro, cfg.piper = 10, 10, 10
     tunable = ("epochs", "espeak", "festival", "hidden", "layers", "projection", "warp", "dropout")
     cfg.acoustic = args.acoustic
+    cfg.acoustic_causal = args.acoustic_causal
     if args.acoustic_blur is not None:
         cfg.acoustic_blur = args.acoustic_blur
     if args.mixstyle is not None:
@@ -1062,6 +1077,8 @@ def main(argv: list[str] | None = None) -> int:
         if not exclude <= unseen:
             ap.error(f"the teacher was trained on {sorted(exclude - unseen)}, which this model leaves out")
         teacher = Net.load(args.teacher)
+        if teacher.cfg.acoustic and teacher.cfg.acoustic_causal != (cfg.acoustic and cfg.acoustic_causal):
+            ap.error("the teacher reads the other kind of acoustic rows (--causal-acoustic)")
         t0 = time.time()
         soft = teacher_probabilities(teacher, feats, [all_rows[i] for i in keep])
         digest = hashlib.sha256(args.teacher.read_bytes()).hexdigest()[:12]

@@ -747,6 +747,55 @@ def test_acoustic_features_hear_silence_as_silence_at_every_rate() -> None:
         assert np.mean([a == b for a, b in zip(top[:n], other_top[:n], strict=True)]) > 0.8
 
 
+def _rows_from_cepstra(am: Any, cep: np.ndarray, prior: np.ndarray, causal: bool) -> np.ndarray:
+    """Acoustic rows computed in numpy from the engine's cepstra: the running mean (the prior worth
+    100 frames, cumulative to 500), deltas about each row's frame (or, causal, about frames j - 2
+    and j - 3, the first frame standing in for those before it), log-posteriors floored at -40."""
+    mean, count, norm = prior.astype(np.float64), 100.0, []
+    for c in cep.astype(np.float64):
+        count = min(count + 1.0, 500.0)
+        mean = mean + (c - mean) / count
+        norm.append(c - mean)
+    c = np.array(norm)
+    at = np.arange(len(c))
+
+    def frame(t: np.ndarray) -> np.ndarray:
+        return c[np.clip(t, 0, len(c) - 1)]
+
+    d, dd = (at - 2, at - 3) if causal else (at, at)
+    streams = np.stack([c, frame(d + 2) - frame(d - 2),
+                        (frame(dd + 3) - frame(dd - 1)) - (frame(dd + 1) - frame(dd - 3))], axis=1)  # fmt: skip
+    ll = am.likelihoods(streams.reshape(len(c), -1).astype(np.float32)).astype(np.float64)
+    return np.maximum(ll - np.logaddexp.reduce(ll, axis=1, keepdims=True), -40.0)
+
+
+@needs_espeak
+def test_causal_acoustic_rows_are_each_frames_own_with_deltas_from_before() -> None:
+    """acoustic_features(causal=True): row j is frame j's own (no lag, nothing uniform at the start),
+    its static cepstra with the delta of frame j - 2 and the double delta of frame j - 3, so it reads
+    no audio after frame j; the centred rows are frame j - ACOUSTIC_LAG's, with centred deltas."""
+    audio, rate, _ = speak("Please put the blue box back on the shelf.", "en-us")
+    x = audio.astype(np.float32) / 32768.0
+    cep = engine.cepstra(x, rate)
+    am, m = _acoustic_model()
+    causal = engine.acoustic_features(x, rate, am, causal=True)
+    centred = engine.acoustic_features(x, rate, am)
+    lag = engine.ACOUSTIC_LAG
+    np.testing.assert_allclose(causal, _rows_from_cepstra(am, cep, m.cmn_prior, True), atol=2e-3)
+    np.testing.assert_allclose(centred[lag:], _rows_from_cepstra(am, cep, m.cmn_prior, False)[:-lag], atol=2e-3)
+    assert not np.allclose(causal[lag:], centred[lag:], atol=0.5)
+    # Nothing after a frame: the rows of a prefix are the whole utterance's first rows.
+    prefix = engine.acoustic_features(x[: len(x) // 2], rate, am, causal=True)
+    np.testing.assert_array_equal(prefix, causal[: len(prefix)])
+    # Timelier: the causal row j's best phone agrees best with a centred row less than ACOUSTIC_LAG
+    # later (the centred row j + s is frame j + s - ACOUSTIC_LAG's), that is with an earlier frame's
+    # view of the same moment (its deltas are frame j - 2's).
+    top_causal, top_centred = causal.argmax(axis=1) // 3, centred.argmax(axis=1) // 3
+    n = len(top_causal)
+    agree = [np.mean(top_causal[: n - s] == top_centred[s:]) for s in range(2 * lag + 1)]
+    assert int(np.argmax(agree)) < lag and max(agree) > 0.5
+
+
 def test_acoustic_model_rejects_bad_shapes_and_values() -> None:
     """A malformed acoustic model is a ValueError, never a crash."""
     am, m = _acoustic_model()
@@ -928,6 +977,38 @@ def test_a_merged_model_averages_the_logits_of_its_two_networks(tmp_path: pathli
     np.testing.assert_allclose(run("t1.00"), out["m0.5"], atol=1e-4)
     three, third = load_model(str(paths["t0.67"])), load_model(str(paths["c"]))
     assert three.parameter_count == merged.parameter_count + third.parameter_count - engine.N_VISEMES
+
+
+def test_a_model_file_that_reads_causal_acoustic_rows_streams_them(tmp_path: pathlib.Path) -> None:
+    """A model file with ``acoustic_causal`` loads as a Model that reads causal rows (a session's output
+    changes with it, and stays the same whatever the chunking); a merged pair keeps the flag; a pair
+    of the two kinds of acoustic rows, or a causal model without an acoustic one, is refused."""
+    merge = _merge_script().merge
+    rng = np.random.default_rng(41)
+    a = _random_model_arrays(rng, engine.N_MELS, False, 16)
+    b = _random_model_arrays(rng, engine.N_MELS + 126, True, 24)
+    causal = {**b, "acoustic_causal": np.array(True)}
+    paths = {}
+    for name, arrays in (("centred", b), ("causal", causal), ("pair", merge(a, causal))):
+        paths[name] = tmp_path / f"{name}.npz"
+        np.savez(paths[name], **arrays)
+    models = {name: load_model(str(path)) for name, path in paths.items()}
+    assert [models[n].acoustic_causal for n in ("centred", "causal", "pair")] == [False, True, True]
+    t = np.arange(2 * 16000) / 16000
+    pcm = (0.25 * np.sin(2 * np.pi * 140 * t) * (np.sin(2 * np.pi * 2.5 * t) > 0) * 32767).astype(np.int16)
+
+    def run(name: str, chunk: int) -> np.ndarray:
+        s = EngineSession(16000, model=models[name], nonverbal=False)
+        return np.concatenate([s.push(pcm[i : i + chunk]) for i in range(0, len(pcm), chunk)] + [s.flush()])
+
+    whole = run("causal", len(pcm))
+    np.testing.assert_array_equal(run("causal", 333), whole)
+    assert np.abs(whole - run("centred", len(pcm))).max() > 0.01
+    with pytest.raises(ValueError, match="causal"):
+        merge({**b, "acoustic_causal": np.array(True)}, b)
+    with pytest.raises(ValueError, match="acoustic"):
+        engine.Model(a["mean"], a["inv_std"], a["projection_weight"], a["projection_bias"], list(a["offsets"]),
+                     [a["weight0"], a["weight1"]], [a["bias0"], a["bias1"]], acoustic_causal=True)  # fmt: skip
 
 
 def test_models_with_heads_merge_head_by_head(tmp_path: pathlib.Path) -> None:

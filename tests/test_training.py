@@ -347,3 +347,28 @@ def test_a_teacher_file_reads_as_its_networks_did_and_says_which_families_it_nev
         want = np.exp(logits - logits.max(axis=1, keepdims=True))
         np.testing.assert_allclose(probs[u], want / want.sum(axis=1, keepdims=True), atol=2e-3)
         np.testing.assert_allclose(probs[u].astype(np.float32).sum(axis=1), 1.0, atol=1e-2)
+
+
+def test_a_network_of_causal_acoustic_rows_says_so_in_its_file_and_pads_them_as_a_session_starts(
+    tmp_path: pathlib.Path,
+) -> None:
+    """--causal-acoustic: the model file says ``acoustic_causal`` (only when the network reads the
+    acoustic rows), Net.load reads it back, and Runs pads every utterance's rows before the start
+    with the uniform row a session starts with, then its own rows, then its last one."""
+    train = _train_script()
+    rng = np.random.default_rng(9)
+    for acoustic, inputs in ((True, 46), (False, 40)):
+        cfg = train.Config(projection=6, hidden=8, acoustic=acoustic, acoustic_causal=True, offsets=(-2, 0, 1))
+        path = tmp_path / f"{acoustic}.npz"
+        train.Net(cfg, np.zeros(inputs, np.float32), np.ones(inputs, np.float32), rng).save(path, {})
+        with np.load(path) as z:
+            assert ("acoustic_causal" in z) == acoustic
+        assert train.Net.load(path).cfg.acoustic_causal == acoustic
+    feats = [rng.normal(-5, 2, (n, 40)).astype(np.float32) for n in (4, 6)]
+    rows = [rng.normal(-3, 1, (len(f), 6)).astype(np.float16) for f in feats]
+    data = train.Runs(feats, [np.zeros(len(f), np.int8) for f in feats], [0, 0], (-3, 0, 2), acoustic=rows)
+    for u, f in enumerate(feats):
+        block = data.x[data.starts[u] : data.starts[u] + 3 + len(f) + 2, 40:]
+        np.testing.assert_allclose(block[:3], np.float16(-np.log(6)))
+        np.testing.assert_array_equal(block[3 : 3 + len(f)], rows[u])
+        np.testing.assert_array_equal(block[3 + len(f) :], np.repeat(rows[u][-1:], 2, axis=0))

@@ -154,25 +154,29 @@ void register_engine(py::module_& m) {
 
     m.def(
         "acoustic_features",
-        [](const F32Array& samples, int sample_rate, std::shared_ptr<engine::AcousticModel> model) {
+        [](const F32Array& samples, int sample_rate, std::shared_ptr<engine::AcousticModel> model, bool causal) {
             return utterance_features(samples, sample_rate, model->senones(), [&](const float* x, std::size_t n, std::size_t* frames) {
-                return engine::acoustic_features(x, n, sample_rate, model, frames);
+                return engine::acoustic_features(x, n, sample_rate, model, frames, causal);
             });
         },
-        py::arg("samples"), py::arg("sample_rate"), py::arg("model").none(false),
+        py::arg("samples"), py::arg("sample_rate"), py::arg("model").none(false), py::arg("causal") = false,
         "Senone log-posteriors (frames x senones, the frames of log_mel) of mono samples in [-1, 1]: running\n"
         "cepstral mean removed, deltas over +-3 frames, flat prior, floored at -40. Row j is frame\n"
-        "j - ACOUSTIC_LAG's (the first ACOUSTIC_LAG rows are uniform).");
+        "j - ACOUSTIC_LAG's (the first ACOUSTIC_LAG rows are uniform). ``causal``: row j is frame j's own,\n"
+        "its static cepstra with the delta of frame j - 2 and the double delta of frame j - 3 (no frame\n"
+        "after j is read).");
 
     py::class_<engine::Model, std::shared_ptr<engine::Model>>(m, "Model", "The viseme classifier's weights (immutable, shared by sessions).")
         .def(py::init([](const F32Array& mean, const F32Array& inv_std, const F32Array& projection_weight,
                          const F32Array& projection_bias, std::vector<int> offsets, const std::vector<F32Array>& weights,
                          const std::vector<F32Array>& biases, const std::optional<F32Array>& stream_prior,
                          const std::vector<float>& stream_params, const std::optional<std::shared_ptr<engine::AcousticModel>>& acoustic,
-                         int heads) {
+                         int heads, bool acoustic_causal) {
                  if (weights.size() != biases.size()) throw py::value_error("one bias per weight matrix");
+                 if (acoustic_causal && !acoustic) throw py::value_error("acoustic_causal needs an acoustic model");
                  engine::ModelSpec spec;
                  if (acoustic) spec.acoustic = *acoustic;
+                 spec.acoustic_causal = acoustic_causal;
                  if (stream_prior) spec.stream = stream_norm(*stream_prior, stream_params);
                  spec.mean = as_vector(mean);
                  spec.inv_std = as_vector(inv_std);
@@ -189,9 +193,14 @@ void register_engine(py::module_& m) {
              py::arg("mean"), py::arg("inv_std"), py::arg("projection_weight"), py::arg("projection_bias"), py::arg("offsets"),
              py::arg("weights"), py::arg("biases"), py::arg("stream_prior") = py::none(),
              py::arg("stream_params") = std::vector<float>{}, py::arg("acoustic") = py::none(), py::arg("heads") = 1,
+             py::arg("acoustic_causal") = false,
              "``mean``/``inv_std`` and the projection's rows: one per input, the N_MELS log-mel values, then,\n"
-             "with an ``acoustic`` model, its senone scores (the rows of acoustic_features). The last layer gives\n"
-             "N_VISEMES logits per head; head d reads the subframe d steps (10 ms) before the one classified.")
+             "with an ``acoustic`` model, its senone scores (the rows of acoustic_features, with ``causal`` when\n"
+             "``acoustic_causal``). The last layer gives N_VISEMES logits per head; head d reads the subframe d\n"
+             "steps (10 ms) before the one classified.")
+        .def_property_readonly(
+            "acoustic_causal", [](const engine::Model& m) { return m.spec().acoustic_causal; },
+            "Whether the network reads causal acoustic rows (acoustic_features(..., causal=True)).")
         .def_property_readonly("past", &engine::Model::past, "Feature frames of past context.")
         .def_property_readonly("future", &engine::Model::future, "Feature frames of future context (10 ms each).")
         .def_property_readonly("heads", &engine::Model::heads,

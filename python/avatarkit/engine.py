@@ -75,6 +75,7 @@ def load_model(path: str | None = None) -> _engine.Model:
             stream_params=[float(v) for v in z["stream_params"]] if "stream_params" in z else [],
             acoustic=load_acoustic_model() if "acoustic" in z and bool(z["acoustic"]) else None,
             heads=int(z["heads"]) if "heads" in z else 1,
+            acoustic_causal=bool(z["acoustic_causal"]) if "acoustic_causal" in z else False,
         )
 
 

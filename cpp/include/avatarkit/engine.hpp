@@ -144,13 +144,17 @@ private:
 // and each senone's log-likelihood becomes a log-posterior under a flat prior, floored at
 // kAcousticFloor. The row given for frame j is that of frame j - kAcousticLag; the first
 // kAcousticLag rows carry no information (uniform: -log(senones) each).
+// A causal scorer (for a model without look-ahead) gives frame j's own row instead: its static
+// cepstra with the delta and double delta of the frames before (those of frames j - 2 and j - 3,
+// the newest that need no later frame), so no row waits for audio after its frame.
 inline constexpr int kAcousticLag = 3;
 inline constexpr float kAcousticFloor = -40.0f;
 
 class AcousticScorer {
 public:
-    explicit AcousticScorer(std::shared_ptr<const AcousticModel> model);
+    explicit AcousticScorer(std::shared_ptr<const AcousticModel> model, bool causal = false);
     int senones() const { return model_->senones(); }
+    int lag() const { return causal_ ? 0 : kAcousticLag; }  // frames between a row's frame and the newest
     // One frame of kCepstra in; appends senones() values (the row for this frame) to `out`.
     void push(const float* cepstra, std::vector<float>& out);
 
@@ -160,13 +164,15 @@ private:
     float count_ = 0.0f;
     std::vector<std::array<float, kCepstra>> ring_;  // normalised cepstra, last 2 * kAcousticLag + 1 frames
     std::int64_t frames_ = 0;
+    bool causal_ = false;
     std::vector<float> scratch_;
 };
 
 // Whole-utterance acoustic rows (what the training script sees): frames x senones, row-major, the
 // rows a session computes for the same audio.
 std::vector<float> acoustic_features(const float* samples, std::size_t n, int sample_rate,
-                                     std::shared_ptr<const AcousticModel> model, std::size_t* frames);
+                                     std::shared_ptr<const AcousticModel> model, std::size_t* frames,
+                                     bool causal = false);
 
 // Per-stream normalisation of log-mel frames: each band minus the running mean of this stream's
 // speech frames, plus the training speech mean (`prior`), so that a voice's or a microphone's
@@ -232,6 +238,7 @@ struct ModelSpec {
     int heads = 1;                     // 1 .. kSubframes
     StreamNorm stream;                 // applied to the log-mel values before `mean`/`inv_std` (off when empty)
     std::shared_ptr<const AcousticModel> acoustic;  // or none
+    bool acoustic_causal = false;                   // its rows from a causal scorer (AcousticScorer)
     int inputs() const { return kMels + (acoustic ? acoustic->senones() : 0); }
 };
 

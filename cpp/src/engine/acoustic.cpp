@@ -176,7 +176,8 @@ void AcousticModel::likelihoods(const float* streams, float* out, std::vector<fl
     score_all_baseline(t, streams, out, scratch.data(), scratch.data() + padded_);
 }
 
-AcousticScorer::AcousticScorer(std::shared_ptr<const AcousticModel> model) : model_(std::move(model)) {
+AcousticScorer::AcousticScorer(std::shared_ptr<const AcousticModel> model, bool causal)
+    : model_(std::move(model)), causal_(causal) {
     if (!model_) throw std::invalid_argument("acoustic model: none given");
     const AcousticSpec& spec = model_->spec();
     std::copy(spec.cmn_prior.begin(), spec.cmn_prior.end(), mean_.begin());
@@ -194,7 +195,7 @@ void AcousticScorer::push(const float* cepstra, std::vector<float>& out) {
         c[static_cast<std::size_t>(i)] = cepstra[i] - mean_[static_cast<std::size_t>(i)];
     }
     ring_[static_cast<std::size_t>(frames_ % kSpan)] = c;
-    const std::int64_t centre = frames_ - kAcousticLag;
+    const std::int64_t centre = frames_ - lag();
     ++frames_;
     const std::size_t at = out.size();
     const auto n = static_cast<std::size_t>(senones());
@@ -208,12 +209,16 @@ void AcousticScorer::push(const float* cepstra, std::vector<float>& out) {
     auto frame = [&](std::int64_t t) -> const std::array<float, kCepstra>& {
         return ring_[static_cast<std::size_t>(std::max<std::int64_t>(t, 0) % kSpan)];
     };
+    // The delta is taken about frame d, the double delta about frame dd: the row's own frame, or in
+    // a causal scorer the newest frames whose windows end at it.
+    const std::int64_t d = causal_ ? centre - 2 : centre;
+    const std::int64_t dd = causal_ ? centre - kAcousticLag : centre;
     std::array<float, kStreams * kCepstra> streams{};
     for (int i = 0; i < kCepstra; ++i) {
         const auto u = static_cast<std::size_t>(i);
         streams[u] = frame(centre)[u];
-        streams[kCepstra + u] = frame(centre + 2)[u] - frame(centre - 2)[u];
-        streams[2 * kCepstra + u] = (frame(centre + 3)[u] - frame(centre - 1)[u]) - (frame(centre + 1)[u] - frame(centre - 3)[u]);
+        streams[kCepstra + u] = frame(d + 2)[u] - frame(d - 2)[u];
+        streams[2 * kCepstra + u] = (frame(dd + 3)[u] - frame(dd - 1)[u]) - (frame(dd + 1)[u] - frame(dd - 3)[u]);
     }
     model_->likelihoods(streams.data(), row, scratch_);
     float peak = -std::numeric_limits<float>::infinity();
@@ -225,8 +230,8 @@ void AcousticScorer::push(const float* cepstra, std::vector<float>& out) {
 }
 
 std::vector<float> acoustic_features(const float* samples, std::size_t n, int sample_rate,
-                                     std::shared_ptr<const AcousticModel> model, std::size_t* frames) {
-    AcousticScorer scorer(std::move(model));
+                                     std::shared_ptr<const AcousticModel> model, std::size_t* frames, bool causal) {
+    AcousticScorer scorer(std::move(model), causal);
     FeatureExtractor fx(sample_rate, true);
     std::vector<float> mel, cep, out;
     *frames = fx.push(samples, n, mel, &cep);

@@ -147,7 +147,7 @@ Session::Session(std::shared_ptr<const Model> model, int sample_rate, FaceOption
     const auto silence = FeatureExtractor::silence();
     input_.assign(silence.begin(), silence.end());
     if (model_->spec().acoustic) {
-        acoustic_ = std::make_unique<AcousticScorer>(model_->spec().acoustic);
+        acoustic_ = std::make_unique<AcousticScorer>(model_->spec().acoustic, model_->spec().acoustic_causal);
         const int senones = acoustic_->senones();  // the scorer's first rows
         input_.resize(input_.size() + static_cast<std::size_t>(senones), -std::log(static_cast<float>(senones)));
     }

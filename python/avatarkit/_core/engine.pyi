@@ -57,16 +57,23 @@ class Model:
         stream_params: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex] = [],
         acoustic: AcousticModel | None = None,
         heads: typing.SupportsInt | typing.SupportsIndex = 1,
+        acoustic_causal: bool = False,
     ) -> None:
         """
         ``mean``/``inv_std`` and the projection's rows: one per input, the N_MELS log-mel values, then,
-        with an ``acoustic`` model, its senone scores (the rows of acoustic_features). The last layer gives
-        N_VISEMES logits per head; head d reads the subframe d steps (10 ms) before the one classified.
+        with an ``acoustic`` model, its senone scores (the rows of acoustic_features, with ``causal`` when
+        ``acoustic_causal``). The last layer gives N_VISEMES logits per head; head d reads the subframe d
+        steps (10 ms) before the one classified.
         """
     @property
     def acoustic(self) -> AcousticModel | None:
         """
         The acoustic model whose scores the network reads, or None.
+        """
+    @property
+    def acoustic_causal(self) -> bool:
+        """
+        Whether the network reads causal acoustic rows (acoustic_features(..., causal=True)).
         """
     @property
     def future(self) -> int:
@@ -157,11 +164,14 @@ def acoustic_features(
     samples: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
     sample_rate: typing.SupportsInt | typing.SupportsIndex,
     model: AcousticModel,
+    causal: bool = False,
 ) -> numpy.typing.NDArray[numpy.float32]:
     """
     Senone log-posteriors (frames x senones, the frames of log_mel) of mono samples in [-1, 1]: running
     cepstral mean removed, deltas over +-3 frames, flat prior, floored at -40. Row j is frame
-    j - ACOUSTIC_LAG's (the first ACOUSTIC_LAG rows are uniform).
+    j - ACOUSTIC_LAG's (the first ACOUSTIC_LAG rows are uniform). ``causal``: row j is frame j's own,
+    its static cepstra with the delta of frame j - 2 and the double delta of frame j - 3 (no frame
+    after j is read).
     """
 
 def cepstra(
