@@ -115,6 +115,11 @@ class Config:
     # mixed with another run's (weight ~ Beta(0.1, 0.1)), so the layers above see a voice's
     # phones with another voice's statistics. Training only: the engine does not change.
     mixstyle: float = 0.0
+    # Family balance: each epoch draws a family's runs in proportion to its frames to the power
+    # 1 - balance (0: as they come; 1: every synthesizer family the same share), the epoch's length
+    # and the not-speech clips' share unchanged, so no one family's voices dominate what the network
+    # learns of speech.
+    balance: float = 0.0
     # Boundary-tolerant loss: a frame's target is any viseme labelled within this many 10 ms frames of
     # it (in its run); the loss is -log of their summed probability. Synthesizers' phone timings are
     # off by a frame or two, and the metric forgives 40 ms. 0: cross-entropy on the frame's label.
@@ -660,6 +665,7 @@ class Runs:
         self.labels = [lab.astype(np.int64) for lab in labels]
         self.phones = [ph.astype(np.int64) for ph in phones] if phones is not None else None
         self.soft = soft  # a teacher's probabilities per utterance (frames x 15), for distillation
+        self.groups: list[int] | None = None  # a group per utterance for Runs.epoch's balance (-1: none)
         self.sources = sources
 
     def stats(self) -> tuple[F32, F32]:
@@ -675,12 +681,29 @@ class Runs:
         std = np.sqrt(np.maximum(square / count - mean * mean, 0.0))
         return mean.astype(np.float32), (1.0 / (std + 1e-3)).astype(np.float32)
 
-    def epoch(self, run: int, rng: np.random.Generator) -> list[tuple[int, int]]:
-        """Shuffled (utterance, first frame) runs of ``run`` frames, each utterance cut at a random phase."""
+    def epoch(
+        self, run: int, rng: np.random.Generator, groups: list[int] | None = None, balance: float = 0.0
+    ) -> list[tuple[int, int]]:
+        """Shuffled (utterance, first frame) runs of ``run`` frames, each utterance cut at a random phase.
+
+        With ``groups`` (a group per utterance, -1 for none) and ``balance`` > 0, each group's runs are
+        drawn again so that its share of the grouped runs goes as its count to the power 1 - balance
+        (with replacement where a group is to grow); the ungrouped runs stay as they are.
+        """
         out = []
         for u, n in enumerate(self.lengths):
             phase = int(rng.integers(0, run))
             out += [(u, f) for f in range(phase, n - run + 1, run)]
+        if groups is not None and balance > 0.0:
+            of = np.array([groups[u] for u, _ in out])
+            chosen = [np.flatnonzero(of < 0)]
+            kinds, counts = np.unique(of[of >= 0], return_counts=True)
+            share = counts.astype(np.float64) ** (1.0 - balance)
+            targets = np.round(counts.sum() * share / share.sum()).astype(np.int64)
+            for kind, count, target in zip(kinds, counts, targets, strict=True):
+                members = np.flatnonzero(of == kind)
+                chosen.append(rng.choice(members, int(target), replace=bool(target > count)))
+            out = [out[i] for i in np.concatenate(chosen)]
         rng.shuffle(out)  # type: ignore[arg-type]
         return out
 
@@ -885,7 +908,7 @@ def fit(
     acc: dict[str, float] = {}
     for epoch in range(cfg.epochs):
         t0 = time.time()
-        runs = train.epoch(run, rng)
+        runs = train.epoch(run, rng, train.groups, cfg.balance)
         losses = []
         for i in range(0, len(runs) - per_batch + 1, per_batch):
             lr = (
@@ -1000,6 +1023,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="causal acoustic scores: each frame's own row, deltas from the frames before")  # fmt: skip
     ap.add_argument("--acoustic-blur", type=float, help="share of runs with flattened acoustic scores (default 0)")
     ap.add_argument("--mixstyle", type=float, help="share of runs with mixed projection statistics (default 0)")
+    ap.add_argument("--balance", type=float, help="family balance of each epoch's runs, 0-1 (default 0)")
     ap.add_argument("--tolerance", type=int, help="boundary-tolerant loss: frames either side (default 0)")
     ap.add_argument("--phones", type=float, help="weight of a phone-class head beside the visemes (default 0)")
     ap.add_argument("--heads", type=int, help="output heads, each reading 10 ms earlier (1-4, default 1)")
@@ -1020,6 +1044,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg.acoustic_blur = args.acoustic_blur
     if args.mixstyle is not None:
         cfg.mixstyle = args.mixstyle
+    if args.balance is not None:
+        cfg.balance = args.balance
     if args.tolerance is not None:
         cfg.tolerance = args.tolerance
     if args.phones is not None:
@@ -1041,6 +1067,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--acoustic-blur must be in [0, 1]")
     if not 0.0 <= cfg.mixstyle <= 1.0:
         ap.error("--mixstyle must be in [0, 1]")
+    if not 0.0 <= cfg.balance <= 1.0:
+        ap.error("--balance must be in [0, 1]")
     if not 0 <= cfg.tolerance <= 8:
         ap.error("--tolerance must be 0-8 frames")
     if not 0.0 <= cfg.phones <= 10.0:
@@ -1065,6 +1093,7 @@ def main(argv: list[str] | None = None) -> int:
     keep = [i for i, f in enumerate(fams) if f not in exclude]
     dkeep = [i for i, f in enumerate(dfams) if f not in exclude]
     feats, labels, src = [feats[i] for i in keep], [labels[i] for i in keep], [src[i] for i in keep]
+    fams_kept = [fams[i] for i in keep]
     phones = [phones[i] for i in keep] if cfg.phones > 0 else None
     dfeats, dlabels, dsrc = [dfeats[i] for i in dkeep], [dlabels[i] for i in dkeep], [dsrc[i] for i in dkeep]
     rows, drows = ([all_rows[i] for i in keep], [drows[i] for i in dkeep]) if cfg.acoustic else (None, None)
@@ -1100,6 +1129,14 @@ def main(argv: list[str] | None = None) -> int:
             return engine.normalize_stream(f, prior, list(cfg.stream))
 
     train = Runs(feats, labels, [names.index(x) for x in src], cfg.offsets, normalize, rows, phones, soft)
+    families = sorted(set(fams_kept) - {"not speech"})
+    train.groups = [families.index(f) if f in families else -1 for f in fams_kept]
+    if cfg.balance > 0.0:
+        frames_of = {f: sum(n for n, g in zip(train.lengths, fams_kept, strict=True) if g == f) for f in families}
+        share = {f: n ** (1.0 - cfg.balance) for f, n in frames_of.items()}
+        total, frames = sum(share.values()), sum(frames_of.values())
+        print("family shares of the speech runs:", {f: round(v / total, 3) for f, v in share.items()},
+              "(as they come:", {f: round(n / frames, 3) for f, n in frames_of.items()}, ")")  # fmt: skip
     dev = Runs(dfeats, dlabels, [names.index(x) for x in dsrc], cfg.offsets, normalize, drows)
     del feats, dfeats, rows, drows, all_rows
 

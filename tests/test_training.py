@@ -372,3 +372,27 @@ def test_a_network_of_causal_acoustic_rows_says_so_in_its_file_and_pads_them_as_
         np.testing.assert_allclose(block[:3], np.float16(-np.log(6)))
         np.testing.assert_array_equal(block[3 : 3 + len(f)], rows[u])
         np.testing.assert_array_equal(block[3 + len(f) :], np.repeat(rows[u][-1:], 2, axis=0))
+
+
+def test_a_balanced_epoch_gives_each_family_its_share_and_keeps_the_rest() -> None:
+    """Runs.epoch with groups: balance 1 gives every group the same number of runs (the grouped
+    total kept, the smallest group's runs drawn again), 0.5 shares as the square root of the counts,
+    ungrouped runs (-1: the not-speech clips) stay exactly as they are; balance 0 changes nothing."""
+    train = _train_script()
+    lengths = [703] * 9 + [127] * 10  # 64 k + 63 frames: k runs whatever the phase (90, then 5 and 5)
+    feats = [np.zeros((n, 40), np.float32) for n in lengths]
+    data = train.Runs(feats, [np.zeros(n, np.int8) for n in lengths], [0] * len(lengths), (0,))
+    groups = [0] * 9 + [1] * 5 + [-1] * 5
+    plain = data.epoch(64, np.random.default_rng(3))
+    assert data.epoch(64, np.random.default_rng(3), groups, 0.0) == plain
+
+    def per_group(runs: list[tuple[int, int]]) -> list[int]:
+        return [sum(groups[u] == g for u, _ in runs) for g in (0, 1, -1)]
+
+    assert per_group(plain) == [90, 5, 5]
+    even = data.epoch(64, np.random.default_rng(3), groups, 1.0)
+    assert per_group(even) == [48, 48, 5]  # 95 grouped runs, half each, rounded
+    assert sorted(r for r in even if groups[r[0]] < 0) == sorted(r for r in plain if groups[r[0]] < 0)
+    assert {r for r in even if groups[r[0]] == 1} == {r for r in plain if groups[r[0]] == 1}  # all 5, again
+    root = per_group(data.epoch(64, np.random.default_rng(3), groups, 0.5))
+    assert root[0] == round(95 * np.sqrt(90) / (np.sqrt(90) + np.sqrt(5))) and root[2] == 5
