@@ -1134,9 +1134,9 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.balance > 0.0:
         frames_of = {f: sum(n for n, g in zip(train.lengths, fams_kept, strict=True) if g == f) for f in families}
         share = {f: n ** (1.0 - cfg.balance) for f, n in frames_of.items()}
-        total, frames = sum(share.values()), sum(frames_of.values())
+        total, speech_frames = sum(share.values()), sum(frames_of.values())
         print("family shares of the speech runs:", {f: round(v / total, 3) for f, v in share.items()},
-              "(as they come:", {f: round(n / frames, 3) for f, n in frames_of.items()}, ")")  # fmt: skip
+              "(as they come:", {f: round(n / speech_frames, 3) for f, n in frames_of.items()}, ")")  # fmt: skip
     dev = Runs(dfeats, dlabels, [names.index(x) for x in dsrc], cfg.offsets, normalize, drows)
     del feats, dfeats, rows, drows, all_rows
 
