@@ -65,11 +65,12 @@ def test_host_backend_relays_audio_and_motion_to_a_host_mode_view() -> None:
     assert summary.motion_frames == 50  # 2 s at 25 fps, every frame relayed through the backend
     assert summary.states == ["playing", "idle"]
     assert summary.frames_rendered > 40
-    # The mouth moved with the relayed motion, far beyond what idle life does to it. Idle life's
-    # largest change in its second (head sway, breathing) varies from run to run: 1.9 to 4.5
-    # levels, against 16 to 20 for speech, so the margin asked is three times, not four.
+    # The mouth moved with the relayed motion, far beyond what idle life does to it. Measured from
+    # one frame to the next: idle life (head sway, breathing) drifts slowly, 0.1-0.3 levels between
+    # frames, against 13-15 for speech (against the first frame, the drift reached 4-7 levels in
+    # the idle second and came within reach of speech's 19-24).
     assert summary.mouth_change > 5.0
-    assert summary.mouth_change > 3 * summary.idle_change
+    assert summary.mouth_change > 5 * summary.idle_change
 
 
 def test_embed_glfw_draws_into_the_apps_window(display: str, tmp_path: pathlib.Path) -> None:
