@@ -624,6 +624,12 @@ class Net:
         return net
 
 
+def balanced_shares(counts: npt.NDArray[Any], balance: float) -> npt.NDArray[np.float64]:
+    """Each group's share when its count weighs as the count to the power 1 - ``balance``."""
+    weight = np.asarray(counts, np.float64) ** (1.0 - balance)
+    return weight / weight.sum()
+
+
 class Runs:
     """Utterances' features padded (past before, future after) for runs of frames.
 
@@ -698,8 +704,7 @@ class Runs:
             of = np.array([groups[u] for u, _ in out])
             chosen = [np.flatnonzero(of < 0)]
             kinds, counts = np.unique(of[of >= 0], return_counts=True)
-            share = counts.astype(np.float64) ** (1.0 - balance)
-            targets = np.round(counts.sum() * share / share.sum()).astype(np.int64)
+            targets = np.round(counts.sum() * balanced_shares(counts, balance)).astype(np.int64)
             for kind, count, target in zip(kinds, counts, targets, strict=True):
                 members = np.flatnonzero(of == kind)
                 chosen.append(rng.choice(members, int(target), replace=bool(target > count)))
@@ -1132,11 +1137,10 @@ def main(argv: list[str] | None = None) -> int:
     families = sorted(set(fams_kept) - {"not speech"})
     train.groups = [families.index(f) if f in families else -1 for f in fams_kept]
     if cfg.balance > 0.0:
-        frames_of = {f: sum(n for n, g in zip(train.lengths, fams_kept, strict=True) if g == f) for f in families}
-        share = {f: n ** (1.0 - cfg.balance) for f, n in frames_of.items()}
-        total, speech_frames = sum(share.values()), sum(frames_of.values())
-        print("family shares of the speech runs:", {f: round(v / total, 3) for f, v in share.items()},
-              "(as they come:", {f: round(n / speech_frames, 3) for f, n in frames_of.items()}, ")")  # fmt: skip
+        frames_of = [sum(n for n, g in zip(train.lengths, fams_kept, strict=True) if g == f) for f in families]
+        shares, natural = balanced_shares(frames_of, cfg.balance), balanced_shares(frames_of, 0.0)
+        print("family shares of the speech runs:", dict(zip(families, shares.round(3).tolist(), strict=True)),
+              "(as they come:", dict(zip(families, natural.round(3).tolist(), strict=True)), ")")  # fmt: skip
     dev = Runs(dfeats, dlabels, [names.index(x) for x in dsrc], cfg.offsets, normalize, drows)
     del feats, dfeats, rows, drows, all_rows
 
