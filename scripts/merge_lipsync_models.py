@@ -35,6 +35,9 @@ F32 = npt.NDArray[np.float32]
 #: family is 0.2 or more away.
 PRIOR_TOLERANCE = 0.01
 
+#: A recurrent model's weights (stored like the dense layers': float16 when the models' are).
+RECURRENT_WEIGHTS = ("recurrent_input_weight", "recurrent_input_bias", "recurrent_state_weight", "recurrent_state_bias")
+
 
 def _same_normalisation(key: str, x: npt.NDArray[Any], y: npt.NDArray[Any]) -> bool:
     if x.shape != y.shape:
@@ -75,6 +78,10 @@ def merge(a: dict[str, Any], b: dict[str, Any], weight: float = 0.5) -> dict[str
     if bool(a.get("acoustic", False)) and causal_a != causal_b:
         raise ValueError("one model reads causal acoustic scores and the other the centred ones")
 
+    recurrent = "recurrent_state_weight" in a
+    if recurrent != ("recurrent_state_weight" in b):
+        raise ValueError("one model has a recurrent layer and the other does not")
+
     f = np.float64
     # Input normalisation: the merged model keeps b's; a's is folded into its projection half.
     # a sees z_a = (x - m_a) s_a = z_b (s_a / s_b) + (m_b - m_a) s_a on its first ia inputs.
@@ -98,15 +105,47 @@ def merge(a: dict[str, Any], b: dict[str, Any], weight: float = 0.5) -> dict[str
     # The first layer reads the splice: per context offset, the merged projection (a's pa values,
     # then b's pb). Later layers are block-diagonal; the last one is linear and averages.
     n_off = len(b["offsets"])
+    splice_a = (np.arange(n_off)[:, None] * (pa + pb) + np.arange(pa)[None, :]).ravel()
+    splice_b = (np.arange(n_off)[:, None] * (pa + pb) + pa + np.arange(pb)[None, :]).ravel()
+    if recurrent:
+        # The GRU reads the splice; each network's units are a block, its gates' columns [r u n]
+        # together (engine.Model's layout), a's blocks first. The dense layers read the state.
+        ha, hb = a["recurrent_state_weight"].shape[0], b["recurrent_state_weight"].shape[0]
+        wia, wib = a["recurrent_input_weight"].astype(f), b["recurrent_input_weight"].astype(f)
+        if wia.shape != (n_off * pa, 3 * ha) or wib.shape != (n_off * pb, 3 * hb):
+            raise ValueError("a model's recurrent layer does not match its projection and offsets")
+        w_in = np.zeros((n_off * (pa + pb), 3 * (ha + hb)))
+        w_in[splice_a, : 3 * ha] = wia
+        w_in[splice_b, 3 * ha :] = wib
+        w_state = np.zeros((ha + hb, 3 * (ha + hb)))
+        w_state[:ha, : 3 * ha] = a["recurrent_state_weight"].astype(f)
+        w_state[ha:, 3 * ha :] = b["recurrent_state_weight"].astype(f)
+
+        def initial(z: dict[str, Any], units: int) -> npt.NDArray[Any]:
+            start = z.get("recurrent_initial", np.zeros(units))
+            return np.asarray(start, np.float32)
+
+        def blocks(z: dict[str, Any], units: int) -> list[int]:
+            return [int(v) for v in z["recurrent_blocks"]] if "recurrent_blocks" in z else [units]
+
+        out.update(
+            recurrent_input_weight=w_in.astype(np.float32),
+            recurrent_input_bias=np.concatenate([a["recurrent_input_bias"], b["recurrent_input_bias"]], dtype=f),
+            recurrent_state_weight=w_state.astype(np.float32),
+            recurrent_state_bias=np.concatenate([a["recurrent_state_bias"], b["recurrent_state_bias"]], dtype=f),
+            recurrent_initial=np.concatenate([initial(a, ha), initial(b, hb)]),
+            recurrent_blocks=np.array(blocks(a, ha) + blocks(b, hb), np.int32),
+        )
+        if "recurrent_warmup" in b:
+            out["recurrent_warmup"] = b["recurrent_warmup"]
     for i in range(layers):
         wa, wb = a[f"weight{i}"].astype(f), b[f"weight{i}"].astype(f)
         ba, bb = a[f"bias{i}"].astype(f), b[f"bias{i}"].astype(f)
         last = i == layers - 1
         if last and wa.shape[1] != wb.shape[1]:
             raise ValueError("the models' outputs differ")
-        if i == 0:
-            rows_a = (np.arange(n_off)[:, None] * (pa + pb) + np.arange(pa)[None, :]).ravel()
-            rows_b = (np.arange(n_off)[:, None] * (pa + pb) + pa + np.arange(pb)[None, :]).ravel()
+        if i == 0 and not recurrent:
+            rows_a, rows_b = splice_a, splice_b
             if wa.shape[0] != n_off * pa or wb.shape[0] != n_off * pb:
                 raise ValueError("a model's first layer does not match its projection and offsets")
         else:
@@ -129,7 +168,7 @@ def merge(a: dict[str, Any], b: dict[str, Any], weight: float = 0.5) -> dict[str
     half = all(z[k].dtype == np.float16 for z in (a, b) for k in z if k.startswith(("weight", "projection_weight")))
     if half:
         for k in list(out):
-            if k.startswith(("weight", "bias", "projection")):
+            if k.startswith(("weight", "bias", "projection")) or k in RECURRENT_WEIGHTS:
                 out[k] = out[k].astype(np.float16)
     for key in ("stream_prior", "stream_params"):
         if key in b:

@@ -55,7 +55,7 @@ from lipsync.synth import Flite  # noqa: E402
 from lipsync.visemes import PHONES, PP, SIL, VISEMES, Segment, label_grid, phone_grid  # noqa: E402
 
 from avatarkit._core import engine  # noqa: E402
-from avatarkit.engine import ACOUSTIC_MODEL_PATH, load_acoustic_model  # noqa: E402
+from avatarkit.engine import ACOUSTIC_MODEL_PATH, RECURRENT_KEYS, load_acoustic_model  # noqa: E402
 
 F32 = npt.NDArray[np.float32]
 I8 = npt.NDArray[np.int8]
@@ -137,6 +137,13 @@ class Config:
     # engine's, which reads 60 ms ahead), each head's target is this share of the teacher's softmax
     # for the frame it reads and the rest the label (one-hot, or the tolerated set). 0: labels only.
     distill: float = 0.0
+    # A recurrent layer (GRU) of this many units between the splice and the dense layers (0: none).
+    # Trained on runs after ``warmup`` frames whose labels are not scored (the state starts at zero at
+    # each run's first frame; before an utterance those frames are its leading silence, and a session
+    # starts from the state that silence leaves, ``recurrent_initial`` in the file); the recipe splices
+    # the newest frame alone (``--offsets=0``): the state carries the past.
+    recurrent: int = 0
+    warmup: int = 32
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -470,6 +477,13 @@ class Net:
         idx = np.arange(n)[:, None] + self.shift[None, :]  # L x K
         h = proj[:, idx, :].reshape(s * n, -1)
         cache.update(z=z, a0=a0, h0=h)
+        return self.dense_forward(h, cache, train, rng)
+
+    def dense_forward(
+        self, h: F32, cache: dict[str, Any], train: bool, rng: np.random.Generator | None
+    ) -> tuple[F32, dict[str, Any]]:
+        """The ReLU layers (dropout when training) and the output layer on ``h0`` = ``h``; fills ``cache``."""
+        p = self.params
         drop = self.cfg.dropout if train and rng is not None else 0.0
         layers = self.cfg.layers
         for i in range(1, layers + 1):
@@ -480,6 +494,17 @@ class Net:
                 h = h * cache[f"m{i}"]
             cache[f"a{i}"], cache[f"h{i}"] = a, h
         return h @ p[f"w{layers + 1}"] + p[f"b{layers + 1}"], cache
+
+    def dense_backward(self, dh: F32, c: dict[str, Any], g: dict[str, F32]) -> F32:
+        """Backpropagate d loss / d (last hidden layer) ``dh`` through the ReLU layers into ``g``: d/d h0."""
+        p = self.params
+        for i in range(self.cfg.layers, 0, -1):
+            if f"m{i}" in c:
+                dh *= c[f"m{i}"]
+            da = dh * (c[f"a{i}"] > 0)
+            g[f"w{i}"], g[f"b{i}"] = c[f"h{i - 1}"].T @ da, da.sum(0)
+            dh = da @ p[f"w{i}"].T
+        return dh
 
     def step(
         self,
@@ -555,12 +580,7 @@ class Net:
                 dh[valid] += qa @ p["wa"].T
             else:
                 g["wa"], g["ba"] = np.zeros_like(p["wa"]), np.zeros_like(p["ba"])
-        for i in range(layers, 0, -1):
-            if f"m{i}" in c:
-                dh *= c[f"m{i}"]
-            da = dh * (c[f"a{i}"] > 0)
-            g[f"w{i}"], g[f"b{i}"] = c[f"h{i - 1}"].T @ da, da.sum(0)
-            dh = da @ p[f"w{i}"].T
+        dh = self.dense_backward(dh, c, g)
         dh0 = dh.reshape(s, n, len(self.cfg.offsets), -1)
         dproj = np.zeros((s, w, dh0.shape[-1]), np.float32)
         for k, at in enumerate(self.shift):
@@ -569,17 +589,23 @@ class Net:
             dproj *= c["mix"]  # the statistics are constants (not differentiated), as in MixStyle
         da0 = dproj.reshape(s * w, -1) * (c["a0"] > 0)
         g["wp"], g["bp"] = c["z"].T @ da0, da0.sum(0)
+        self.adam(g, lr)
+        return loss
+
+    def adam(self, g: dict[str, F32], lr: float, scale: float = 1.0) -> None:
+        """One Adam update of the parameters from gradients ``g`` (times ``scale``), weight decay 1e-5."""
+        p = self.params
         self.t += 1
         b1, b2 = 0.9, 0.999
         for name, grad in g.items():
+            grad = grad * scale if scale != 1.0 else grad
             if name.startswith("w"):
                 grad = grad + 1e-5 * p[name]
             self.m[name] = b1 * self.m[name] + (1 - b1) * grad
             self.v[name] = b2 * self.v[name] + (1 - b2) * grad * grad
             mhat = self.m[name] / (1 - b1**self.t)
             vhat = self.v[name] / (1 - b2**self.t)
-            p[name] -= (lr * mhat / (np.sqrt(vhat) + 1e-8)).astype(np.float32)
-        return loss
+            p[name] -= (lr * mhat / (np.sqrt(vhat) + 1e-8)).astype(p[name].dtype)
 
     def save(self, path: pathlib.Path, info: dict[str, object]) -> None:
         """Write the weights as float16 (normalisation in float32) in the engine's .npz layout."""
@@ -616,12 +642,185 @@ class Net:
             acoustic=bool(z.get("acoustic", False)), acoustic_causal=bool(z.get("acoustic_causal", False)),
         )  # fmt: skip
         stream = {k: z[k] for k in ("stream_prior", "stream_params") if k in z}
-        net = cls(cfg, z["mean"].astype(np.float32), z["inv_std"].astype(np.float32), np.random.default_rng(0), stream)
+        kind: type[Net] = cls
+        if "recurrent_state_weight" in z:
+            if len(z.get("recurrent_blocks", [0])) > 1:
+                raise ValueError(f"{path}: a merged recurrent model (its gates are laid out per network)")
+            kind, cfg.recurrent, cfg.warmup = Gru, z["recurrent_state_weight"].shape[0], int(z["recurrent_warmup"])
+        net = kind(cfg, z["mean"].astype(np.float32), z["inv_std"].astype(np.float32), np.random.default_rng(0), stream)
         net.params = {"wp": z["projection_weight"].astype(np.float32), "bp": z["projection_bias"].astype(np.float32)}
+        if cfg.recurrent:
+            for name, key in zip(("wx", "bx", "wh", "bh"), RECURRENT_KEYS, strict=True):
+                net.params[name] = z[f"recurrent_{key}"].astype(np.float32)
         for i in range(layers + 1):
             net.params[f"w{i + 1}"] = z[f"weight{i}"].astype(np.float32)
             net.params[f"b{i + 1}"] = z[f"bias{i}"].astype(np.float32)
         return net
+
+
+def _sigmoid(x: F32) -> F32:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+class Gru(Net):
+    """The spliced network with a GRU of ``cfg.recurrent`` units between the splice and the dense layers.
+
+    Trained with Adam (backpropagation through time). The engine's layout (``engine.Model``'s
+    ``recurrent``): for splice x and state h, r = sigmoid(x Wr + br + h Ur + cr), u = sigmoid(x Wu +
+    bu + h Uu + cu), n = tanh(x Wn + bn + r (h Un + cn)), h' = (1 - u) n + u h, the gates' columns
+    [r u n]. A batch is S runs of ``cfg.warmup`` frames (their labels not scored) and L scored ones,
+    the state zero at the first. An utterance's first frame thus follows up to ``warmup`` frames of
+    the silence :class:`Runs` pads it with; a session starts from the state ``warmup`` such frames
+    leave (:meth:`initial_state`). (With offsets after 0, the last warm-up steps before an utterance
+    also splice its first frames, which a session's first state has not heard: the recipe has none.)
+    """
+
+    def __init__(
+        self, cfg: Config, mean: F32, inv_std: F32, rng: np.random.Generator, stream: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(cfg, mean, inv_std, rng, stream)
+        h = cfg.recurrent
+        spliced = cfg.projection * len(cfg.offsets)
+        qr = [np.linalg.qr(rng.standard_normal((h, h)))[0] for _ in range(3)]
+        self.params["wx"] = (rng.standard_normal((spliced, 3 * h)) / np.sqrt(spliced)).astype(np.float32)
+        self.params["bx"] = np.zeros(3 * h, np.float32)
+        self.params["bx"][h : 2 * h] = 1.0  # the update gate starts towards keeping the state
+        self.params["wh"] = np.concatenate(qr, axis=1).astype(np.float32)
+        self.params["bh"] = np.zeros(3 * h, np.float32)
+        self.params["w1"] = (rng.standard_normal((h, cfg.hidden)) * np.sqrt(2.0 / h)).astype(np.float32)
+        self.m = {n: np.zeros_like(v) for n, v in self.params.items()}
+        self.v = {n: np.zeros_like(v) for n, v in self.params.items()}
+        # Runs pads ``past`` frames before each utterance: the warm-up, unscored.
+        self.past, self.future = cfg.warmup - cfg.offsets[0], cfg.offsets[-1]
+
+    def forward(self, x: F32, train: bool, rng: np.random.Generator | None = None) -> tuple[F32, dict[str, F32]]:
+        """Logits ((S * L) x 15 per head) for runs ``x`` (S x W x inputs, W = past + L + future)."""
+        p = self.params
+        s, w, _ = x.shape
+        splice_past = -self.cfg.offsets[0]
+        t_len = w - splice_past - self.future  # the frames whose splice is complete: warm-up and scored
+        first = self.past - splice_past
+        z = ((x - self.mean) * self.inv_std).reshape(s * w, -1)
+        a0 = z @ p["wp"] + p["bp"]
+        proj = np.maximum(a0, 0).reshape(s, w, -1)
+        idx = np.arange(t_len)[:, None] + (np.array(self.cfg.offsets) + splice_past)[None, :]
+        spliced = proj[:, idx, :].reshape(s * t_len, -1)
+        h_n = p["wh"].shape[0]
+        gx = (spliced @ p["wx"] + p["bx"]).reshape(s, t_len, 3 * h_n)
+        dtype = p["wh"].dtype
+        hs = np.zeros((s, t_len + 1, h_n), dtype)  # hs[:, t + 1]: the state after frame t
+        gates = np.empty((4, s, t_len, h_n), dtype)  # r, u, n, and the state's share of n before r
+        for t in range(t_len):
+            h = hs[:, t]
+            gh = h @ p["wh"] + p["bh"]
+            r = _sigmoid(gx[:, t, :h_n] + gh[:, :h_n])
+            u = _sigmoid(gx[:, t, h_n : 2 * h_n] + gh[:, h_n : 2 * h_n])
+            n = np.tanh(gx[:, t, 2 * h_n :] + r * gh[:, 2 * h_n :])
+            hs[:, t + 1] = (1 - u) * n + u * h
+            gates[0, :, t], gates[1, :, t], gates[2, :, t], gates[3, :, t] = r, u, n, gh[:, 2 * h_n :]
+        h = hs[:, first + 1 :].reshape(-1, h_n)
+        cache: dict[str, Any] = dict(z=z, a0=a0, spliced=spliced, hs=hs, gates=gates, h0=h)
+        return self.dense_forward(h, cache, train, rng)
+
+    def backward(self, x: F32, d: F32, c: dict[str, Any]) -> dict[str, F32]:
+        """Gradients of the parameters from d loss / d logits ``d`` (``c``: :meth:`forward`'s cache)."""
+        p = self.params
+        s, w, _ = x.shape
+        splice_past = -self.cfg.offsets[0]
+        t_len = w - splice_past - self.future
+        first = self.past - splice_past
+        layers = self.cfg.layers
+        g: dict[str, F32] = {f"w{layers + 1}": c[f"h{layers}"].T @ d, f"b{layers + 1}": d.sum(0)}
+        dh = d @ p[f"w{layers + 1}"].T
+        dh = self.dense_backward(dh, c, g)
+        h_n = p["wh"].shape[0]
+        dtype = p["wh"].dtype
+        d_states = np.zeros((s, t_len, h_n), dtype)
+        d_states[:, first:] = dh.reshape(s, t_len - first, h_n)
+        hs, gates = c["hs"], c["gates"]
+        dgx = np.empty((s, t_len, 3 * h_n), dtype)
+        dwh, dbh = np.zeros_like(p["wh"]), np.zeros_like(p["bh"])
+        dh_next = np.zeros((s, h_n), dtype)
+        dgh = np.empty((s, 3 * h_n), dtype)
+        for t in range(t_len - 1, -1, -1):
+            h_prev, r, u, n, ghn = hs[:, t], gates[0, :, t], gates[1, :, t], gates[2, :, t], gates[3, :, t]
+            dh_t = d_states[:, t] + dh_next
+            dan = dh_t * (1 - u) * (1 - n * n)
+            dau = dh_t * (h_prev - n) * u * (1 - u)
+            dar = dan * ghn * r * (1 - r)
+            dgx[:, t, :h_n], dgx[:, t, h_n : 2 * h_n], dgx[:, t, 2 * h_n :] = dar, dau, dan
+            dgh[:, :h_n], dgh[:, h_n : 2 * h_n], dgh[:, 2 * h_n :] = dar, dau, dan * r
+            dwh += h_prev.T @ dgh
+            dbh += dgh.sum(0)
+            dh_next = dh_t * u + dgh @ p["wh"].T
+        g["wh"], g["bh"] = dwh, dbh
+        dgx2 = dgx.reshape(s * t_len, -1)
+        g["wx"], g["bx"] = c["spliced"].T @ dgx2, dgx2.sum(0)
+        dsp = (dgx2 @ p["wx"].T).reshape(s, t_len, len(self.cfg.offsets), -1)
+        dproj = np.zeros((s, w, dsp.shape[-1]), dtype)
+        for k, at in enumerate(np.array(self.cfg.offsets) + splice_past):
+            dproj[:, at : at + t_len, :] += dsp[:, :, k, :]
+        da0 = dproj.reshape(s * w, -1) * (c["a0"] > 0)
+        g["wp"], g["bp"] = c["z"].T @ da0, da0.sum(0)
+        return g
+
+    def initial_state(self) -> F32:
+        """The state after ``cfg.warmup`` frames of the silence before an utterance, from zero."""
+        x = np.full((1, self.past + 1, len(self.mean)), SILENCE, np.float32)
+        if len(self.mean) > engine.N_MELS:  # the acoustic rows a session reads before it has heard anything
+            x[..., engine.N_MELS :] = -np.log(len(self.mean) - engine.N_MELS)
+        _, cache = self.forward(x, False)
+        state: F32 = cache["hs"][0, self.cfg.warmup]
+        return state
+
+    def step(
+        self,
+        x: F32,
+        y: npt.NDArray[np.int64],
+        weights: F32,
+        lr: float,
+        rng: np.random.Generator,
+        phones: npt.NDArray[np.int64] | None = None,
+        soft: F32 | None = None,
+    ) -> float:
+        """One Adam step (gradient norm clipped at 5) on a batch of runs; ``y`` as :meth:`Net.step`'s."""
+        logits, cache = self.forward(x, True, rng)
+        d, loss = np.empty_like(logits), 0.0
+        v, heads = len(VISEMES), self.cfg.heads
+        for head, yh in enumerate(y.reshape(heads, -1)):
+            z = logits[:, head * v : (head + 1) * v]
+            prob = np.exp(z - z.max(axis=1, keepdims=True))
+            prob /= prob.sum(axis=1, keepdims=True)
+            wy = weights[yh]
+            rows = np.arange(len(yh))
+            loss += float(-(wy * np.log(prob[rows, yh] + 1e-30)).sum() / wy.sum()) / heads
+            prob[rows, yh] -= 1.0
+            d[:, head * v : (head + 1) * v] = prob * (wy / wy.sum() / heads)[:, None]
+        g = self.backward(x, d, cache)
+        norm = math.sqrt(sum(float((grad * grad).sum()) for grad in g.values()))
+        self.adam(g, lr, min(1.0, 5.0 / (norm + 1e-6)))
+        return loss
+
+    def save(self, path: pathlib.Path, info: dict[str, object]) -> None:
+        """:meth:`Net.save`'s layout, the dense layers reading the GRU's state, plus its arrays."""
+        spliced = self.params.pop("wx"), self.params.pop("bx"), self.params.pop("wh"), self.params.pop("bh")
+        try:
+            super().save(path, info)
+        finally:
+            self.params["wx"], self.params["bx"], self.params["wh"], self.params["bh"] = spliced
+        with np.load(path) as z:
+            arrays = dict(z)
+        for key, value in zip(RECURRENT_KEYS, spliced, strict=True):
+            arrays[f"recurrent_{key}"] = value.astype(np.float16)
+        arrays["recurrent_warmup"] = np.array(self.cfg.warmup)
+        # The session's first state, from the weights as stored.
+        stored = {k: v.astype(np.float16).astype(np.float32) for k, v in self.params.items()}
+        kept, self.params = self.params, stored
+        try:
+            arrays["recurrent_initial"] = self.initial_state().astype(np.float32)
+        finally:
+            self.params = kept
+        np.savez_compressed(path, **arrays)
 
 
 def balanced_shares(counts: npt.NDArray[Any], balance: float) -> npt.NDArray[np.float64]:
@@ -1034,6 +1233,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--heads", type=int, help="output heads, each reading 10 ms earlier (1-4, default 1)")
     ap.add_argument("--teacher", type=pathlib.Path, help="a model whose probabilities to distil (see --distill)")
     ap.add_argument("--distill", type=float, help="share of the teacher's probabilities in each target (0.5)")
+    ap.add_argument("--recurrent", type=int, help="a GRU of this many units after the splice (default 0: none)")
+    ap.add_argument("--warmup", type=int, help="a recurrent model's unscored frames before each run (default 32)")
     ap.add_argument("--exclude-family", help="comma-separated synthesizer families to leave out of training")
     ap.add_argument("--no-cache-features", dest="cache_features", action="store_false",
                     help="do not keep the augmented features under --data (they are reused by later runs)")  # fmt: skip
@@ -1059,7 +1260,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg.distill = 0.5 if args.distill is None else args.distill
     elif args.distill:
         ap.error("--distill needs --teacher")
-    for name in (*tunable, "background", "copies", "piper", "hindi", "heads"):
+    for name in (*tunable, "background", "copies", "piper", "hindi", "heads", "recurrent", "warmup"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if args.future is not None:
@@ -1084,6 +1285,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--distill must be in [0, 1]")
     if not 1 <= cfg.heads <= 4:
         ap.error("--heads must be 1-4 (a 40 ms frame is four 10 ms steps)")
+    if cfg.recurrent < 0 or cfg.warmup < 0:
+        ap.error("--recurrent and --warmup must not be negative")
+    if cfg.recurrent and (args.teacher or cfg.phones or cfg.tolerance or cfg.mixstyle):
+        ap.error("--recurrent does not combine with --teacher, --phones, --tolerance or --mixstyle")
     if args.stream:
         cfg.stream = () if args.stream == "off" else tuple(float(v) for v in args.stream.split(","))
     print("config:", cfg)
@@ -1133,7 +1338,9 @@ def main(argv: list[str] | None = None) -> int:
         def normalize(f: F32) -> F32:
             return engine.normalize_stream(f, prior, list(cfg.stream))
 
-    train = Runs(feats, labels, [names.index(x) for x in src], cfg.offsets, normalize, rows, phones, soft)
+    # A recurrent model's runs start ``warmup`` frames earlier (Gru.past).
+    run_offsets = (cfg.offsets[0] - cfg.warmup, cfg.offsets[-1]) if cfg.recurrent else cfg.offsets
+    train = Runs(feats, labels, [names.index(x) for x in src], run_offsets, normalize, rows, phones, soft)
     families = sorted(set(fams_kept) - {"not speech"})
     train.groups = [families.index(f) if f in families else -1 for f in fams_kept]
     if cfg.balance > 0.0:
@@ -1141,7 +1348,7 @@ def main(argv: list[str] | None = None) -> int:
         shares, natural = balanced_shares(frames_of, cfg.balance), balanced_shares(frames_of, 0.0)
         print("family shares of the speech runs:", dict(zip(families, shares.round(3).tolist(), strict=True)),
               "(as they come:", dict(zip(families, natural.round(3).tolist(), strict=True)), ")")  # fmt: skip
-    dev = Runs(dfeats, dlabels, [names.index(x) for x in dsrc], cfg.offsets, normalize, drows)
+    dev = Runs(dfeats, dlabels, [names.index(x) for x in dsrc], run_offsets, normalize, drows)
     del feats, dfeats, rows, drows, all_rows
 
     mean, inv_std = train.stats()
@@ -1151,7 +1358,7 @@ def main(argv: list[str] | None = None) -> int:
     weights[PP] = 1.2  # lips that fail to close are the most visible error
     weights[SIL] = 0.8
 
-    net = Net(cfg, mean, inv_std, rng, stream)
+    net = (Gru if cfg.recurrent else Net)(cfg, mean, inv_std, rng, stream)
 
     def augment(x: F32) -> F32:
         return feature_augment(x, rng, cfg.warp, cfg.acoustic_blur)

@@ -28,6 +28,14 @@ def _train_script() -> Any:
     return module
 
 
+def _merge_script() -> Any:
+    spec = importlib.util.spec_from_file_location("merge_lipsync_models", REPO / "scripts" / "merge_lipsync_models.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _gradients(
     net: Any, x: Any, y: Any, weights: Any, seed: int, phones: Any = None, soft: Any = None
 ) -> dict[str, Any]:
@@ -298,12 +306,7 @@ def test_a_teacher_file_reads_as_its_networks_did_and_says_which_families_it_nev
     pair, their average; teacher_probabilities pads, normalises and reads each utterance as training
     does; excluded_families of a pair is what neither network heard."""
     train = _train_script()
-    merge_spec = importlib.util.spec_from_file_location(
-        "merge_lipsync_models", REPO / "scripts" / "merge_lipsync_models.py"
-    )
-    assert merge_spec is not None and merge_spec.loader is not None
-    merge = importlib.util.module_from_spec(merge_spec)
-    merge_spec.loader.exec_module(merge)
+    merge = _merge_script()
     rng = np.random.default_rng(8)
     offsets = (-4, -2, 0, 1, 3)
     stream = {"stream_prior": np.full(40, -6.0, np.float32), "stream_params": np.array([30, 300, 20, -75], np.float32)}
@@ -396,3 +399,141 @@ def test_a_balanced_epoch_gives_each_family_its_share_and_keeps_the_rest() -> No
     assert {r for r in even if groups[r[0]] == 1} == {r for r in plain if groups[r[0]] == 1}  # all 5, again
     root = per_group(data.epoch(64, np.random.default_rng(3), groups, 0.5))
     assert root[0] == round(95 * np.sqrt(90) / (np.sqrt(90) + np.sqrt(5))) and root[2] == 5
+
+
+@pytest.mark.parametrize(("offsets", "dropout", "heads"), [((0,), 0.0, 1), ((-2, 0, 1), 0.0, 4), ((0,), 0.3, 2)])
+def test_the_recurrent_network_s_backward_pass_matches_numerical_gradients(
+    offsets: tuple[int, ...], dropout: float, heads: int
+) -> None:
+    """--recurrent: backpropagation through time through the GRU, the splice under it (past and future
+    offsets) and the projection, with the warm-up frames unscored, against central differences of
+    the loss (with and without dropout above it, one or several heads)."""
+    train = _train_script()
+    cfg = train.Config(
+        projection=5, hidden=7, dropout=dropout, acoustic=False, heads=heads, offsets=offsets, recurrent=4, warmup=3
+    )
+    rng = np.random.default_rng(5)
+    net = train.Gru(cfg, np.zeros(40, np.float32), np.ones(40, np.float32), rng)
+    net.params = {k: v.astype(np.float64) for k, v in net.params.items()}
+    for name in net.params:
+        if name.startswith("b"):
+            net.params[name] = rng.normal(0.0, 0.1, net.params[name].shape)
+    runs, frames = 3, 4
+    assert net.past == 3 - offsets[0] and net.future == offsets[-1]
+    x = rng.standard_normal((runs, frames + net.past + net.future, 40))
+    y = rng.integers(0, 15, (heads, runs * frames))
+    weights = np.ones(15)
+    weights[1] = 1.2
+    grads = _gradients(net, x, y if heads > 1 else y[0], weights, seed=0)
+    worst = 0.0
+    for name, value in net.params.items():
+        for i in rng.choice(value.size, min(4, value.size), replace=False):
+            at = np.unravel_index(i, value.shape)
+            old = value[at]
+            value[at] = old + 1e-6
+            up = _loss(net, x, y, weights, seed=0)
+            value[at] = old - 1e-6
+            down = _loss(net, x, y, weights, seed=0)
+            value[at] = old
+            numerical = (up - down) / 2e-6
+            worst = max(worst, abs(numerical - grads[name][at]) / max(1e-4, abs(numerical) + abs(grads[name][at])))
+    assert worst < 1e-4, worst
+
+
+def _recurrent_file(train: Any, path: pathlib.Path, inputs: int, units: int, seed: int) -> Any:
+    """A random recurrent network (2 heads, past offsets) saved as ``path``; Net.load of it."""
+    rng = np.random.default_rng(seed)
+    cfg = train.Config(
+        projection=6, hidden=8, acoustic=inputs > 40, heads=2, offsets=(-2, -1, 0), recurrent=units, warmup=4
+    )
+    stream = {"stream_prior": np.full(40, -6.0, np.float32), "stream_params": np.array([30, 300, 20, -75], np.float32)}
+    mean, inv_std = rng.normal(-4, 1, inputs).astype(np.float32), rng.uniform(0.3, 1, inputs).astype(np.float32)
+    net = train.Gru(cfg, mean, inv_std, rng, stream)
+    for k in net.params:
+        net.params[k] = (net.params[k] + rng.normal(0, 0.3, net.params[k].shape)).astype(np.float32)
+    net.save(path, {})
+    return train.Net.load(path)
+
+
+def test_the_engine_runs_a_recurrent_model_as_the_training_script_does(tmp_path: pathlib.Path) -> None:
+    """A --recurrent model file: the engine's Model (project, then classify_sequence from the state a
+    session starts with) gives the probabilities of the numpy network Net.load reads back, whose
+    state at an utterance's first frame is the one ``warmup`` frames of leading silence leave; a
+    session's output does not depend on the chunking; two recurrent networks merge into one whose
+    logits are their average (weight 0: the first's exactly), a recurrent and a spliced one do not."""
+    from avatarkit.engine import EngineSession, load_model
+
+    train = _train_script()
+    merge = _merge_script()
+    paths = {name: tmp_path / f"{name}.npz" for name in ("a", "b", "m0", "m5")}
+    nets = {"a": _recurrent_file(train, paths["a"], 40, 5, 1), "b": _recurrent_file(train, paths["b"], 40, 7, 2)}
+    models = {name: load_model(str(paths[name])) for name in ("a", "b")}
+    assert models["a"].recurrent_size == 5 and models["a"].heads == 2
+    with np.load(paths["a"]) as z:
+        np.testing.assert_allclose(z["recurrent_initial"], nets["a"].initial_state(), atol=1e-6)
+        assert np.abs(z["recurrent_initial"]).max() > 0.01  # silence leaves a state of its own
+
+    rng = np.random.default_rng(4)
+    n = 30
+    x = np.full((nets["a"].past + n + nets["a"].future, 40), train.SILENCE, np.float32)
+    x[nets["a"].past : nets["a"].past + n] = rng.normal(-5, 2, (n, 40))
+    x[nets["a"].past + n :] = rng.normal(-5, 2, (nets["a"].future, 40))
+
+    def engine_probabilities(model: Any) -> Any:
+        proj = model.project(x)
+        rows = nets["a"].past + np.arange(n)[:, None] + np.array([-2, -1, 0])[None, :]
+        return model.classify_sequence(proj[rows].reshape(n, -1))
+
+    def numpy_logits(net: Any) -> Any:
+        logits, _ = net.forward(x[None], False)
+        return logits.reshape(n, 2, 15)
+
+    for name in ("a", "b"):
+        want = numpy_logits(nets[name])
+        want = (
+            np.exp(want - want.max(axis=2, keepdims=True))
+            / np.exp(want - want.max(axis=2, keepdims=True)).sum(2)[..., None]
+        )
+        np.testing.assert_allclose(engine_probabilities(models[name]), want, atol=1e-4)
+
+    a, b = dict(np.load(paths["a"])), dict(np.load(paths["b"]))
+    np.savez(paths["m0"], **merge.merge(a, b, 0.0))
+    np.savez(paths["m5"], **merge.merge(a, b, 0.5))
+    merged = load_model(str(paths["m5"]))
+    assert merged.recurrent_size == 12
+    mean_logits = (numpy_logits(nets["a"]) + numpy_logits(nets["b"])) / 2
+    want = np.exp(mean_logits - mean_logits.max(axis=2, keepdims=True))
+    # (the merge folds each network's input normalisation into its projection, rounded to float16 again)
+    np.testing.assert_allclose(engine_probabilities(merged), want / want.sum(axis=2, keepdims=True), atol=1e-3)
+    assert merged.parameter_count == models["a"].parameter_count + models["b"].parameter_count - 2 * 15
+    with pytest.raises(ValueError, match="merged recurrent"):
+        train.Net.load(paths["m5"])
+    spliced = train.Net(train.Config(projection=6, hidden=8, acoustic=False, heads=2, offsets=(-2, -1, 0)),
+                        np.zeros(40, np.float32), np.ones(40, np.float32), rng,
+                        {k: b[k] for k in ("stream_prior", "stream_params")})  # fmt: skip
+    spliced.save(tmp_path / "spliced.npz", {})
+    with pytest.raises(ValueError, match="recurrent"):
+        merge.merge(dict(np.load(tmp_path / "spliced.npz")), b)
+
+    t = np.arange(2 * 16000) / 16000
+    pcm = (0.3 * np.sin(2 * np.pi * 150 * t) * (np.sin(2 * np.pi * 2 * t) > 0) * 32767).astype(np.int16)
+
+    def run(name: str, chunk: int) -> Any:
+        s = EngineSession(16000, model=load_model(str(paths[name])), nonverbal=False, smoothing_ahead=0)
+        return np.concatenate([s.push(pcm[i : i + chunk]) for i in range(0, len(pcm), chunk)] + [s.flush()])
+
+    whole = run("m5", len(pcm))
+    np.testing.assert_array_equal(run("m5", 333), whole)
+    np.testing.assert_allclose(run("m0", 640), run("a", 640), atol=1e-3)
+    assert np.abs(whole - run("a", 640)).max() > 0.01
+    from avatarkit._core import engine as core
+
+    arrays = [a[f"recurrent_{k}"].astype(np.float32) for k in train.RECURRENT_KEYS]
+    dense = [a["weight0"].astype(np.float32), a["weight1"].astype(np.float32)]
+    biases = [a["bias0"].astype(np.float32), a["bias1"].astype(np.float32)]
+    args = (a["mean"], a["inv_std"], a["projection_weight"].astype(np.float32), a["projection_bias"].astype(np.float32))
+    bad_start = np.full(5, 2.0, np.float32)
+    with pytest.raises(ValueError, match="initial state"):
+        core.Model(*args, [-2, -1, 0], dense, biases, heads=2, recurrent=arrays, recurrent_initial=bad_start)
+    with pytest.raises(ValueError, match="recurrent"):
+        core.Model(*args, [-2, -1, 0], dense, biases, heads=2, recurrent=arrays, recurrent_blocks=[2, 2])

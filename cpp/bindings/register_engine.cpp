@@ -171,7 +171,8 @@ void register_engine(py::module_& m) {
                          const F32Array& projection_bias, std::vector<int> offsets, const std::vector<F32Array>& weights,
                          const std::vector<F32Array>& biases, const std::optional<F32Array>& stream_prior,
                          const std::vector<float>& stream_params, const std::optional<std::shared_ptr<engine::AcousticModel>>& acoustic,
-                         int heads, bool acoustic_causal) {
+                         int heads, bool acoustic_causal, const std::optional<std::vector<F32Array>>& recurrent,
+                         std::vector<int> recurrent_blocks, const std::optional<F32Array>& recurrent_initial) {
                  if (weights.size() != biases.size()) throw py::value_error("one bias per weight matrix");
                  if (acoustic_causal && !acoustic) throw py::value_error("acoustic_causal needs an acoustic model");
                  engine::ModelSpec spec;
@@ -184,6 +185,16 @@ void register_engine(py::module_& m) {
                  spec.offsets = std::move(offsets);
                  spec.heads = heads;
                  for (std::size_t i = 0; i < weights.size(); ++i) spec.layers.push_back(make_layer(weights[i], biases[i], "layer"));
+                 if (recurrent) {
+                     if (recurrent->size() != 4)
+                         throw py::value_error("recurrent: [input_weight, input_bias, state_weight, state_bias]");
+                     spec.recurrent.input = make_layer((*recurrent)[0], (*recurrent)[1], "recurrent input");
+                     spec.recurrent.state = make_layer((*recurrent)[2], (*recurrent)[3], "recurrent state");
+                     spec.recurrent.blocks = recurrent_blocks.empty() ? std::vector<int>{spec.recurrent.state.in} : std::move(recurrent_blocks);
+                     if (recurrent_initial) spec.recurrent.initial = as_vector(*recurrent_initial);
+                 } else if (!recurrent_blocks.empty() || recurrent_initial) {
+                     throw py::value_error("recurrent_blocks or recurrent_initial without a recurrent layer");
+                 }
                  try {
                      return std::make_shared<engine::Model>(std::move(spec));
                  } catch (const std::invalid_argument& e) {
@@ -193,14 +204,54 @@ void register_engine(py::module_& m) {
              py::arg("mean"), py::arg("inv_std"), py::arg("projection_weight"), py::arg("projection_bias"), py::arg("offsets"),
              py::arg("weights"), py::arg("biases"), py::arg("stream_prior") = py::none(),
              py::arg("stream_params") = std::vector<float>{}, py::arg("acoustic") = py::none(), py::arg("heads") = 1,
-             py::arg("acoustic_causal") = false,
+             py::arg("acoustic_causal") = false, py::arg("recurrent") = py::none(),
+             py::arg("recurrent_blocks") = std::vector<int>{}, py::arg("recurrent_initial") = py::none(),
              "``mean``/``inv_std`` and the projection's rows: one per input, the N_MELS log-mel values, then,\n"
              "with an ``acoustic`` model, its senone scores (the rows of acoustic_features, with ``causal`` when\n"
              "``acoustic_causal``). The last layer gives N_VISEMES logits per head; head d reads the subframe d\n"
-             "steps (10 ms) before the one classified.")
+             "steps (10 ms) before the one classified. ``recurrent``: a GRU between the splice and the layers,\n"
+             "[input_weight (splice x 3H), input_bias, state_weight (H x 3H), state_bias], gates r, u, n laid out\n"
+             "per block of ``recurrent_blocks`` (units per merged network; default one block of H); a stream\n"
+             "starts from ``recurrent_initial`` (H values in [-1, 1]; default zeros).")
         .def_property_readonly(
             "acoustic_causal", [](const engine::Model& m) { return m.spec().acoustic_causal; },
             "Whether the network reads causal acoustic rows (acoustic_features(..., causal=True)).")
+        .def_property_readonly("recurrent_size", &engine::Model::recurrent_size,
+                               "Units of the recurrent layer's state (0: no recurrent layer).")
+        .def(
+            "project",
+            [](const engine::Model& m, const F32Array& inputs) {
+                if (inputs.ndim() != 2 || inputs.shape(1) != m.inputs()) throw py::value_error("inputs must be frames x inputs");
+                const auto frames = static_cast<std::size_t>(inputs.shape(0));
+                const auto p = static_cast<std::size_t>(m.projection_size());
+                py::array_t<float> out({static_cast<py::ssize_t>(frames), static_cast<py::ssize_t>(p)});
+                float* o = out.mutable_data();
+                const float* x = inputs.data();
+                py::gil_scoped_release release;
+                for (std::size_t j = 0; j < frames; ++j) m.project(x + j * static_cast<std::size_t>(m.inputs()), o + j * p);
+                return out;
+            },
+            py::arg("inputs"), "Each feature frame's projection (frames x P): normalised, dense, ReLU.")
+        .def(
+            "classify_sequence",
+            [](const engine::Model& m, const F32Array& spliced) {
+                const auto width = static_cast<py::ssize_t>(m.projection_size()) * static_cast<py::ssize_t>(m.spec().offsets.size());
+                if (spliced.ndim() != 2 || spliced.shape(1) != width) throw py::value_error("spliced must be steps x (P * offsets)");
+                const auto steps = static_cast<std::size_t>(spliced.shape(0));
+                const auto per = static_cast<std::size_t>(m.heads() * engine::kVisemes);
+                py::array_t<float> out({static_cast<py::ssize_t>(steps), static_cast<py::ssize_t>(m.heads()),
+                                        static_cast<py::ssize_t>(engine::kVisemes)});
+                float* o = out.mutable_data();
+                const float* x = spliced.data();
+                py::gil_scoped_release release;
+                std::vector<float> scratch, state = m.initial_state();
+                for (std::size_t s = 0; s < steps; ++s)
+                    m.classify(x + s * static_cast<std::size_t>(width), o + s * per, scratch, state.data());
+                return out;
+            },
+            py::arg("spliced"),
+            "Viseme probabilities (steps x heads x N_VISEMES) of consecutive splices of projections, as a\n"
+            "session classifies its subframes (a recurrent model's state starts where a session's does).")
         .def_property_readonly("past", &engine::Model::past, "Feature frames of past context.")
         .def_property_readonly("future", &engine::Model::future, "Feature frames of future context (10 ms each).")
         .def_property_readonly("heads", &engine::Model::heads,

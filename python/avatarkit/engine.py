@@ -51,12 +51,17 @@ def load_acoustic_model(path: str | None = None) -> _engine.AcousticModel:
         return _engine.AcousticModel(z["means"], z["precisions"], z["constants"], z["log_weights"], z["cmn_prior"])
 
 
+#: A recurrent model file's arrays (``recurrent_<key>``), in the order ``engine.Model`` takes them.
+RECURRENT_KEYS = ("input_weight", "input_bias", "state_weight", "state_bias")
+
+
 @functools.lru_cache(maxsize=4)
 def load_model(path: str | None = None) -> _engine.Model:
     """The viseme classifier from an ``.npz`` written by ``scripts/train_lipsync.py`` (cached).
 
     A model trained on the acoustic model's scores (its file says ``acoustic``) gets the shipped
-    acoustic model.
+    acoustic model. A file with ``recurrent_state_weight`` has a recurrent (GRU) layer between the
+    splice and the dense layers (``recurrent_blocks``: its units per merged network).
 
     Args:
         path: the file; the model shipped in the package when None.
@@ -76,6 +81,11 @@ def load_model(path: str | None = None) -> _engine.Model:
             acoustic=load_acoustic_model() if "acoustic" in z and bool(z["acoustic"]) else None,
             heads=int(z["heads"]) if "heads" in z else 1,
             acoustic_causal=bool(z["acoustic_causal"]) if "acoustic_causal" in z else False,
+            recurrent=[z[f"recurrent_{k}"].astype(np.float32) for k in RECURRENT_KEYS]
+            if "recurrent_state_weight" in z
+            else None,
+            recurrent_blocks=[int(b) for b in z["recurrent_blocks"]] if "recurrent_blocks" in z else [],
+            recurrent_initial=z["recurrent_initial"].astype(np.float32) if "recurrent_initial" in z else None,
         )
 
 

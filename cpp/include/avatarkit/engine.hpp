@@ -223,8 +223,24 @@ struct Layer {
     std::vector<float> packed;
 };
 
+// A gated recurrent unit (GRU) layer between the splice and the dense layers: its state carries
+// what the stream has said so far, with no fixed end to its context. For input x and state h, per
+// unit: r = sigmoid(x Wr + br + h Ur + cr), u = sigmoid(x Wu + bu + h Uu + cu),
+// n = tanh(x Wn + bn + r * (h Un + cn)), h' = (1 - u) n + u h; the dense layers read h'. The units
+// come in `blocks` (one per network of a merged ensemble, whose weights do not cross blocks), and
+// the gates' 3 * size columns are laid out block by block: [r u n] of the first block's units,
+// then of the next, so that each block's weights are one span per row (Layer).
+struct Recurrent {
+    Layer input;              // P * offsets -> 3 * size (linear)
+    Layer state;              // size -> 3 * size (linear)
+    std::vector<int> blocks;  // units per block, summing to size
+    std::vector<float> initial;  // the state a stream starts from (size values; empty: zeros)
+    int size() const { return state.in; }
+};
+
 // The classifier: normalise each feature frame, project it (per frame, shared), splice the
-// projections at the context offsets, then dense layers to kVisemes logits per head. A feature
+// projections at the context offsets, (with a recurrent layer: update its state from the splice),
+// then dense layers to kVisemes logits per head. A feature
 // frame is kMels log-mel values (stream-normalised), followed, with an acoustic model, by that
 // model's senone row for the same frame (AcousticScorer: the scores of the frame kAcousticLag
 // earlier). Head d (0 <= d < heads) reads the subframe d steps before the one classified: a
@@ -234,7 +250,8 @@ struct ModelSpec {
     std::vector<float> mean, inv_std;  // inputs() each
     Layer projection;                  // inputs() -> P, ReLU
     std::vector<int> offsets;          // ascending, in feature frames, includes 0
-    std::vector<Layer> layers;         // P * offsets -> ... -> kVisemes * heads (last one linear)
+    Recurrent recurrent;               // optional (size 0: none): P * offsets -> its state, read by `layers`
+    std::vector<Layer> layers;         // P * offsets (or the recurrent size) -> ... -> kVisemes * heads (last one linear)
     int heads = 1;                     // 1 .. kSubframes
     StreamNorm stream;                 // applied to the log-mel values before `mean`/`inv_std` (off when empty)
     std::shared_ptr<const AcousticModel> acoustic;  // or none
@@ -253,8 +270,13 @@ public:
     // One projected frame (P values) from one feature frame (inputs() values).
     void project(const float* features, float* out) const;
     int heads() const { return spec_.heads; }
-    // Viseme probabilities (kVisemes per head, head 0 first) from spliced projections (P * offsets values).
-    void classify(const float* spliced, float* probabilities, std::vector<float>& scratch) const;
+    // Units of the recurrent layer's state (0: none; the model is then a function of each splice).
+    int recurrent_size() const { return spec_.recurrent.size(); }
+    const std::vector<float>& initial_state() const { return spec_.recurrent.initial; }
+    // Viseme probabilities (kVisemes per head, head 0 first) from spliced projections (P * offsets
+    // values). A recurrent model reads and updates `state` (recurrent_size() values, initial_state()
+    // at the start of a stream): call it once per subframe, in order.
+    void classify(const float* spliced, float* probabilities, std::vector<float>& scratch, float* state = nullptr) const;
     std::size_t parameter_count() const;
 
 private:
@@ -301,7 +323,7 @@ private:
     int rate_;
     FaceOptions options_;
     FeatureExtractor features_;
-    std::vector<float> feat_buf_, cepstra_buf_, splice_, scratch_, input_;
+    std::vector<float> feat_buf_, cepstra_buf_, splice_, scratch_, input_, state_;
     std::unique_ptr<AcousticScorer> acoustic_;  // when the model has an acoustic model
     std::vector<float> projections_;  // ring of kRing x P, by feature frame
     std::vector<float> loudness_;     // ring of kRing, dB, by feature frame

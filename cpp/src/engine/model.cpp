@@ -57,6 +57,27 @@ void dense(const Layer& l, const float* x, float* y) {
         for (std::size_t o = 0; o < static_cast<std::size_t>(l.out); ++o) y[o] = std::max(y[o], 0.0f);
 }
 
+float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+// The GRU's update of `h` from input x (struct Recurrent); gx and gh hold 3 * size values each.
+void gru_step(const Recurrent& g, const float* x, float* h, float* gx, float* gh) {
+    dense(g.input, x, gx);
+    dense(g.state, h, gh);  // reads the whole old state before any unit changes
+    std::size_t at = 0;
+    for (int units : g.blocks) {
+        const auto b = static_cast<std::size_t>(units);
+        const float* xs = gx + 3 * at;
+        const float* hs = gh + 3 * at;
+        for (std::size_t i = 0; i < b; ++i) {
+            const float r = sigmoid(xs[i] + hs[i]);
+            const float u = sigmoid(xs[b + i] + hs[b + i]);
+            const float n = std::tanh(xs[2 * b + i] + r * hs[2 * b + i]);
+            h[at + i] = (1.0f - u) * n + u * h[at + i];
+        }
+        at += b;
+    }
+}
+
 }  // namespace
 
 Model::Model(ModelSpec spec) : spec_(std::move(spec)) {
@@ -78,6 +99,27 @@ Model::Model(ModelSpec spec) : spec_(std::move(spec)) {
         throw std::invalid_argument("model: offsets out of range");
     if (spec_.layers.empty()) throw std::invalid_argument("model: no layers");
     int width = spec_.projection.out * static_cast<int>(spec_.offsets.size());
+    Recurrent& g = spec_.recurrent;
+    if (g.input.in != 0 || g.input.out != 0 || g.state.in != 0 || g.state.out != 0 || !g.blocks.empty()) {
+        check_layer(g.input, "recurrent input");
+        check_layer(g.state, "recurrent state");
+        const int size = g.state.in;
+        long long units = 0;
+        for (int b : g.blocks) {
+            if (b <= 0) throw std::invalid_argument("model: recurrent blocks must have units");
+            units += b;
+        }
+        if (g.input.in != width || g.input.out != 3 * size || g.state.out != 3 * size || units != size)
+            throw std::invalid_argument("model: the recurrent layer's shapes do not chain (splice -> 3 x state, blocks summing to the state)");
+        if (g.initial.empty()) g.initial.assign(static_cast<std::size_t>(size), 0.0f);
+        if (g.initial.size() != static_cast<std::size_t>(size)) throw std::invalid_argument("model: the recurrent initial state must have one value per unit");
+        for (float v : g.initial)
+            if (!std::isfinite(v) || v < -1.0f || v > 1.0f) throw std::invalid_argument("model: the recurrent initial state must be finite, in [-1, 1]");
+        g.input.relu = g.state.relu = false;
+        find_spans(g.input);
+        find_spans(g.state);
+        width = size;
+    }
     for (std::size_t i = 0; i < spec_.layers.size(); ++i) {
         check_layer(spec_.layers[i], "layer");
         if (spec_.layers[i].in != width) throw std::invalid_argument("model: layer widths do not chain");
@@ -98,11 +140,17 @@ void Model::project(const float* features, float* out) const {
     dense(spec_.projection, z.data(), out);
 }
 
-void Model::classify(const float* spliced, float* probabilities, std::vector<float>& scratch) const {
+void Model::classify(const float* spliced, float* probabilities, std::vector<float>& scratch, float* state) const {
     std::size_t widest = 0;
     for (const Layer& l : spec_.layers) widest = std::max(widest, static_cast<std::size_t>(l.out));
-    scratch.resize(2 * widest);
+    const auto gates = static_cast<std::size_t>(3 * recurrent_size());
+    scratch.resize(2 * widest + 2 * gates);
     const float* x = spliced;
+    if (gates) {
+        if (!state) throw std::logic_error("model: a recurrent model needs its state");
+        gru_step(spec_.recurrent, spliced, state, scratch.data() + 2 * widest, scratch.data() + 2 * widest + gates);
+        x = state;
+    }
     float* bufs[2] = {scratch.data(), scratch.data() + widest};
     for (std::size_t i = 0; i < spec_.layers.size(); ++i) {
         float* y = bufs[i % 2];
@@ -124,6 +172,7 @@ std::size_t Model::parameter_count() const {
     // The weights in the non-zero spans (a merged ensemble's zero blocks are not parameters).
     std::size_t n = spec_.projection.packed.size() + spec_.projection.bias.size();
     for (const Layer& l : spec_.layers) n += l.packed.size() + l.bias.size();
+    for (const Layer* l : {&spec_.recurrent.input, &spec_.recurrent.state}) n += l->packed.size() + l->bias.size();
     return n;
 }
 

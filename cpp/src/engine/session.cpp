@@ -153,6 +153,7 @@ Session::Session(std::shared_ptr<const Model> model, int sample_rate, FaceOption
     }
     model_->project(input_.data(), silence_projection_.data());
     splice_.resize(p * model_->spec().offsets.size());
+    state_ = model_->initial_state();  // a recurrent model's first state (empty otherwise)
     face_ = std::make_shared<Face>();
     face_->rng.state = options_.seed;
     for (float& ph : face_->phase) ph = face_->rng.uniform(0.0f, 2.0f * kPi);
@@ -192,7 +193,7 @@ void Session::on_features(std::size_t count) {
             const float* src = at < 0 ? silence_projection_.data() : projections_.data() + static_cast<std::size_t>(at % kRing) * p;
             std::copy(src, src + p, splice_.begin() + static_cast<std::ptrdiff_t>(o * p));
         }
-        model_->classify(splice_.data(), posteriors_.data() + static_cast<std::size_t>(s % kRing) * heads * kVisemes, scratch_);
+        model_->classify(splice_.data(), posteriors_.data() + static_cast<std::size_t>(s % kRing) * heads * kVisemes, scratch_, state_.data());
         subframes_done_ = s + 1;
     }
 }

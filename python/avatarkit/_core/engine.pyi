@@ -58,12 +58,31 @@ class Model:
         acoustic: AcousticModel | None = None,
         heads: typing.SupportsInt | typing.SupportsIndex = 1,
         acoustic_causal: bool = False,
+        recurrent: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float32]] | None = None,
+        recurrent_blocks: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [],
+        recurrent_initial: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None,
     ) -> None:
         """
         ``mean``/``inv_std`` and the projection's rows: one per input, the N_MELS log-mel values, then,
         with an ``acoustic`` model, its senone scores (the rows of acoustic_features, with ``causal`` when
         ``acoustic_causal``). The last layer gives N_VISEMES logits per head; head d reads the subframe d
-        steps (10 ms) before the one classified.
+        steps (10 ms) before the one classified. ``recurrent``: a GRU between the splice and the layers,
+        [input_weight (splice x 3H), input_bias, state_weight (H x 3H), state_bias], gates r, u, n laid out
+        per block of ``recurrent_blocks`` (units per merged network; default one block of H); a stream
+        starts from ``recurrent_initial`` (H values in [-1, 1]; default zeros).
+        """
+    def classify_sequence(
+        self, spliced: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]
+    ) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        Viseme probabilities (steps x heads x N_VISEMES) of consecutive splices of projections, as a
+        session classifies its subframes (a recurrent model's state starts where a session's does).
+        """
+    def project(
+        self, inputs: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]
+    ) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        Each feature frame's projection (frames x P): normalised, dense, ReLU.
         """
     @property
     def acoustic(self) -> AcousticModel | None:
@@ -99,6 +118,11 @@ class Model:
     def past(self) -> int:
         """
         Feature frames of past context.
+        """
+    @property
+    def recurrent_size(self) -> int:
+        """
+        Units of the recurrent layer's state (0: no recurrent layer).
         """
     @property
     def stream_normalized(self) -> bool:
