@@ -187,6 +187,30 @@ def merge(a: dict[str, Any], b: dict[str, Any], weight: float = 0.5) -> dict[str
     return out
 
 
+#: The viseme index of PP (closed lips) in a model's outputs (``bench/lipsync/visemes.py``).
+PP_INDEX = 1
+VISEMES = 15
+
+
+def raise_closures(z: dict[str, Any], bias: float) -> dict[str, Any]:
+    """The arrays of a model whose PP logit (every head's) is ``bias`` higher: a calibration.
+
+    A network whose closed-lips probability peaks lower than another's on a short closure closes
+    the lips less often under the engine's closure rule; ``bias`` (chosen on the dev split) moves
+    that balance without retraining. The info records it.
+    """
+    out = dict(z)
+    last = int(z["layers"]) - 1
+    key = f"bias{last}"
+    values = z[key].astype(np.float32).copy()
+    values[PP_INDEX::VISEMES] += np.float32(bias)
+    out[key] = values.astype(z[key].dtype)
+    info = json.loads(str(z["info"])) if "info" in z else {}
+    info["pp_bias"] = float(info.get("pp_bias", 0.0)) + bias
+    out["info"] = np.array(json.dumps(info))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Merge the two files named on the command line."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -194,12 +218,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("b", type=pathlib.Path, help="the second model (e.g. with the acoustic scores)")
     ap.add_argument("--out", type=pathlib.Path, required=True)
     ap.add_argument("--weight", type=float, default=0.5, help="the second model's share of the logits")
+    ap.add_argument("--pp-bias", type=float, default=0.0, help="add this to the merged PP logit (closure calibration)")
     args = ap.parse_args(argv)
     with np.load(args.a) as za, np.load(args.b) as zb:
         try:
             merged = merge(dict(za), dict(zb), args.weight)
         except ValueError as e:
             ap.error(str(e))
+    if args.pp_bias:
+        merged = raise_closures(merged, args.pp_bias)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, **merged)
     weights = sum(np.count_nonzero(v) for k, v in merged.items() if k.startswith(("weight", "projection_weight")))

@@ -7,6 +7,7 @@ The script needs the ``lipsync`` dependency group (scipy among it); these tests 
 from __future__ import annotations
 
 import importlib.util
+import json
 import pathlib
 import sys
 from typing import Any
@@ -537,3 +538,28 @@ def test_the_engine_runs_a_recurrent_model_as_the_training_script_does(tmp_path:
         core.Model(*args, [-2, -1, 0], dense, biases, heads=2, recurrent=arrays, recurrent_initial=bad_start)
     with pytest.raises(ValueError, match="recurrent"):
         core.Model(*args, [-2, -1, 0], dense, biases, heads=2, recurrent=arrays, recurrent_blocks=[2, 2])
+
+
+def test_the_merge_script_can_raise_every_head_s_closed_lips_logit(tmp_path: pathlib.Path) -> None:
+    """merge_lipsync_models --pp-bias: each head's PP logit rises by the bias (the others stay), so a
+    session closes the lips on more frames; the model file's info records the calibration."""
+    train, merge = _train_script(), _merge_script()
+    path = tmp_path / "a.npz"
+    _recurrent_file(train, path, 40, 5, 3)
+    z = dict(np.load(path))
+    raised = merge.raise_closures(z, 0.75)
+    last = int(z["layers"]) - 1
+    delta = raised[f"bias{last}"].astype(np.float32) - z[f"bias{last}"].astype(np.float32)
+    want = np.zeros(2 * 15, np.float32)
+    want[[1, 16]] = 0.75
+    np.testing.assert_allclose(delta, want, atol=2e-3)  # float16 storage
+    assert json.loads(str(raised["info"]))["pp_bias"] == 0.75
+    np.savez(tmp_path / "raised.npz", **raised)
+    from avatarkit.engine import load_model
+
+    x = np.random.default_rng(1).normal(-5, 2, (40, 40)).astype(np.float32)
+    before, after = (load_model(str(p)) for p in (path, tmp_path / "raised.npz"))
+    proj = before.project(x)  # the same projection in both
+    spliced = np.concatenate([proj[:-2], proj[1:-1], proj[2:]], axis=1)  # offsets -2, -1, 0
+    p0, p1 = before.classify_sequence(spliced), after.classify_sequence(spliced)
+    assert (p1[..., 1] > p0[..., 1]).all() and (p1[..., 0] < p0[..., 0]).all()
