@@ -231,15 +231,15 @@ struct Layer {
 // the gates' 3 * size columns are laid out block by block: [r u n] of the first block's units,
 // then of the next, so that each block's weights are one span per row (Layer).
 struct Recurrent {
-    Layer input;              // P * offsets -> 3 * size (linear)
-    Layer state;              // size -> 3 * size (linear)
-    std::vector<int> blocks;  // units per block, summing to size
+    Layer input;                 // P * offsets -> 3 * size (linear)
+    Layer state;                 // size -> 3 * size (linear)
+    std::vector<int> blocks;     // units per block, summing to size
     std::vector<float> initial;  // the state a stream starts from (size values; empty: zeros)
     int size() const { return state.in; }
 };
 
 // The classifier: normalise each feature frame, project it (per frame, shared), splice the
-// projections at the context offsets, (with a recurrent layer: update its state from the splice),
+// projections at the context offsets (with a recurrent layer, update its state from the splice),
 // then dense layers to kVisemes logits per head. A feature
 // frame is kMels log-mel values (stream-normalised), followed, with an acoustic model, by that
 // model's senone row for the same frame (AcousticScorer: the scores of the frame kAcousticLag
