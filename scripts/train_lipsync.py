@@ -626,7 +626,12 @@ class Net:
             **self.stream,
             acoustic=np.array(self.cfg.acoustic),
             **({"acoustic_causal": np.array(True)} if self.cfg.acoustic and self.cfg.acoustic_causal else {}),
+            **self.extra_arrays(),
         )
+
+    def extra_arrays(self) -> dict[str, npt.NDArray[Any]]:
+        """Arrays a subclass adds to the model file (none for the spliced network)."""
+        return {}
 
     @classmethod
     def load(cls, path: pathlib.Path) -> Net:
@@ -801,17 +806,12 @@ class Gru(Net):
         self.adam(g, lr, min(1.0, 5.0 / (norm + 1e-6)))
         return loss
 
-    def save(self, path: pathlib.Path, info: dict[str, object]) -> None:
-        """:meth:`Net.save`'s layout, the dense layers reading the GRU's state, plus its arrays."""
-        spliced = self.params.pop("wx"), self.params.pop("bx"), self.params.pop("wh"), self.params.pop("bh")
-        try:
-            super().save(path, info)
-        finally:
-            self.params["wx"], self.params["bx"], self.params["wh"], self.params["bh"] = spliced
-        with np.load(path) as z:
-            arrays = dict(z)
-        for key, value in zip(RECURRENT_KEYS, spliced, strict=True):
-            arrays[f"recurrent_{key}"] = value.astype(np.float16)
+    def extra_arrays(self) -> dict[str, npt.NDArray[Any]]:
+        """The GRU's arrays (``engine.Model``'s ``recurrent``), its warm-up and a session's first state."""
+        arrays: dict[str, npt.NDArray[Any]] = {
+            f"recurrent_{key}": self.params[name].astype(np.float16)
+            for name, key in zip(("wx", "bx", "wh", "bh"), RECURRENT_KEYS, strict=True)
+        }
         arrays["recurrent_warmup"] = np.array(self.cfg.warmup)
         # The session's first state, from the weights as stored.
         stored = {k: v.astype(np.float16).astype(np.float32) for k, v in self.params.items()}
@@ -820,7 +820,7 @@ class Gru(Net):
             arrays["recurrent_initial"] = self.initial_state().astype(np.float32)
         finally:
             self.params = kept
-        np.savez_compressed(path, **arrays)
+        return arrays
 
 
 def balanced_shares(counts: npt.NDArray[Any], balance: float) -> npt.NDArray[np.float64]:

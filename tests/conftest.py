@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import os
 import pathlib
@@ -12,6 +13,15 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def merge_script():  # type: ignore[no-untyped-def]
+    """``scripts/merge_lipsync_models.py`` as a module (it is a script, not part of the package)."""
+    spec = importlib.util.spec_from_file_location("merge_lipsync_models", REPO / "scripts" / "merge_lipsync_models.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def shared_file(name: str) -> pathlib.Path:

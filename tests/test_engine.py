@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import merge_script
 
 from avatarkit._core import engine
 from avatarkit.codec import CANONICAL_NAMES
@@ -899,14 +900,6 @@ def test_a_model_with_an_acoustic_model_checks_its_input_width() -> None:
         engine.Model(**args, acoustic=acoustic)
 
 
-def _merge_script() -> Any:
-    spec = importlib.util.spec_from_file_location("merge_lipsync_models", REPO / "scripts" / "merge_lipsync_models.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _random_model_arrays(rng: np.random.Generator, inputs: int, acoustic: bool, hidden: int) -> dict[str, Any]:
     """The arrays of a model file (train_lipsync's layout), random weights and normalisation."""
     proj, offsets = 8, np.array([-3, -1, 0, 2])
@@ -930,7 +923,7 @@ def test_a_merged_model_averages_the_logits_of_its_two_networks(tmp_path: pathli
     one model file. With weight 0 it speaks exactly as the first, with 1 as the second (each one's
     input normalisation folded into its half), in between neither; its zero blocks are not counted
     as parameters; models that cannot be merged are refused."""
-    merge = _merge_script().merge
+    merge = merge_script().merge
     rng = np.random.default_rng(21)
     a = _random_model_arrays(rng, engine.N_MELS, False, 16)
     b = _random_model_arrays(rng, engine.N_MELS + 126, True, 24)
@@ -983,7 +976,7 @@ def test_a_model_file_that_reads_causal_acoustic_rows_streams_them(tmp_path: pat
     """A model file with ``acoustic_causal`` loads as a Model that reads causal rows (a session's output
     changes with it, and stays the same whatever the chunking); a merged pair keeps the flag; a pair
     of the two kinds of acoustic rows, or a causal model without an acoustic one, is refused."""
-    merge = _merge_script().merge
+    merge = merge_script().merge
     rng = np.random.default_rng(41)
     a = _random_model_arrays(rng, engine.N_MELS, False, 16)
     b = _random_model_arrays(rng, engine.N_MELS + 126, True, 24)
@@ -1014,7 +1007,7 @@ def test_a_model_file_that_reads_causal_acoustic_rows_streams_them(tmp_path: pat
 def test_models_with_heads_merge_head_by_head(tmp_path: pathlib.Path) -> None:
     """Two models with the same number of output heads merge into one with those heads (weight 0
     speaks exactly as the first); models with different numbers of heads are refused."""
-    merge = _merge_script().merge
+    merge = merge_script().merge
     rng = np.random.default_rng(31)
     a = _random_model_arrays(rng, engine.N_MELS, False, 16)
     b = _random_model_arrays(rng, engine.N_MELS + 126, True, 24)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import merge_script
 
 pytest.importorskip("scipy", reason="scripts/train_lipsync.py needs the lipsync dependency group")
 
@@ -25,14 +26,6 @@ def _train_script() -> Any:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["train_lipsync"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-def _merge_script() -> Any:
-    spec = importlib.util.spec_from_file_location("merge_lipsync_models", REPO / "scripts" / "merge_lipsync_models.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
@@ -307,7 +300,7 @@ def test_a_teacher_file_reads_as_its_networks_did_and_says_which_families_it_nev
     pair, their average; teacher_probabilities pads, normalises and reads each utterance as training
     does; excluded_families of a pair is what neither network heard."""
     train = _train_script()
-    merge = _merge_script()
+    merge = merge_script()
     rng = np.random.default_rng(8)
     offsets = (-4, -2, 0, 1, 3)
     stream = {"stream_prior": np.full(40, -6.0, np.float32), "stream_params": np.array([30, 300, 20, -75], np.float32)}
@@ -465,7 +458,7 @@ def test_the_engine_runs_a_recurrent_model_as_the_training_script_does(tmp_path:
     from avatarkit.engine import EngineSession, load_model
 
     train = _train_script()
-    merge = _merge_script()
+    merge = merge_script()
     paths = {name: tmp_path / f"{name}.npz" for name in ("a", "b", "m0", "m5")}
     nets = {"a": _recurrent_file(train, paths["a"], 40, 5, 1), "b": _recurrent_file(train, paths["b"], 40, 7, 2)}
     models = {name: load_model(str(paths[name])) for name in ("a", "b")}
@@ -543,7 +536,7 @@ def test_the_engine_runs_a_recurrent_model_as_the_training_script_does(tmp_path:
 def test_the_merge_script_can_raise_every_head_s_closed_lips_logit(tmp_path: pathlib.Path) -> None:
     """merge_lipsync_models --pp-bias: each head's PP logit rises by the bias (the others stay), so a
     session closes the lips on more frames; the model file's info records the calibration."""
-    train, merge = _train_script(), _merge_script()
+    train, merge = _train_script(), merge_script()
     path = tmp_path / "a.npz"
     _recurrent_file(train, path, 40, 5, 3)
     z = dict(np.load(path))
