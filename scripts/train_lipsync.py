@@ -771,7 +771,7 @@ class Gru(Net):
 
     def initial_state(self) -> F32:
         """The state after ``cfg.warmup`` frames of the silence before an utterance, from zero."""
-        x = np.full((1, self.past + 1, len(self.mean)), SILENCE, np.float32)
+        x = np.full((1, self.past + 1 + self.future, len(self.mean)), SILENCE, np.float32)
         if len(self.mean) > engine.N_MELS:  # the acoustic rows a session reads before it has heard anything
             x[..., engine.N_MELS :] = -np.log(len(self.mean) - engine.N_MELS)
         _, cache = self.forward(x, False)

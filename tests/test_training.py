@@ -434,11 +434,13 @@ def test_the_recurrent_network_s_backward_pass_matches_numerical_gradients(
     assert worst < 1e-4, worst
 
 
-def _recurrent_file(train: Any, path: pathlib.Path, inputs: int, units: int, seed: int) -> Any:
-    """A random recurrent network (2 heads, past offsets) saved as ``path``; Net.load of it."""
+def _recurrent_file(
+    train: Any, path: pathlib.Path, inputs: int, units: int, seed: int, offsets: tuple[int, ...] = (-2, -1, 0)
+) -> Any:
+    """A random recurrent network (2 heads) saved as ``path``; Net.load of it."""
     rng = np.random.default_rng(seed)
     cfg = train.Config(
-        projection=6, hidden=8, acoustic=inputs > 40, heads=2, offsets=(-2, -1, 0), recurrent=units, warmup=4
+        projection=6, hidden=8, acoustic=inputs > 40, heads=2, offsets=offsets, recurrent=units, warmup=4
     )
     stream = {"stream_prior": np.full(40, -6.0, np.float32), "stream_params": np.array([30, 300, 20, -75], np.float32)}
     mean, inv_std = rng.normal(-4, 1, inputs).astype(np.float32), rng.uniform(0.3, 1, inputs).astype(np.float32)
@@ -449,18 +451,25 @@ def _recurrent_file(train: Any, path: pathlib.Path, inputs: int, units: int, see
     return train.Net.load(path)
 
 
-def test_the_engine_runs_a_recurrent_model_as_the_training_script_does(tmp_path: pathlib.Path) -> None:
-    """A --recurrent model file: the engine's Model (project, then classify_sequence from the state a
-    session starts with) gives the probabilities of the numpy network Net.load reads back, whose
-    state at an utterance's first frame is the one ``warmup`` frames of leading silence leave; a
-    session's output does not depend on the chunking; two recurrent networks merge into one whose
-    logits are their average (weight 0: the first's exactly), a recurrent and a spliced one do not."""
+@pytest.mark.parametrize("offsets", [(-2, -1, 0), (-1, 0, 2)], ids=["past", "future"])
+def test_the_engine_runs_a_recurrent_model_as_the_training_script_does(
+    tmp_path: pathlib.Path, offsets: tuple[int, ...]
+) -> None:
+    """A --recurrent model file (its splice with or without frames after the step): the engine's
+    Model (project, then classify_sequence from the state a session starts with) gives the
+    probabilities of the numpy network Net.load reads back, whose state at an utterance's first
+    frame is the one ``warmup`` frames of leading silence leave; a session's output does not depend
+    on the chunking; two recurrent networks merge into one whose logits are their average (weight 0:
+    the first's exactly), a recurrent and a spliced one do not."""
     from avatarkit.engine import EngineSession, load_model
 
     train = _train_script()
     merge = merge_script()
     paths = {name: tmp_path / f"{name}.npz" for name in ("a", "b", "m0", "m5")}
-    nets = {"a": _recurrent_file(train, paths["a"], 40, 5, 1), "b": _recurrent_file(train, paths["b"], 40, 7, 2)}
+    nets = {
+        "a": _recurrent_file(train, paths["a"], 40, 5, 1, offsets),
+        "b": _recurrent_file(train, paths["b"], 40, 7, 2, offsets),
+    }
     models = {name: load_model(str(paths[name])) for name in ("a", "b")}
     assert models["a"].recurrent_size == 5 and models["a"].heads == 2
     with np.load(paths["a"]) as z:
@@ -471,11 +480,14 @@ def test_the_engine_runs_a_recurrent_model_as_the_training_script_does(tmp_path:
     n = 30
     x = np.full((nets["a"].past + n + nets["a"].future, 40), train.SILENCE, np.float32)
     x[nets["a"].past : nets["a"].past + n] = rng.normal(-5, 2, (n, 40))
+    # (silence first for as long as the splice reads ahead: the warm-up before an utterance hears
+    # that much of it in training, and a session starts from the state of silence alone)
+    x[nets["a"].past : nets["a"].past + nets["a"].future] = train.SILENCE
     x[nets["a"].past + n :] = rng.normal(-5, 2, (nets["a"].future, 40))
 
     def engine_probabilities(model: Any) -> Any:
         proj = model.project(x)
-        rows = nets["a"].past + np.arange(n)[:, None] + np.array([-2, -1, 0])[None, :]
+        rows = nets["a"].past + np.arange(n)[:, None] + np.array(offsets)[None, :]
         return model.classify_sequence(proj[rows].reshape(n, -1))
 
     def numpy_logits(net: Any) -> Any:
@@ -502,7 +514,7 @@ def test_the_engine_runs_a_recurrent_model_as_the_training_script_does(tmp_path:
     assert merged.parameter_count == models["a"].parameter_count + models["b"].parameter_count - 2 * 15
     with pytest.raises(ValueError, match="merged recurrent"):
         train.Net.load(paths["m5"])
-    spliced = train.Net(train.Config(projection=6, hidden=8, acoustic=False, heads=2, offsets=(-2, -1, 0)),
+    spliced = train.Net(train.Config(projection=6, hidden=8, acoustic=False, heads=2, offsets=offsets),
                         np.zeros(40, np.float32), np.ones(40, np.float32), rng,
                         {k: b[k] for k in ("stream_prior", "stream_params")})  # fmt: skip
     spliced.save(tmp_path / "spliced.npz", {})
@@ -528,9 +540,9 @@ def test_the_engine_runs_a_recurrent_model_as_the_training_script_does(tmp_path:
     args = (a["mean"], a["inv_std"], a["projection_weight"].astype(np.float32), a["projection_bias"].astype(np.float32))
     bad_start = np.full(5, 2.0, np.float32)
     with pytest.raises(ValueError, match="initial state"):
-        core.Model(*args, [-2, -1, 0], dense, biases, heads=2, recurrent=arrays, recurrent_initial=bad_start)
+        core.Model(*args, list(offsets), dense, biases, heads=2, recurrent=arrays, recurrent_initial=bad_start)
     with pytest.raises(ValueError, match="recurrent"):
-        core.Model(*args, [-2, -1, 0], dense, biases, heads=2, recurrent=arrays, recurrent_blocks=[2, 2])
+        core.Model(*args, list(offsets), dense, biases, heads=2, recurrent=arrays, recurrent_blocks=[2, 2])
 
 
 def test_the_merge_script_can_raise_every_head_s_closed_lips_logit(tmp_path: pathlib.Path) -> None:
