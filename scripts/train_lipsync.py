@@ -677,7 +677,8 @@ class Gru(Net):
     the state zero at the first. An utterance's first frame thus follows up to ``warmup`` frames of
     the silence :class:`Runs` pads it with; a session starts from the state ``warmup`` such frames
     leave (:meth:`initial_state`). (With offsets after 0, the last warm-up steps before an utterance
-    also splice its first frames, which a session's first state has not heard: the recipe has none.)
+    also splice its first frames, which a session's first state has not heard: the two agree when a
+    stream opens with as much silence as the splice reads ahead.)
     """
 
     def __init__(
