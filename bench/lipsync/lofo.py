@@ -1,14 +1,18 @@
 """Leave-one-family-out: for each synthesizer family, train without it and score its held-out voices.
 
     python bench/lipsync/lofo.py                         # every family, standard engine, one arm at a time
-    python bench/lipsync/lofo.py --families formant,parametric &   # two halves side by side: 55 min
-    python bench/lipsync/lofo.py --families neural,concatenative   #   on 2 cores (2026-12-06)
+    python bench/lipsync/lofo.py --families formant,parametric &   # two halves side by side: about
+    python bench/lipsync/lofo.py --families neural,concatenative   #   110 min on 2 cores (2026-12-06)
     python bench/lipsync/lofo.py --families neural       # one fold
     python bench/lipsync/lofo.py --low-latency           # the causal model (its GRU, heads, closure bias)
     python bench/lipsync/lofo.py --split dev             # score the development sentences instead
     python bench/lipsync/lofo.py --json lofo.json        # the figures as JSON too
     python bench/lipsync/lofo.py --low-latency --teacher-dir build/lofo -- --recurrent 0 --layers 2 \
         --epochs 12 --offsets=-40,-32,-24,-20,-16,-13,-10,-8,-6,-5,-4,-3,-2,-1,0  # distil (spliced networks)
+
+Distillation reads its teachers with the training script, which takes spliced networks only: make
+them with the spliced standard recipe (``-- --recurrent 0 --layers 2 --epochs 10
+--offsets=-24,-19,-15,-12,-9,-7,-5,-3,-2,-1,0,1,2,3,4,5,6``).
 
 Each fold runs ``scripts/train_lipsync.py --exclude-family F`` (same data, augmentation and
 training as the shipped model; the augmented features are computed once and cached under
@@ -38,6 +42,11 @@ if __package__ in (None, ""):
 
 from lipsync import dataset  # noqa: E402
 
+# The shipped standard networks' training (docs/lipsync.md): a GRU of 192 units over a splice of the
+# step's projection with the two before it and the six after it (60 ms ahead), one dense layer,
+# 8 epochs; the rest the script's defaults.
+STANDARD_TRAINING = ["--offsets=-2,-1,0,1,2,3,4,5,6", "--recurrent", "192", "--layers", "1", "--epochs", "8"]
+
 # The shipped low-latency networks' training (docs/lipsync.md): a GRU of 192 units over the newest
 # step's projection, one dense layer, 8 epochs, a per-stream normalisation prior worth 1 s, four
 # output heads; their merge raises the closed-lips logit by 0.5.
@@ -58,7 +67,7 @@ def fold(family: str, args: argparse.Namespace, out_dir: pathlib.Path) -> dict[s
     """Train without ``family``, score ``family``: the evaluation's figures for it."""
     stem = f"without-{family}{'-low-latency' if args.low_latency else ''}"
     model = out_dir / f"{stem}.npz"
-    base = LOW_LATENCY_TRAINING if args.low_latency else []
+    base = LOW_LATENCY_TRAINING if args.low_latency else STANDARD_TRAINING
     if args.single:
         arms = [(model, base)]
     else:

@@ -8,8 +8,8 @@ uses a causal variant of the model).
 The signal path runs in C++ (``avatarkit._core.engine``): log-mel features every 10 ms at the
 input's own rate, with the standard model also the frame scores of a phone model trained on
 recorded speech (pocketsphinx's US English acoustic model, ``avatarkit/data/acoustic_model.npz``),
-a small network over 240 ms of past and 60 ms of future features that gives the
-15 viseme probabilities every 10 ms, a smoothing window per frame (coarticulation), then the face:
+a small recurrent network (its state carries the stream so far; it reads 60 ms ahead) that gives
+the 15 viseme probabilities every 10 ms, a smoothing window per frame (coarticulation), then the face:
 viseme weights, ARKit mouth and jaw weights, and a non-verbal layer that follows the voice (brows
 and nods on stressed syllables, blinks, gaze shifts, head sway). Output is deterministic: the same
 audio gives the same frames whatever the chunking. The network's weights
