@@ -229,8 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         merged = raise_closures(merged, args.pp_bias)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, **merged)
-    weights = sum(np.count_nonzero(v) for k, v in merged.items() if k.startswith(("weight", "projection_weight")))
-    biases = sum(v.size for k, v in merged.items() if k.startswith(("bias", "projection_bias")))
+    weighted = ("weight", "projection_weight", "recurrent_input_weight", "recurrent_state_weight")
+    weights = sum(np.count_nonzero(v) for k, v in merged.items() if k.startswith(weighted))
+    biased = ("bias", "projection_bias", "recurrent_input_bias", "recurrent_state_bias")
+    biases = sum(v.size for k, v in merged.items() if k.startswith(biased))
     print(f"{args.out}: {weights + biases} weights and biases (not counting the zero blocks)", file=sys.stderr)
     return 0
 
