@@ -12,7 +12,7 @@ ARKit-style rig, and how:
   ``scripts/fit_flame_retarget.py`` with ridge regression to reproduce what this project's engine
   makes of the same speech (the shared 20 s recording of the commercial service, fitted on its
   first half and judged on its second: mean correlation 0.50 over 30 channels, funnel 0.76, pucker
-  0.70, closure recall 0.56; ``docs/concepts.md``). FLAME's expression basis describes a FLAME
+  0.70, closure recall 0.52; ``docs/concepts.md``). FLAME's expression basis describes a FLAME
   mesh that glTF avatars do not have; the map learns how this service's coefficients move with
   English speech, from one speaker: treat it as an approximation.
 - ``rotation`` plus ``neck_pose`` (axis-angle, radians) become ``headPitch``, ``headYaw``, ``headRoll``.
