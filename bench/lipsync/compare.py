@@ -61,7 +61,7 @@ def cached(cache: pathlib.Path, family: str, split: str, espeak_voices: int) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Print each model's accuracy / closure recall / jaw r on each voice of the family."""
+    """Print each model's accuracy / closure recall / jaw r / closure precision on each voice of the family."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("models", nargs="+", type=pathlib.Path, help="model .npz files")
     ap.add_argument("--family", choices=dataset.FAMILIES, required=True)
@@ -77,14 +77,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error("--espeak-voices must be at least 1")
     sets = cached(args.cache, args.family, args.split, args.espeak_voices)
     sizes = ", ".join(f"{name} {len(items)}" for name, items in sets.items())
-    print(f"{args.family}, {args.split} split ({sizes} utterances): accuracy / closure recall / jaw r")
+    figures = "accuracy / closure recall / jaw r / closure precision"
+    print(f"{args.family}, {args.split} split ({sizes} utterances): {figures}")
     for model in args.models:
         make = engine_factory(str(model), low_latency=args.low_latency)
         cells = []
         for name, items in sets.items():
             tally, _ = score(make, items, args.chunk_ms)
             acc, closures = 100 * tally.accuracy, 100 * tally.closure_recall
-            cells.append(f"{name} {acc:.1f} % / {closures:.1f} % / {tally.jaw_r:.3f}")
+            precision = 100 * tally.closure_precision
+            cells.append(f"{name} {acc:.1f} % / {closures:.1f} % / {tally.jaw_r:.3f} / {precision:.1f} %")
         print(f"{model}: " + " | ".join(cells), flush=True)
     return 0
 

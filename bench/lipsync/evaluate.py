@@ -245,6 +245,7 @@ def report(
         f"  bilabial closure recall      {fmt(tally.closure_recall, TARGETS['closure'])}"
         f"  ({tally.closures_found}/{tally.closures_total})"
     )
+    print(f"  bilabial closure precision   {100 * tally.closure_precision:.1f} % of the frames read PP")
     print(
         f"  jawOpen vs openness r        {fmt(tally.jaw_r, TARGETS['jaw'], pct=False)} pooled, "
         f"{tally.jaw_r_mean:.3f} mean per utterance"
@@ -261,6 +262,7 @@ def report(
         "accuracy": tally.accuracy,
         "closure_recall": tally.closure_recall,
         "closures": [tally.closures_found, tally.closures_total],
+        "closure_precision": tally.closure_precision,
         "jaw_r_pooled": tally.jaw_r,
         "jaw_r_mean": tally.jaw_r_mean,
         "lookahead_ms_declared": declared,
@@ -485,6 +487,7 @@ def summary(tally: Tally) -> dict[str, float]:
     return {
         "accuracy": tally.accuracy,
         "closure_recall": tally.closure_recall,
+        "closure_precision": tally.closure_precision,
         "jaw_r": tally.jaw_r,
         "utterances": tally.utterances,
         "frames": tally.frames,
@@ -493,16 +496,19 @@ def summary(tally: Tally) -> dict[str, float]:
 
 def table(rows: Sequence[tuple[str, str, Tally]], families: dict[str, Tally]) -> str:
     """A markdown table: one row per voice set, then one per family (pooled)."""
-    lines = ["| family | set | utts | viseme acc | closure recall | jaw r |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| family | set | utts | viseme acc | closure recall | closure precision | jaw r |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for fam, name, t in rows:
         lines.append(
             f"| {fam} | {name} | {t.utterances} | {100 * t.accuracy:.1f} % | {100 * t.closure_recall:.1f} % "
-            f"({t.closures_found}/{t.closures_total}) | {t.jaw_r:.3f} |"
+            f"({t.closures_found}/{t.closures_total}) | {100 * t.closure_precision:.1f} % | {t.jaw_r:.3f} |"
         )
     for fam, t in families.items():
         lines.append(
             f"| **{fam}** | all held-out voices | {t.utterances} | **{100 * t.accuracy:.1f} %** | "
-            f"**{100 * t.closure_recall:.1f} %** | **{t.jaw_r:.3f}** |"
+            f"**{100 * t.closure_recall:.1f} %** | {100 * t.closure_precision:.1f} % | **{t.jaw_r:.3f}** |"
         )
     return "\n".join(lines)
 

@@ -5,6 +5,8 @@
   frame before or after it;
 - bilabial closure recall: the share of p/b/m phones during which, give or take 40 ms, at least one
   frame's predicted viseme is PP;
+- bilabial closure precision: the share of frames predicted PP that lie within 40 ms of a p/b/m
+  phone (recall's counterpart: a model that closes the lips everywhere has full recall);
 - jaw correlation: Pearson's r between ``jawOpen`` and the truth's openness per frame.
 """
 
@@ -58,6 +60,17 @@ def closures(pred: I64, segs: Sequence[Segment]) -> tuple[int, int]:
     return found, total
 
 
+def closure_frames(pred: I64, segs: Sequence[Segment]) -> tuple[int, int]:
+    """(frames predicted PP within :data:`CLOSURE_SLACK` of a p/b/m phone, frames predicted PP)."""
+    near = np.zeros(len(pred), bool)
+    for s in segs:
+        if s.viseme == PP:
+            lo = max(0, int(np.floor((s.start - CLOSURE_SLACK) / FRAME)))
+            near[lo : max(lo, int(np.ceil((s.end + CLOSURE_SLACK) / FRAME)))] = True
+    closed = pred == PP
+    return int((closed & near).sum()), int(closed.sum())
+
+
 def pearson(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
     """Pearson's correlation coefficient (nan when either side is constant)."""
     x = np.asarray(a, np.float64)
@@ -76,6 +89,8 @@ class Tally:
     frames: int = 0
     closures_found: int = 0
     closures_total: int = 0
+    closed_near: int = 0
+    closed_frames: int = 0
     jaw: list[F32] = field(default_factory=list)
     openness: list[F32] = field(default_factory=list)
     per_utterance_r: list[float] = field(default_factory=list)
@@ -95,6 +110,9 @@ class Tally:
         found, total = closures(pred, segs)
         self.closures_found += found
         self.closures_total += total
+        near, closed = closure_frames(pred, segs)
+        self.closed_near += near
+        self.closed_frames += closed
         jaw = frames[:n, names.index("jawOpen")].astype(np.float32)
         self.jaw.append(jaw)
         self.openness.append(openness[:n])
@@ -110,6 +128,8 @@ class Tally:
         self.frames += other.frames
         self.closures_found += other.closures_found
         self.closures_total += other.closures_total
+        self.closed_near += other.closed_near
+        self.closed_frames += other.closed_frames
         self.jaw += other.jaw
         self.openness += other.openness
         self.per_utterance_r += other.per_utterance_r
@@ -127,6 +147,11 @@ class Tally:
     def closure_recall(self) -> float:
         """Share of p/b/m phones that showed a PP frame."""
         return self.closures_found / max(self.closures_total, 1)
+
+    @property
+    def closure_precision(self) -> float:
+        """Share of frames predicted PP that lie within 40 ms of a p/b/m phone (nan without any)."""
+        return self.closed_near / self.closed_frames if self.closed_frames else float("nan")
 
     @property
     def jaw_r(self) -> float:
