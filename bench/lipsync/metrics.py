@@ -46,27 +46,26 @@ def tolerant_hits(pred: I64, truth: I64, tolerance: int = 1) -> npt.NDArray[np.b
     return hit
 
 
+def closure_windows(segs: Sequence[Segment]) -> list[slice]:
+    """The frames of each p/b/m phone, :data:`CLOSURE_SLACK` either side."""
+    return [
+        slice(max(0, int(np.floor((s.start - CLOSURE_SLACK) / FRAME))), int(np.ceil((s.end + CLOSURE_SLACK) / FRAME)))
+        for s in segs
+        if s.viseme == PP
+    ]
+
+
 def closures(pred: I64, segs: Sequence[Segment]) -> tuple[int, int]:
     """(p/b/m phones with a PP frame within :data:`CLOSURE_SLACK`, p/b/m phones)."""
-    found = total = 0
-    for s in segs:
-        if s.viseme != PP:
-            continue
-        total += 1
-        lo = max(0, int(np.floor((s.start - CLOSURE_SLACK) / FRAME)))
-        hi = min(len(pred), int(np.ceil((s.end + CLOSURE_SLACK) / FRAME)))
-        if np.any(pred[lo:hi] == PP):
-            found += 1
-    return found, total
+    windows = closure_windows(segs)
+    return sum(bool(np.any(pred[w] == PP)) for w in windows), len(windows)
 
 
 def closure_frames(pred: I64, segs: Sequence[Segment]) -> tuple[int, int]:
     """(frames predicted PP within :data:`CLOSURE_SLACK` of a p/b/m phone, frames predicted PP)."""
     near = np.zeros(len(pred), bool)
-    for s in segs:
-        if s.viseme == PP:
-            lo = max(0, int(np.floor((s.start - CLOSURE_SLACK) / FRAME)))
-            near[lo : max(lo, int(np.ceil((s.end + CLOSURE_SLACK) / FRAME)))] = True
+    for w in closure_windows(segs):
+        near[w] = True
     closed = pred == PP
     return int((closed & near).sum()), int(closed.sum())
 
