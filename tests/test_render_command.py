@@ -25,8 +25,13 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 
 
 def render(*args: str) -> subprocess.CompletedProcess[str]:
+    # -X faulthandler: a crash (signal) prints every thread's Python stack into stderr, which the
+    # assertion shows (CI saw one SIGSEGV here once, with an empty stderr, 2026-12-06).
     result = subprocess.run(
-        [sys.executable, "-m", "avatarkit", "render", *args], capture_output=True, text=True, timeout=600
+        [sys.executable, "-X", "faulthandler", "-m", "avatarkit", "render", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr
     return result
