@@ -144,6 +144,13 @@ class Config:
     # the newest frame alone (``--offsets=0``): the state carries the past.
     recurrent: int = 0
     warmup: int = 32
+    # Voice-adversarial training (domain-adversarial training, Ganin et al., JMLR 2016): a small
+    # network on the last hidden layer learns which training voice spoke each speech frame, and its
+    # gradient reaches the layers below reversed and times this weight (ramped up from 0 over the
+    # training as 2 / (1 + exp(-10 progress)) - 1), so they learn what does not tell the voices
+    # apart. Training only (the engine reads the viseme output); recurrent models. 0: none.
+    adversary: float = 0.0
+    adversary_over: str = "voice"  # what the adversary tells apart: "voice" or "family" (synthesizer family)
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -515,6 +522,7 @@ class Net:
         rng: np.random.Generator,
         phones: npt.NDArray[np.int64] | None = None,
         soft: F32 | None = None,
+        voices: npt.NDArray[np.int64] | None = None,
     ) -> float:
         """One Adam step on a batch of runs; ``y`` labels the centre frames in order. Returns the loss.
 
@@ -525,7 +533,10 @@ class Net:
         have one. With ``soft`` (heads x (S * L) x 15, a teacher's probabilities for the frames
         ``y`` labels) and ``cfg.distill`` = a > 0, each head's loss is (1 - a) times the above plus
         a times the cross-entropy -sum(soft * log p), weighted by the label's weight alike.
+        ``voices`` (the voice-adversarial head's targets) is for :class:`Gru` only.
         """
+        if voices is not None:
+            raise ValueError("the voice adversary needs a recurrent network")
         p = self.params
         s, w, _ = x.shape
         n = w - self.past - self.future
@@ -728,8 +739,11 @@ class Gru(Net):
         cache: dict[str, Any] = dict(z=z, a0=a0, spliced=spliced, hs=hs, gates=gates, h0=h)
         return self.dense_forward(h, cache, train, rng)
 
-    def backward(self, x: F32, d: F32, c: dict[str, Any]) -> dict[str, F32]:
-        """Gradients of the parameters from d loss / d logits ``d`` (``c``: :meth:`forward`'s cache)."""
+    def backward(self, x: F32, d: F32, c: dict[str, Any], d_hidden: F32 | None = None) -> dict[str, F32]:
+        """Gradients of the parameters from d loss / d logits ``d`` (``c``: :meth:`forward`'s cache).
+
+        ``d_hidden``, if given, is added to d loss / d (last hidden layer) (the voice adversary's).
+        """
         p = self.params
         s, w, _ = x.shape
         splice_past = -self.cfg.offsets[0]
@@ -738,6 +752,8 @@ class Gru(Net):
         layers = self.cfg.layers
         g: dict[str, F32] = {f"w{layers + 1}": c[f"h{layers}"].T @ d, f"b{layers + 1}": d.sum(0)}
         dh = d @ p[f"w{layers + 1}"].T
+        if d_hidden is not None:
+            dh = dh + d_hidden
         dh = self.dense_backward(dh, c, g)
         h_n = p["wh"].shape[0]
         dtype = p["wh"].dtype
@@ -788,8 +804,14 @@ class Gru(Net):
         rng: np.random.Generator,
         phones: npt.NDArray[np.int64] | None = None,
         soft: F32 | None = None,
+        voices: npt.NDArray[np.int64] | None = None,
     ) -> float:
-        """One Adam step (gradient norm clipped at 5) on a batch of runs; ``y`` as :meth:`Net.step`'s."""
+        """One Adam step (gradient norm clipped at 5) on a batch of runs; ``y`` as :meth:`Net.step`'s.
+
+        With the voice adversary (:meth:`add_adversary`) and ``voices`` (each centre frame's voice,
+        -1 where none counts), its loss trains it and its reversed gradient, times
+        ``adversary_weight``, reaches the network (the returned loss is the visemes' alone).
+        """
         logits, cache = self.forward(x, True, rng)
         d, loss = np.empty_like(logits), 0.0
         v, heads = len(VISEMES), self.cfg.heads
@@ -802,10 +824,54 @@ class Gru(Net):
             loss += float(-(wy * np.log(prob[rows, yh] + 1e-30)).sum() / wy.sum()) / heads
             prob[rows, yh] -= 1.0
             d[:, head * v : (head + 1) * v] = prob * (wy / wy.sum() / heads)[:, None]
-        g = self.backward(x, d, cache)
+        d_hidden, g_adversary = None, {}
+        if voices is not None and "wv1" in self.params:
+            d_hidden, g_adversary = self._adversary(cache[f"h{self.cfg.layers}"], voices)
+        g = self.backward(x, d, cache, d_hidden)
+        g.update(g_adversary)
         norm = math.sqrt(sum(float((grad * grad).sum()) for grad in g.values()))
         self.adam(g, lr, min(1.0, 5.0 / (norm + 1e-6)))
         return loss
+
+    def add_adversary(self, voices: int, rng: np.random.Generator, units: int = 64) -> None:
+        """Give the network a voice adversary over ``voices`` classes (``cfg.adversary``; not saved).
+
+        One ReLU layer of ``units`` on the last hidden layer, then a softmax over the voices.
+        """
+        h = self.cfg.hidden
+        self.params["wv1"] = (rng.standard_normal((h, units)) * np.sqrt(2.0 / h)).astype(np.float32)
+        self.params["bv1"] = np.zeros(units, np.float32)
+        self.params["wv2"] = (rng.standard_normal((units, voices)) * 0.1 * np.sqrt(2.0 / units)).astype(np.float32)
+        self.params["bv2"] = np.zeros(voices, np.float32)
+        for name in ("wv1", "bv1", "wv2", "bv2"):
+            self.m[name], self.v[name] = np.zeros_like(self.params[name]), np.zeros_like(self.params[name])
+        self.adversary_weight = 0.0  # the gradient reversal's weight now (fit ramps it)
+        self.adversary_log: list[tuple[float, float]] = []  # (loss, accuracy) per step
+
+    def _adversary(self, hidden: F32, voices: npt.NDArray[np.int64]) -> tuple[F32 | None, dict[str, F32]]:
+        """The adversary's gradients, and the reversed one it sends into ``hidden`` (None: no frame)."""
+        p = self.params
+        valid = voices >= 0
+        if not valid.any():
+            return None, {k: np.zeros_like(p[k]) for k in ("wv1", "bv1", "wv2", "bv2")}
+        hv, target = hidden[valid], voices[valid]
+        a = hv @ p["wv1"] + p["bv1"]
+        r = np.maximum(a, 0)
+        z = r @ p["wv2"] + p["bv2"]
+        q = np.exp(z - z.max(axis=1, keepdims=True))
+        q /= q.sum(axis=1, keepdims=True)
+        rows = np.arange(len(target))
+        self.adversary_log.append(
+            (float(-np.log(q[rows, target] + 1e-30).mean()), float(np.mean(q.argmax(1) == target)))
+        )
+        dz = q
+        dz[rows, target] -= 1.0
+        dz /= len(target)
+        da = (dz @ p["wv2"].T) * (a > 0)
+        g = {"wv2": r.T @ dz, "bv2": dz.sum(0), "wv1": hv.T @ da, "bv1": da.sum(0)}
+        d_hidden = np.zeros_like(hidden)
+        d_hidden[valid] = -self.adversary_weight * (da @ p["wv1"].T)
+        return d_hidden, g
 
     def extra_arrays(self) -> dict[str, npt.NDArray[Any]]:
         """The GRU's arrays (``engine.Model``'s ``recurrent``), its warm-up and a session's first state."""
@@ -872,6 +938,7 @@ class Runs:
         self.phones = [ph.astype(np.int64) for ph in phones] if phones is not None else None
         self.soft = soft  # a teacher's probabilities per utterance (frames x 15), for distillation
         self.groups: list[int] | None = None  # a group per utterance for Runs.epoch's balance (-1: none)
+        self.voices: list[int] | None = None  # a voice per utterance for the adversary (-1: none)
         self.sources = sources
 
     def stats(self) -> tuple[F32, F32]:
@@ -929,6 +996,14 @@ class Runs:
         y = rows[0] if heads == 1 else np.stack(rows)
         phones = self.phones
         return x, y, None if phones is None else np.concatenate([phones[u][f : f + run] for u, f in runs])
+
+    def voice_batch(self, runs: list[tuple[int, int]], run: int, y: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Each centre frame's voice (``self.voices``), -1 where its label ``y`` (head 0) is silence."""
+        if self.voices is None:
+            raise ValueError("no voices")
+        voices = np.repeat(np.array([self.voices[u] for u, _ in runs], np.int64), run)
+        first = y if y.ndim == 1 else y[0]
+        return np.where(first == SIL, -1, voices)
 
     def soft_batch(self, runs: list[tuple[int, int]], run: int, heads: int = 1) -> F32 | None:
         """The teacher's probabilities for what each head reads: heads x (S * run) x 15, or None.
@@ -1125,11 +1200,21 @@ def fit(
             batch = runs[i : i + per_batch]
             x, y, phones = train.batch(batch, run, cfg.heads)
             soft = train.soft_batch(batch, run, cfg.heads)
-            losses.append(net.step(augment(x), y, weights, lr, rng, phones, soft))
+            voices = None
+            if cfg.adversary > 0 and isinstance(net, Gru):
+                voices = train.voice_batch(batch, run, y)
+                progress = min(step, total_steps) / max(total_steps, 1)
+                net.adversary_weight = cfg.adversary * (2.0 / (1.0 + math.exp(-10.0 * progress)) - 1.0)
+            losses.append(net.step(augment(x), y, weights, lr, rng, phones, soft, voices))
             step += 1
         acc = evaluate(net, dev, names)
+        adversary = ""
+        if cfg.adversary > 0 and isinstance(net, Gru) and net.adversary_log:
+            adv_loss, adv_acc = np.mean(net.adversary_log, axis=0)
+            adversary = f", voice adversary loss {adv_loss:.3f} accuracy {adv_acc:.3f}"
+            net.adversary_log.clear()
         print(
-            f"{label} {epoch + 1}/{cfg.epochs}: loss {np.mean(losses):.3f}, dev 10 ms accuracy "
+            f"{label} {epoch + 1}/{cfg.epochs}: loss {np.mean(losses):.3f}{adversary}, dev 10 ms accuracy "
             + ", ".join(f"{k} {v:.3f}" for k, v in acc.items())
             + f" ({time.time() - t0:.0f} s)",
             flush=True,
@@ -1235,6 +1320,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--teacher", type=pathlib.Path, help="a model whose probabilities to distil (see --distill)")
     ap.add_argument("--distill", type=float, help="share of the teacher's probabilities in each target (0.5)")
     ap.add_argument("--recurrent", type=int, help="a GRU of this many units after the splice (default 0: none)")
+    ap.add_argument("--adversary", type=float,
+                    help="reversed-gradient weight of a voice classifier (recurrent only; default 0)")  # fmt: skip
+    ap.add_argument("--adversary-over", choices=("voice", "family"),
+                    help="what the adversary tells apart: training voices (default) or families")  # fmt: skip
     ap.add_argument("--warmup", type=int, help="a recurrent model's unscored frames before each run (default 32)")
     ap.add_argument("--exclude-family", help="comma-separated synthesizer families to leave out of training")
     ap.add_argument("--no-cache-features", dest="cache_features", action="store_false",
@@ -1257,6 +1346,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg.tolerance = args.tolerance
     if args.phones is not None:
         cfg.phones = args.phones
+    if args.adversary is not None:
+        cfg.adversary = args.adversary
+    if args.adversary_over is not None:
+        cfg.adversary_over = args.adversary_over
     if args.teacher is not None:
         cfg.distill = 0.5 if args.distill is None else args.distill
     elif args.distill:
@@ -1286,6 +1379,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--distill must be in [0, 1]")
     if not 1 <= cfg.heads <= 4:
         ap.error("--heads must be 1-4 (a 40 ms frame is four 10 ms steps)")
+    if not 0.0 <= cfg.adversary <= 10.0:
+        ap.error("--adversary must be in [0, 10]")
+    if cfg.adversary and not cfg.recurrent:
+        ap.error("--adversary needs --recurrent")
     if cfg.recurrent < 0 or cfg.warmup < 0:
         ap.error("--recurrent and --warmup must not be negative")
     if cfg.recurrent and (args.teacher or cfg.phones or cfg.tolerance or cfg.mixstyle):
@@ -1360,6 +1457,14 @@ def main(argv: list[str] | None = None) -> int:
     weights[SIL] = 0.8
 
     net = (Gru if cfg.recurrent else Net)(cfg, mean, inv_std, rng, stream)
+    if cfg.adversary > 0 and isinstance(net, Gru):
+        # One class per training voice (Kokoro's blends count as one) or per synthesizer family;
+        # not-speech clips have none.
+        kinds = src if cfg.adversary_over == "voice" else fams_kept
+        classes = sorted({k for k, f in zip(kinds, fams_kept, strict=True) if f != "not speech"})
+        train.voices = [classes.index(k) if f != "not speech" else -1 for k, f in zip(kinds, fams_kept, strict=True)]
+        net.add_adversary(len(classes), rng)
+        print(f"adversary over {len(classes)} classes ({cfg.adversary_over}): {classes}")
 
     def augment(x: F32) -> F32:
         return feature_augment(x, rng, cfg.warp, cfg.acoustic_blur)

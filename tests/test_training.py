@@ -434,6 +434,77 @@ def test_the_recurrent_network_s_backward_pass_matches_numerical_gradients(
     assert worst < 1e-4, worst
 
 
+def test_the_voice_adversary_trains_itself_and_sends_its_gradient_reversed() -> None:
+    """--adversary: the voice classifier's parameters descend its loss; the network's get the
+    visemes' gradient minus ``adversary_weight`` times the adversary loss's (the gradient reversal),
+    against central differences; frames without a voice (-1) do not count."""
+    train = _train_script()
+    cfg = train.Config(projection=5, hidden=7, dropout=0.0, acoustic=False, offsets=(-1, 0, 1), recurrent=4, warmup=2)
+    rng = np.random.default_rng(11)
+    net = train.Gru(cfg, np.zeros(40, np.float32), np.ones(40, np.float32), rng)
+    net.add_adversary(3, rng, units=6)
+    net.params = {k: v.astype(np.float64) for k, v in net.params.items()}
+    for name in net.params:
+        if name.startswith("b"):
+            net.params[name] = rng.normal(0.0, 0.1, net.params[name].shape)
+    net.adversary_weight = 0.7
+    runs, frames = 3, 4
+    x = rng.standard_normal((runs, frames + net.past + net.future, 40))
+    y = rng.integers(0, 15, runs * frames)
+    voices = rng.integers(-1, 3, runs * frames)
+    weights = np.ones(15)
+
+    def adversary_loss() -> float:
+        _, cache = net.forward(x, True, np.random.default_rng(0))
+        hidden = cache[f"h{cfg.layers}"][voices >= 0]
+        inner = np.maximum(hidden @ net.params["wv1"] + net.params["bv1"], 0)
+        q = _softmax(inner @ net.params["wv2"] + net.params["bv2"])
+        return -float(np.log(q[np.arange(len(q)), voices[voices >= 0]]).mean())
+
+    params = {k: v.copy() for k, v in net.params.items()}
+    net.m = {k: np.zeros_like(v) for k, v in params.items()}
+    net.t = 0
+    net.step(x, y, weights, 0.0, np.random.default_rng(0), voices=voices)
+    grads = {k: net.m[k] / 0.1 - (1e-5 * params[k] if k.startswith("w") else 0.0) for k in params}
+    assert len(net.adversary_log) == 1 and net.adversary_log[0][0] > 0.0
+
+    def objective(name: str) -> float:
+        if name.startswith(("wv", "bv")):
+            return adversary_loss()
+        return _loss(net, x, y, weights, seed=0) - net.adversary_weight * adversary_loss()
+
+    worst = 0.0
+    for name, value in net.params.items():
+        for i in rng.choice(value.size, min(4, value.size), replace=False):
+            at = np.unravel_index(i, value.shape)
+            old = value[at]
+            value[at] = old + 1e-6
+            up = objective(name)
+            value[at] = old - 1e-6
+            down = objective(name)
+            value[at] = old
+            numerical = (up - down) / 2e-6
+            worst = max(worst, abs(numerical - grads[name][at]) / max(1e-4, abs(numerical) + abs(grads[name][at])))
+    assert worst < 1e-4, worst
+    # The classifier is left out of the model file, and a spliced network refuses voices.
+    assert not any(k.startswith(("wv", "bv")) for k in net.extra_arrays())
+    with pytest.raises(ValueError, match="recurrent"):
+        train.Net(train.Config(acoustic=False), np.zeros(40, np.float32), np.ones(40, np.float32), rng).step(
+            x, y, weights, 0.0, rng, voices=voices
+        )
+
+
+def test_the_adversary_s_targets_are_each_frame_s_voice_except_where_it_is_silent() -> None:
+    train = _train_script()
+    feats = [np.zeros((6, 40), np.float32), np.zeros((5, 40), np.float32)]
+    labels = [np.array([0, 3, 3, 0, 5, 5], np.int8), np.array([2, 2, 0, 4, 4], np.int8)]
+    data = train.Runs(feats, labels, [0, 1], (0,))
+    data.voices = [4, -1]
+    runs = [(0, 1), (1, 0)]
+    _, y, _ = data.batch(runs, 3)
+    assert data.voice_batch(runs, 3, y).tolist() == [4, 4, -1, -1, -1, -1]
+
+
 def _recurrent_file(
     train: Any, path: pathlib.Path, inputs: int, units: int, seed: int, offsets: tuple[int, ...] = (-2, -1, 0)
 ) -> Any:
