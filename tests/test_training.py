@@ -41,6 +41,24 @@ def _gradients(
     return {k: net.m[k] / 0.1 - (1e-5 * params[k] if k.startswith("w") else 0.0) for k in params}
 
 
+def _worst_gradient_error(net: Any, grads: dict[str, Any], objective: Any, rng: Any) -> float:
+    """The largest relative difference between ``grads`` and central differences of
+    ``objective(parameter name)``, at four random entries of each parameter of ``net``."""
+    worst = 0.0
+    for name, value in net.params.items():
+        for i in rng.choice(value.size, min(4, value.size), replace=False):
+            at = np.unravel_index(i, value.shape)
+            old = value[at]
+            value[at] = old + 1e-6
+            up = objective(name)
+            value[at] = old - 1e-6
+            down = objective(name)
+            value[at] = old
+            numerical = (up - down) / 2e-6
+            worst = max(worst, abs(numerical - grads[name][at]) / max(1e-4, abs(numerical) + abs(grads[name][at])))
+    return worst
+
+
 def _softmax(z: Any) -> Any:
     z = z - z.max(axis=1, keepdims=True)
     return np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
@@ -419,18 +437,7 @@ def test_the_recurrent_network_s_backward_pass_matches_numerical_gradients(
     weights = np.ones(15)
     weights[1] = 1.2
     grads = _gradients(net, x, y if heads > 1 else y[0], weights, seed=0)
-    worst = 0.0
-    for name, value in net.params.items():
-        for i in rng.choice(value.size, min(4, value.size), replace=False):
-            at = np.unravel_index(i, value.shape)
-            old = value[at]
-            value[at] = old + 1e-6
-            up = _loss(net, x, y, weights, seed=0)
-            value[at] = old - 1e-6
-            down = _loss(net, x, y, weights, seed=0)
-            value[at] = old
-            numerical = (up - down) / 2e-6
-            worst = max(worst, abs(numerical - grads[name][at]) / max(1e-4, abs(numerical) + abs(grads[name][at])))
+    worst = _worst_gradient_error(net, grads, lambda _: _loss(net, x, y, weights, seed=0), rng)
     assert worst < 1e-4, worst
 
 
@@ -473,18 +480,7 @@ def test_the_voice_adversary_trains_itself_and_sends_its_gradient_reversed() -> 
             return adversary_loss()
         return _loss(net, x, y, weights, seed=0) - net.adversary_weight * adversary_loss()
 
-    worst = 0.0
-    for name, value in net.params.items():
-        for i in rng.choice(value.size, min(4, value.size), replace=False):
-            at = np.unravel_index(i, value.shape)
-            old = value[at]
-            value[at] = old + 1e-6
-            up = objective(name)
-            value[at] = old - 1e-6
-            down = objective(name)
-            value[at] = old
-            numerical = (up - down) / 2e-6
-            worst = max(worst, abs(numerical - grads[name][at]) / max(1e-4, abs(numerical) + abs(grads[name][at])))
+    worst = _worst_gradient_error(net, grads, objective, rng)
     assert worst < 1e-4, worst
     # The classifier is left out of the model file, and a spliced network refuses voices.
     assert not any(k.startswith(("wv", "bv")) for k in net.extra_arrays())
