@@ -1211,7 +1211,7 @@ def fit(
         adversary = ""
         if cfg.adversary > 0 and isinstance(net, Gru) and net.adversary_log:
             adv_loss, adv_acc = np.mean(net.adversary_log, axis=0)
-            adversary = f", voice adversary loss {adv_loss:.3f} accuracy {adv_acc:.3f}"
+            adversary = f", adversary loss {adv_loss:.3f} accuracy {adv_acc:.3f}"
             net.adversary_log.clear()
         print(
             f"{label} {epoch + 1}/{cfg.epochs}: loss {np.mean(losses):.3f}{adversary}, dev 10 ms accuracy "
