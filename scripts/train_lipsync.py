@@ -144,8 +144,8 @@ class Config:
     # the newest frame alone (``--offsets=0``): the state carries the past.
     recurrent: int = 0
     warmup: int = 32
-    # Voice-adversarial training (domain-adversarial training, Ganin et al., JMLR 2016): a small
-    # network on the last hidden layer learns which training voice spoke each speech frame, and its
+    # Domain-adversarial training (Ganin et al., JMLR 2016): a small network on the last hidden
+    # layer learns which training voice (or family: ``adversary_over``) spoke each speech frame, and its
     # gradient reaches the layers below reversed and times this weight (ramped up from 0 over the
     # training as 2 / (1 + exp(-10 progress)) - 1), so they learn what does not tell the voices
     # apart. Training only (the engine reads the viseme output); recurrent models. 0: none.

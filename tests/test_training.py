@@ -31,13 +31,13 @@ def _train_script() -> Any:
 
 
 def _gradients(
-    net: Any, x: Any, y: Any, weights: Any, seed: int, phones: Any = None, soft: Any = None
+    net: Any, x: Any, y: Any, weights: Any, seed: int, phones: Any = None, soft: Any = None, voices: Any = None
 ) -> dict[str, Any]:
     """The gradients ``Net.step`` computes, read back from Adam's first moment after one step at lr 0."""
     params = {k: v.copy() for k, v in net.params.items()}
     net.m = {k: np.zeros_like(v) for k, v in params.items()}
     net.t = 0
-    net.step(x, y, weights, 0.0, np.random.default_rng(seed), phones, soft)
+    net.step(x, y, weights, 0.0, np.random.default_rng(seed), phones, soft, voices)
     return {k: net.m[k] / 0.1 - (1e-5 * params[k] if k.startswith("w") else 0.0) for k in params}
 
 
@@ -441,7 +441,7 @@ def test_the_recurrent_network_s_backward_pass_matches_numerical_gradients(
     assert worst < 1e-4, worst
 
 
-def test_the_voice_adversary_trains_itself_and_sends_its_gradient_reversed() -> None:
+def test_the_voice_adversary_trains_itself_and_sends_its_gradient_reversed(tmp_path: pathlib.Path) -> None:
     """--adversary: the voice classifier's parameters descend its loss; the network's get the
     visemes' gradient minus ``adversary_weight`` times the adversary loss's (the gradient reversal),
     against central differences; frames without a voice (-1) do not count."""
@@ -468,11 +468,7 @@ def test_the_voice_adversary_trains_itself_and_sends_its_gradient_reversed() -> 
         q = _softmax(inner @ net.params["wv2"] + net.params["bv2"])
         return -float(np.log(q[np.arange(len(q)), voices[voices >= 0]]).mean())
 
-    params = {k: v.copy() for k, v in net.params.items()}
-    net.m = {k: np.zeros_like(v) for k, v in params.items()}
-    net.t = 0
-    net.step(x, y, weights, 0.0, np.random.default_rng(0), voices=voices)
-    grads = {k: net.m[k] / 0.1 - (1e-5 * params[k] if k.startswith("w") else 0.0) for k in params}
+    grads = _gradients(net, x, y, weights, seed=0, voices=voices)
     assert len(net.adversary_log) == 1 and net.adversary_log[0][0] > 0.0
 
     def objective(name: str) -> float:
@@ -483,7 +479,9 @@ def test_the_voice_adversary_trains_itself_and_sends_its_gradient_reversed() -> 
     worst = _worst_gradient_error(net, grads, objective, rng)
     assert worst < 1e-4, worst
     # The classifier is left out of the model file, and a spliced network refuses voices.
-    assert not any(k.startswith(("wv", "bv")) for k in net.extra_arrays())
+    net.save(tmp_path / "model.npz", {})
+    with np.load(tmp_path / "model.npz") as saved:
+        assert "recurrent_state_weight" in saved and not any("wv" in k or "bv" in k for k in saved)
     with pytest.raises(ValueError, match="recurrent"):
         train.Net(train.Config(acoustic=False), np.zeros(40, np.float32), np.ones(40, np.float32), rng).step(
             x, y, weights, 0.0, rng, voices=voices
